@@ -1,0 +1,120 @@
+# reeldb build. `make` builds build/reel and build/reeld; `make test` runs every test.
+# Sources are found by wildcard so that a new module needs no edit here:
+#   engine/*.c index/*.c  -> build/libreel.a
+#   tools/*.c             -> build/reel (the CLI, benchmarks included)
+#   server/*.c            -> build/reeld
+#   tests/*/test_*.c      -> one Criterion binary each, build/tests/<dir>_<name>
+#   tests/fuzz/*_fuzz.c   -> libFuzzer targets (make fuzz, clang)
+
+CC      ?= cc
+BUILD   ?= build
+DEBIAN_PKGS := liblmdb-dev liburing-dev libxxhash-dev libzstd-dev libuv1-dev \
+               libhttp-parser-dev libjansson-dev libroaring-dev libcriterion-dev pkg-config
+FUZZ_PKGS   := clang libclang-rt-14-dev
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wpointer-arith -Wformat=2 -Wvla -Wundef -Wno-missing-field-initializers
+OPT     ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) -fno-omit-frame-pointer -I. -MMD -MP
+LDLIBS  += -luring -lxxhash -lzstd -llmdb -luv -lhttp_parser -ljansson -lroaring -lpthread -lm
+
+ENGINE_SRC := $(wildcard engine/*.c index/*.c)
+TOOLS_SRC  := $(wildcard tools/*.c)
+SERVER_SRC := $(wildcard server/*.c)
+TEST_SRC   := $(wildcard tests/unit/test_*.c tests/integration/test_*.c tests/fault/test_*.c)
+FUZZ_SRC   := $(wildcard tests/fuzz/*_fuzz.c)
+
+ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
+TOOLS_OBJ  := $(TOOLS_SRC:%.c=$(BUILD)/obj/%.o)
+SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_BIN   := $(foreach t,$(TEST_SRC),$(BUILD)/tests/$(subst /,_,$(patsubst tests/%.c,%,$(t))))
+LIB        := $(BUILD)/libreel.a
+BINS       := $(BUILD)/reel $(if $(SERVER_SRC),$(BUILD)/reeld)
+
+.PHONY: all deps test test-only bench asan tsan fuzz run clean valgrind
+.DEFAULT_GOAL := all
+
+all: deps $(BINS)
+
+# Installs each missing Debian package; a no-op (no apt-get at all) when all are there.
+deps:
+	@missing=""; for p in $(DEBIAN_PKGS) $(EXTRA_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "deps: run as root or install:$$missing" >&2; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(ENGINE_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/reel: $(TOOLS_OBJ) $(LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TOOLS_OBJ) $(LIB) $(LDLIBS)
+
+$(BUILD)/reeld: $(SERVER_OBJ) $(LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(SERVER_OBJ) $(LIB) $(LDLIBS)
+
+# Tests link the tools' objects too (minus main) so that CLI code is testable.
+TOOLS_LIB_OBJ := $(filter-out $(BUILD)/obj/tools/reel_main.o,$(TOOLS_OBJ))
+
+define test_rule
+$(BUILD)/tests/$(subst /,_,$(patsubst tests/%.c,%,$(1))): $(BUILD)/obj/$(1:.c=.o) $(BUILD)/obj/tests/harness.o $(TOOLS_LIB_OBJ) $(LIB)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS) -lcriterion
+endef
+$(foreach t,$(TEST_SRC),$(eval $(call test_rule,$(t))))
+
+# Every test binary runs; the build fails if any fails. REEL_BIN lets
+# integration tests find the binaries they drive.
+test: all $(TEST_BIN)
+	@$(MAKE) --no-print-directory test-only BUILD=$(BUILD)
+
+test-only:
+	@fail=0; pass=0; for t in $(TEST_BIN); do \
+	  echo "== $$t"; \
+	  if REEL_BIN=$(abspath $(BUILD)) $$t $(TEST_ARGS); then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: $$t"; fi; \
+	done; \
+	echo "test binaries: $$pass passed, $$fail failed"; [ $$fail -eq 0 ]
+
+bench: all
+	$(BUILD)/reel bench all $(BENCH_ARGS)
+
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+asan: deps
+	$(MAKE) --no-print-directory test BUILD=build/asan OPT="-O1 -g $(SAN_FLAGS)" LDFLAGS="$(SAN_FLAGS)" \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
+
+tsan: deps
+	$(MAKE) --no-print-directory test BUILD=build/tsan OPT="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread"
+
+valgrind: all $(TEST_BIN)
+	@for t in $(TEST_BIN); do valgrind -q --error-exitcode=1 --leak-check=full $$t --no-early-exit -j1 || exit 1; done
+
+# libFuzzer targets, each for FUZZ_SECONDS (default 60), with ASan and UBSan.
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -I. -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+fuzz:
+	@$(MAKE) --no-print-directory deps EXTRA_PKGS="$(FUZZ_PKGS)"
+	@mkdir -p $(BUILD)/fuzz
+	@for f in $(FUZZ_SRC); do \
+	  n=$$(basename $$f .c); \
+	  clang $(FUZZ_CFLAGS) -o $(BUILD)/fuzz/$$n $$f $(filter-out %/main.c,$(ENGINE_SRC)) $(LDLIBS) || exit 1; \
+	  mkdir -p $(BUILD)/fuzz/$$n.corpus; \
+	  $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -timeout=10 $(BUILD)/fuzz/$$n.corpus tests/fuzz/corpus/$$n || exit 1; \
+	done
+
+DATA ?= ./data
+run: all
+	$(BUILD)/reeld --data $(DATA)
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,71 @@
+/*
+ * harness.c: helpers shared by the tests (see harness.h).
+ */
+#define _GNU_SOURCE
+#include "tests/harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void reel_test_tmpdir(char *buf, size_t len, const char *tag)
+{
+    const char *base = getenv("TMPDIR");
+    if (base == NULL || base[0] == '\0')
+        base = "/tmp";
+    snprintf(buf, len, "%s/reeltest-%s-XXXXXX", base, tag);
+    if (mkdtemp(buf) == NULL) {
+        perror("mkdtemp");
+        abort();
+    }
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void reel_test_rmtree(const char *path)
+{
+    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+uint64_t reel_test_rand(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+int reel_test_read_file(const char *path, uint8_t **data, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return -errno;
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    *data = malloc((size_t)size + 1);
+    *len = fread(*data, 1, (size_t)size, f);
+    fclose(f);
+    return 0;
+}
+
+int reel_test_write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (f == NULL)
+        return -errno;
+    size_t n = fwrite(data, 1, len, f);
+    fclose(f);
+    return n == len ? 0 : -EIO;
+}
