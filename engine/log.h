@@ -43,7 +43,6 @@ typedef struct reel_log_options {
     bool read_only;         /* no lock, no recovery writes, no appends */
     bool no_direct_io;      /* buffered writes instead of O_DIRECT */
     bool no_compress;       /* leave sealed segments uncompressed */
-    bool sync_compress;     /* compress on the writer thread at rollover (tests) */
 } reel_log_options_t;
 
 /* One record of an append request. payload must stay valid until the

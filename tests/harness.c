@@ -1,7 +1,6 @@
 /*
  * harness.c: helpers shared by the tests (see harness.h).
  */
-#define _GNU_SOURCE
 #include "tests/harness.h"
 
 #include <errno.h>

@@ -1,0 +1,641 @@
+/*
+ * log_writer.c: group commit, segment rollover, and the background thread.
+ *
+ * Group commit. Producers queue append requests (reel_log_submit). The
+ * writer thread takes everything queued, up to a batch's bound, encodes the
+ * records into one block-aligned buffer (offsets, times, chain), writes it
+ * and makes it durable with one write_durable() call (io_uring: a linked
+ * WRITE + FSYNC in one submission), then publishes the new durable end and
+ * runs the callbacks in offset order. While it waits for the disk, new
+ * requests fill the queue: the next batch. The writer never starts a batch
+ * before the previous one is durable; recovery depends on that (segment.c).
+ *
+ * State machine of the log's write side:
+ *
+ *     OPEN --write or sync fails--> FAILED (sticky: every append refused)
+ *     OPEN --close--> CLOSING --queue drained--> CLOSED
+ *
+ * A failed rollover for lack of space (ENOSPC while preallocating) fails
+ * only the requests that needed the new segment: nothing was written to the
+ * log, and appends resume once space is freed.
+ */
+#include "engine/log_int.h"
+#include "engine/common.h"
+#include "engine/limits.h"
+#include "engine/zseg.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Bytes the writer may put in one batch, after padding. */
+#define BATCH_ROOM (REEL_BATCH_BYTES_MAX)
+#define BATCH_INDEX_MAX (REEL_BATCH_BYTES_MAX / REEL_INDEX_INTERVAL_BYTES + 2)
+/* Zero-fill chunk for preallocation. */
+#define PREALLOC_CHUNK (1u << 20)
+
+static uint64_t req_bytes(const reel_log_append_req_t *req)
+{
+    uint64_t bytes = 0;
+    for (uint32_t i = 0; i < req->count; i++)
+        bytes += reel_record_stride(req->entries[i].length);
+    return bytes;
+}
+
+static int check_req(const reel_log_t *log, const reel_log_append_req_t *req)
+{
+    if (req->cb == NULL || req->entries == NULL || req->count == 0 ||
+        req->count > REEL_GROUP_RECORDS_MAX)
+        return REEL_EUSAGE;
+    for (uint32_t i = 0; i < req->count; i++) {
+        if (req->entries[i].type == 0)
+            return REEL_EUSAGE;
+        if (req->entries[i].length > REEL_RECORD_PAYLOAD_MAX)
+            return REEL_ETOOBIG;
+        if (req->entries[i].length > 0 && req->entries[i].payload == NULL)
+            return REEL_EUSAGE;
+    }
+    /* A group must fit in one batch and in one empty segment. */
+    uint64_t bytes = reel_align_up(req_bytes(req), REEL_BLOCK_SIZE);
+    if (bytes > BATCH_ROOM || bytes > log->opts.segment_size - REEL_SEGMENT_HEADER_SIZE)
+        return REEL_ETOOBIG;
+    return 0;
+}
+
+int reel_log_submit(reel_log_t *log, reel_log_append_req_t *req)
+{
+    if (log->opts.read_only)
+        return REEL_ERDONLY;
+    int rc = check_req(log, req);
+    if (rc < 0)
+        return rc;
+    req->bytes = req_bytes(req);
+    req->next = NULL;
+    pthread_mutex_lock(&log->mu);
+    if (log->closing)
+        rc = REEL_ECLOSED;
+    else if (log->sticky)
+        rc = log->sticky;
+    else if (log->q_records + req->count > REEL_QUEUE_RECORDS_MAX ||
+             log->q_bytes + req->bytes > REEL_QUEUE_BYTES_MAX)
+        rc = REEL_EFULL;
+    if (rc == 0) {
+        if (log->q_tail)
+            log->q_tail->next = req;
+        else
+            log->q_head = req;
+        log->q_tail = req;
+        log->q_records += req->count;
+        log->q_bytes += req->bytes;
+        pthread_cond_signal(&log->cv_writer);
+    }
+    pthread_mutex_unlock(&log->mu);
+    return rc;
+}
+
+/* A synchronous append waits on the log's cv_done for its callback. */
+typedef struct sync_wait {
+    reel_log_t *log;
+    int status;
+    bool done;
+} sync_wait_t;
+
+static void sync_cb(reel_log_append_req_t *req, int status)
+{
+    sync_wait_t *w = req->data;
+    pthread_mutex_lock(&w->log->mu);
+    w->status = status;
+    w->done = true;
+    pthread_cond_broadcast(&w->log->cv_done);
+    pthread_mutex_unlock(&w->log->mu);
+}
+
+int reel_log_append_group(reel_log_t *log, const reel_log_entry_t *entries, uint32_t count,
+                          uint64_t time_ms, uint64_t *first_offset)
+{
+    sync_wait_t w = {log, 0, false};
+    reel_log_append_req_t req = {.entries = entries, .count = count, .time_ms = time_ms,
+                                 .cb = sync_cb, .data = &w};
+    int rc;
+    while ((rc = reel_log_submit(log, &req)) == REEL_EFULL) {
+        pthread_mutex_lock(&log->mu); /* wait for the writer to make room */
+        if (log->q_head != NULL)
+            pthread_cond_wait(&log->cv_done, &log->mu);
+        pthread_mutex_unlock(&log->mu);
+    }
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&log->mu);
+    while (!w.done)
+        pthread_cond_wait(&log->cv_done, &log->mu);
+    pthread_mutex_unlock(&log->mu);
+    if (w.status == 0 && first_offset != NULL)
+        *first_offset = req.first_offset;
+    return w.status;
+}
+
+int reel_log_append(reel_log_t *log, uint16_t type, const void *payload, uint32_t length,
+                    uint64_t *offset)
+{
+    reel_log_entry_t e = {type, length, payload};
+    return reel_log_append_group(log, &e, 1, 0, offset);
+}
+
+int reel_log_wait(reel_log_t *log, uint64_t offset, int timeout_ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&log->mu);
+    while (log->end <= offset && rc == 0) {
+        if (log->sticky)
+            rc = log->sticky;
+        else if (log->closing)
+            rc = REEL_ECLOSED;
+        else if (pthread_cond_timedwait(&log->cv_done, &log->mu, &deadline) != 0)
+            rc = log->end > offset ? 0 : REEL_EEND;
+    }
+    pthread_mutex_unlock(&log->mu);
+    return rc;
+}
+
+/* Runs the callbacks of a list of requests, in order, with no lock held. */
+static void complete_list(reel_log_append_req_t *req, int status)
+{
+    while (req != NULL) {
+        reel_log_append_req_t *next = req->next; /* cb may free req */
+        req->cb(req, status);
+        req = next;
+    }
+}
+
+/* Encodes the records of req at dst, which is at file position pos. */
+static uint64_t encode_req(reel_log_t *log, reel_log_append_req_t *req, uint8_t *dst, uint64_t pos,
+                           uint64_t batch_first, uint32_t *nindex)
+{
+    uint64_t now = req->time_ms ? req->time_ms : reel_now_ms();
+    uint64_t used = 0;
+    log->clock_ms = now > log->clock_ms ? now : log->clock_ms; /* never back in time */
+    req->first_offset = log->next_offset;
+    req->stamped_ms = log->clock_ms;
+    for (uint32_t i = 0; i < req->count; i++) {
+        const reel_log_entry_t *e = &req->entries[i];
+        reel_record_header_t h = {
+            .prev_checksum = log->chain,
+            .offset = log->next_offset,
+            .time_ms = log->clock_ms,
+            .length = e->length,
+            .type = e->type,
+            .flags = i + 1 < req->count ? REEL_RECORD_F_GROUP_CONT : 0,
+            .batch_index = (uint32_t)(log->next_offset - batch_first),
+        };
+        uint32_t n = reel_record_encode(dst + used, &h, e->payload);
+        uint64_t stride = reel_record_stride(e->length);
+        memset(dst + used + n, 0, stride - n);
+        if (log->index_pos == 0 || pos + used >= log->index_pos + REEL_INDEX_INTERVAL_BYTES) {
+            REEL_ASSERT(*nindex < BATCH_INDEX_MAX);
+            log->batch_index[(*nindex)++] = (seg_index_entry_t){h.offset, pos + used};
+            log->index_pos = pos + used;
+        }
+        log->chain = h.checksum;
+        log->next_offset++;
+        used += stride;
+    }
+    return used;
+}
+
+/* Publishes a durable batch: the new end, index entries, stats. */
+static void publish(reel_log_t *log, uint32_t nindex, uint64_t bytes, uint64_t records,
+                    uint64_t sync_ns)
+{
+    pthread_mutex_lock(&log->mu);
+    seg_desc_t *d = &log->segs[log->nsegs - 1];
+    for (uint32_t i = 0; i < nindex; i++) {
+        if (reel__log_index_add(d, log->batch_index[i].offset, log->batch_index[i].pos) < 0)
+            break; /* out of memory: the index is sparse anyway, reads scan */
+    }
+    d->next_offset = log->next_offset;
+    log->end = log->next_offset;
+    log->last_time_ms = log->clock_ms;
+    log->stats.batches++;
+    log->stats.records += records;
+    log->stats.bytes_written += bytes;
+    log->stats.fsync_ns_total += sync_ns;
+    pthread_cond_broadcast(&log->cv_done);
+    pthread_mutex_unlock(&log->mu);
+}
+
+static void set_sticky(reel_log_t *log, int rc)
+{
+    pthread_mutex_lock(&log->mu);
+    if (log->sticky == 0) {
+        log->sticky = rc;
+        fprintf(stderr, "reeldb: log %s: write failed (%s); refusing all further appends\n",
+                log->dir, reel_strerror(rc));
+    }
+    pthread_cond_broadcast(&log->cv_done);
+    pthread_mutex_unlock(&log->mu);
+}
+
+/* Writes one batch (reqs that fit in the active segment) durably. */
+static int write_chunk(reel_log_t *log, reel_log_append_req_t *head, uint64_t records)
+{
+    uint64_t batch_first = log->next_offset;
+    uint64_t used = 0;
+    uint32_t nindex = 0;
+    for (reel_log_append_req_t *r = head; r != NULL; r = r->next)
+        used += encode_req(log, r, log->batch_buf + used, log->write_pos + used, batch_first,
+                           &nindex);
+    uint64_t padded = reel_align_up(used, REEL_BLOCK_SIZE);
+    REEL_ASSERT(padded <= BATCH_ROOM);
+    REEL_ASSERT(log->write_pos + padded <= log->opts.segment_size || log->nsegs > 0);
+    memset(log->batch_buf + used, 0, padded - used);
+    uint64_t t0 = reel_mono_ns();
+    int rc = log->io->write_durable(log->io, log->active_fd, log->batch_buf, padded,
+                                    log->write_pos);
+    if (rc < 0)
+        return rc;
+    log->write_pos += padded;
+    publish(log, nindex, padded, records, reel_mono_ns() - t0);
+    return 0;
+}
+
+/* Space left in the active segment for batch bytes. */
+static uint64_t segment_room(const reel_log_t *log, uint64_t seg_size)
+{
+    return log->write_pos < seg_size ? seg_size - log->write_pos : 0;
+}
+
+/* Takes from the queue (mu held) the requests that fit in one batch of at
+ * most `room` bytes; returns the list and its record count. */
+static reel_log_append_req_t *take_batch(reel_log_t *log, uint64_t room, uint64_t *records)
+{
+    reel_log_append_req_t *head = log->q_head, *last = NULL;
+    uint64_t bytes = 0;
+    *records = 0;
+    for (reel_log_append_req_t *r = head; r != NULL; r = r->next) {
+        if (reel_align_up(bytes + r->bytes, REEL_BLOCK_SIZE) > room)
+            break;
+        bytes += r->bytes;
+        *records += r->count;
+        last = r;
+    }
+    if (last == NULL)
+        return NULL;
+    log->q_head = last->next;
+    if (log->q_head == NULL)
+        log->q_tail = NULL;
+    last->next = NULL;
+    log->q_records -= *records;
+    log->q_bytes -= bytes;
+    pthread_cond_broadcast(&log->cv_done); /* room for blocked appenders */
+    return head;
+}
+
+/* Pops every queued request (mu held). */
+static reel_log_append_req_t *take_all(reel_log_t *log)
+{
+    reel_log_append_req_t *head = log->q_head;
+    log->q_head = log->q_tail = NULL;
+    log->q_records = log->q_bytes = 0;
+    pthread_cond_broadcast(&log->cv_done);
+    return head;
+}
+
+static bool is_space_error(int rc)
+{
+    return rc == -ENOSPC || rc == -EDQUOT;
+}
+
+/* Starts a new segment at the current end; mu held on entry and exit. A
+ * failure other than lack of space makes the log fail (sticky). */
+static int rollover_locked(reel_log_t *log)
+{
+    pthread_mutex_unlock(&log->mu);
+    int rc = reel__log_segment_create(log, log->next_offset, log->chain);
+    pthread_mutex_lock(&log->mu);
+    if (rc < 0 && !is_space_error(rc) && log->sticky == 0) {
+        log->sticky = rc;
+        fprintf(stderr, "reeldb: log %s: creating a segment failed (%s); refusing appends\n",
+                log->dir, reel_strerror(rc));
+        pthread_cond_broadcast(&log->cv_done);
+    }
+    return rc;
+}
+
+/* The queue's head needs a new segment. Out of space fails that request
+ * only: nothing reached the log, and a later append retries. */
+static void writer_rollover(reel_log_t *log)
+{
+    int rc = rollover_locked(log);
+    if (!is_space_error(rc))
+        return;
+    reel_log_append_req_t *head = log->q_head;
+    log->q_head = head->next;
+    if (log->q_head == NULL)
+        log->q_tail = NULL;
+    head->next = NULL;
+    log->q_records -= head->count;
+    log->q_bytes -= head->bytes;
+    pthread_mutex_unlock(&log->mu);
+    complete_list(head, rc);
+    pthread_mutex_lock(&log->mu);
+}
+
+/* One turn of the writer; mu held on entry and exit, queue not empty. */
+static void writer_step(reel_log_t *log)
+{
+    uint64_t records;
+    if (log->sticky) {
+        int rc = log->sticky;
+        reel_log_append_req_t *all = take_all(log);
+        pthread_mutex_unlock(&log->mu);
+        complete_list(all, rc);
+        pthread_mutex_lock(&log->mu);
+        return;
+    }
+    uint64_t room = segment_room(log, log->active_size);
+    room = room < BATCH_ROOM ? room : BATCH_ROOM;
+    reel_log_append_req_t *batch = take_batch(log, room, &records);
+    if (batch == NULL) { /* the head does not fit: a new segment */
+        writer_rollover(log);
+        return;
+    }
+    pthread_mutex_unlock(&log->mu);
+    int rc = write_chunk(log, batch, records);
+    if (rc < 0)
+        set_sticky(log, rc); /* never retried: see io_sync.c, sync_datasync */
+    complete_list(batch, rc);
+    pthread_mutex_lock(&log->mu);
+}
+
+/* reel_log_seal's request: end the active segment if it holds records. */
+static void writer_seal(reel_log_t *log)
+{
+    uint64_t gen = log->seal_requested;
+    if (log->write_pos > REEL_SEGMENT_HEADER_SIZE && log->sticky == 0)
+        (void)rollover_locked(log);
+    log->seal_done = gen;
+    pthread_cond_broadcast(&log->cv_done);
+}
+
+static void *writer_main(void *arg)
+{
+    reel_log_t *log = arg;
+    pthread_mutex_lock(&log->mu);
+    for (;;) {
+        while (log->q_head == NULL && !log->closing && log->seal_requested == log->seal_done)
+            pthread_cond_wait(&log->cv_writer, &log->mu);
+        if (log->seal_requested != log->seal_done)
+            writer_seal(log);
+        else if (log->q_head != NULL)
+            writer_step(log);
+        else if (log->closing)
+            break;
+    }
+    pthread_mutex_unlock(&log->mu);
+    return NULL;
+}
+
+/* Writes zeros over a new file of the log's segment size and syncs it.
+ * Zeros, not fallocate: writing into allocated-but-unwritten extents makes
+ * every later fdatasync also commit extent metadata (measured: ~3x slower
+ * syncs on ext4). */
+static int prealloc_file(reel_log_t *log, const char *path)
+{
+    uint8_t *zeros = NULL;
+    if (posix_memalign((void **)&zeros, REEL_BLOCK_SIZE, PREALLOC_CHUNK) != 0)
+        return -ENOMEM;
+    memset(zeros, 0, PREALLOC_CHUNK);
+    int fd = reel__log_open_rw(log, path, O_RDWR | O_CREAT | O_TRUNC);
+    int rc = fd < 0 ? fd : 0;
+    for (uint64_t pos = 0; rc == 0 && pos < log->opts.segment_size; pos += PREALLOC_CHUNK) {
+        uint64_t n = log->opts.segment_size - pos;
+        rc = log->io->write(log->io, fd, zeros, n < PREALLOC_CHUNK ? n : PREALLOC_CHUNK, pos);
+    }
+    if (rc == 0)
+        rc = log->io->datasync(log->io, fd);
+    if (fd >= 0)
+        log->io->close(log->io, fd);
+    if (rc < 0 && fd >= 0)
+        log->io->unlink(log->io, path);
+    free(zeros);
+    return rc;
+}
+
+/* Takes the background thread's spare file if one is ready, else makes a
+ * file now. Returns the path of a zero-filled, synced file in tmp. */
+static int get_prealloc(reel_log_t *log, char *tmp, uint64_t first)
+{
+    pthread_mutex_lock(&log->mu);
+    bool spare = log->spare_ready;
+    log->spare_ready = false;
+    pthread_mutex_unlock(&log->mu);
+    if (spare) {
+        reel__log_path(log, tmp, REEL_SPARE_NAME);
+        return 0;
+    }
+    char name[64];
+    snprintf(name, sizeof(name), "%020llu.seg.tmp", (unsigned long long)first);
+    reel__log_path(log, tmp, name);
+    return prealloc_file(log, tmp);
+}
+
+/* Creates segment `first` (header written and synced under a .tmp name,
+ * renamed, directory synced) and makes it the active one. */
+int reel__log_segment_create(reel_log_t *log, uint64_t first, uint64_t prev)
+{
+    char tmp[PATH_MAX], path[PATH_MAX];
+    int rc = get_prealloc(log, tmp, first);
+    if (rc < 0)
+        return rc;
+    int fd = reel__log_open_rw(log, tmp, O_RDWR);
+    if (fd < 0)
+        return fd;
+    reel_segment_header_t h = {REEL_FORMAT_VERSION, REEL_BLOCK_SIZE, log->opts.segment_size,
+                               first, prev, reel_now_ms()};
+    reel_segment_header_encode(log->batch_buf, &h);
+    reel__log_seg_path(log, path, first, SEG_PLAIN);
+    rc = log->io->write_durable(log->io, fd, log->batch_buf, REEL_SEGMENT_HEADER_SIZE, 0);
+    if (rc == 0)
+        rc = log->io->rename(log->io, tmp, path);
+    if (rc == 0)
+        rc = reel_io_fsync_dir(log->io, log->dir);
+    if (rc < 0) {
+        log->io->close(log->io, fd);
+        return rc;
+    }
+    if (log->active_fd >= 0)
+        log->io->close(log->io, log->active_fd);
+    log->active_fd = fd;
+    log->active_size = log->opts.segment_size;
+    log->write_pos = REEL_SEGMENT_HEADER_SIZE;
+    log->index_pos = 0;
+    pthread_mutex_lock(&log->mu);
+    if (log->nsegs > 0)
+        log->segs[log->nsegs - 1].sealed = true;
+    rc = reel__log_seg_add(log, first, first, SEG_PLAIN, false);
+    log->spare_wanted = true;
+    log->stats.segments = log->nsegs;
+    pthread_cond_signal(&log->cv_bg);
+    pthread_mutex_unlock(&log->mu);
+    return rc;
+}
+
+/* Compresses one sealed plain segment (d->compressing set by the caller)
+ * and swaps it for its .zseg in the table. */
+static int compress_one(reel_log_t *log, uint64_t first)
+{
+    char seg[PATH_MAX], zseg[PATH_MAX];
+    reel__log_seg_path(log, seg, first, SEG_PLAIN);
+    reel__log_seg_path(log, zseg, first, SEG_ZSEG);
+    int rc = reel_zseg_compress(log->io, seg, zseg);
+    pthread_mutex_lock(&log->mu);
+    seg_desc_t *d = reel__log_seg_find(log, first);
+    REEL_ASSERT(d != NULL);
+    REEL_ASSERT(d->first_offset == first);
+    d->compressing = false;
+    if (rc == 0) {
+        d->kind = SEG_ZSEG;
+        free(d->index);
+        d->index = NULL;
+        d->index_len = d->index_cap = 0;
+    } else {
+        d->compress_failed = true; /* leave it plain; reads work the same */
+    }
+    pthread_cond_broadcast(&log->cv_done);
+    pthread_mutex_unlock(&log->mu);
+    if (rc < 0) {
+        fprintf(stderr, "reeldb: log %s: compressing %s failed: %s (left uncompressed)\n",
+                log->dir, seg, reel_strerror(rc));
+        return rc;
+    }
+    /* The .zseg is durable and named; the plain file can go. A crash before
+     * the unlink leaves both, and open() removes the plain one. */
+    rc = log->io->unlink(log->io, seg);
+    return rc < 0 ? rc : reel_io_fsync_dir(log->io, log->dir);
+}
+
+/* The first sealed plain segment nobody is compressing (mu held). */
+static seg_desc_t *next_to_compress(reel_log_t *log)
+{
+    if (log->opts.no_compress)
+        return NULL;
+    for (uint32_t i = 0; i < log->nsegs; i++) {
+        seg_desc_t *d = &log->segs[i];
+        if (d->kind == SEG_PLAIN && d->sealed && !d->compressing && !d->compress_failed &&
+            d->next_offset > d->first_offset)
+            return d;
+    }
+    return NULL;
+}
+
+int reel__log_compress_sealed(reel_log_t *log)
+{
+    int rc = 0;
+    pthread_mutex_lock(&log->mu);
+    for (;;) {
+        seg_desc_t *d = next_to_compress(log);
+        if (d != NULL) {
+            uint64_t first = d->first_offset;
+            d->compressing = true;
+            pthread_mutex_unlock(&log->mu);
+            int rc1 = compress_one(log, first);
+            rc = rc < 0 ? rc : rc1;
+            pthread_mutex_lock(&log->mu);
+            continue;
+        }
+        bool busy = false; /* wait for the background thread's work too */
+        for (uint32_t i = 0; i < log->nsegs; i++)
+            busy |= log->segs[i].compressing;
+        if (!busy)
+            break;
+        pthread_cond_wait(&log->cv_done, &log->mu);
+    }
+    pthread_mutex_unlock(&log->mu);
+    return rc;
+}
+
+/* Background thread: keeps one preallocated spare segment ready and
+ * compresses sealed segments, so the writer never waits for either. */
+static void *bg_main(void *arg)
+{
+    reel_log_t *log = arg;
+    char spare[PATH_MAX];
+    reel__log_path(log, spare, REEL_SPARE_NAME);
+    pthread_mutex_lock(&log->mu);
+    while (!log->closing) {
+        seg_desc_t *d;
+        if (log->spare_wanted && !log->spare_ready) {
+            log->spare_wanted = false;
+            pthread_mutex_unlock(&log->mu);
+            int rc = prealloc_file(log, spare);
+            pthread_mutex_lock(&log->mu);
+            log->spare_ready = rc == 0; /* on failure the writer makes its own */
+        } else if ((d = next_to_compress(log)) != NULL) {
+            uint64_t first = d->first_offset;
+            d->compressing = true;
+            pthread_mutex_unlock(&log->mu);
+            (void)compress_one(log, first);
+            pthread_mutex_lock(&log->mu);
+        } else {
+            pthread_cond_wait(&log->cv_bg, &log->mu);
+        }
+    }
+    pthread_mutex_unlock(&log->mu);
+    return NULL;
+}
+
+int reel_log_seal(reel_log_t *log)
+{
+    if (log->opts.read_only)
+        return REEL_ERDONLY;
+    pthread_mutex_lock(&log->mu);
+    uint64_t gen = ++log->seal_requested;
+    pthread_cond_signal(&log->cv_writer);
+    while (log->seal_done < gen && !log->closing)
+        pthread_cond_wait(&log->cv_done, &log->mu);
+    int rc = log->sticky;
+    pthread_mutex_unlock(&log->mu);
+    if (rc < 0)
+        return rc;
+    return reel__log_compress_sealed(log);
+}
+
+int reel__log_writer_start(reel_log_t *log)
+{
+    pthread_mutex_lock(&log->mu);
+    log->spare_wanted = true;
+    pthread_mutex_unlock(&log->mu);
+    if (pthread_create(&log->writer, NULL, writer_main, log) != 0)
+        return -EAGAIN;
+    log->writer_started = true;
+    if (pthread_create(&log->bg, NULL, bg_main, log) != 0)
+        return -EAGAIN;
+    log->bg_started = true;
+    return 0;
+}
+
+void reel__log_writer_stop(reel_log_t *log)
+{
+    pthread_mutex_lock(&log->mu);
+    log->closing = true;
+    pthread_cond_broadcast(&log->cv_writer);
+    pthread_cond_broadcast(&log->cv_bg);
+    pthread_cond_broadcast(&log->cv_done);
+    pthread_mutex_unlock(&log->mu);
+    if (log->writer_started)
+        pthread_join(log->writer, NULL);
+    if (log->bg_started)
+        pthread_join(log->bg, NULL);
+    log->writer_started = log->bg_started = false;
+}
