@@ -13,7 +13,7 @@ DEBIAN_PKGS := liblmdb-dev liburing-dev libxxhash-dev libzstd-dev libuv1-dev \
 FUZZ_PKGS   := clang libclang-rt-14-dev
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
-           -Wpointer-arith -Wformat=2 -Wvla -Wundef -Wno-missing-field-initializers
+           -Wpointer-arith -Wformat=2 -Wvla -Wundef -Wno-missing-field-initializers -Wno-format-truncation
 OPT     ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) -fno-omit-frame-pointer -I. -MMD -MP
 LDLIBS  += -luring -lxxhash -lzstd -llmdb -luv -lhttp_parser -ljansson -lroaring -lpthread -lm

@@ -4,13 +4,66 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "tools/cmds.h"
+
+/* TEMPORARY while the subcommands are written in parallel: weak stand-ins
+ * that the real definitions replace at link time. Removed before release. */
+__attribute__((weak)) int reel_cmd_dump(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "reel: dump is not built\n");
+    return 2;
+}
+__attribute__((weak)) int reel_cmd_verify(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "reel: verify is not built\n");
+    return 2;
+}
+__attribute__((weak)) int reel_cmd_bench(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "reel: bench is not built\n");
+    return 2;
+}
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+} command_t;
+
+static const command_t commands[] = {
+    {"dump", reel_cmd_dump, "print the log's records (offset, type, time, size, payload)"},
+    {"verify", reel_cmd_verify, "check the whole log: checksums, chain, segments; exit 0 only when whole"},
+    {"bench", reel_cmd_bench, "run benchmarks: reel bench NAME|all [--quick]; JSON lines"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: reel COMMAND [ARGS]   (reel COMMAND --help for its options)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
+}
+
 int main(int argc, char **argv)
 {
-    (void)argv;
     if (argc < 2) {
-        fprintf(stderr, "usage: reel COMMAND [ARGS]\n");
+        usage(stderr);
         return 2;
     }
-    fprintf(stderr, "reel: unknown command\n");
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "reel: unknown command '%s'\n", argv[1]);
+    usage(stderr);
     return 2;
 }
