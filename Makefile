@@ -76,12 +76,21 @@ $(foreach t,$(TEST_SRC),$(eval $(call test_rule,$(t))))
 test: all $(TEST_BIN)
 	@$(MAKE) --no-print-directory test-only BUILD=$(BUILD)
 
+# Storage tests run once per I/O backend: io_uring (when this machine can set
+# it up) and the sync fallback.
+STORAGE_TEST_PAT := /unit_test_log /unit_test_io /unit_test_zseg /unit_test_verify /fault_ /integration_test_crash
 test-only:
-	@fail=0; pass=0; for t in $(TEST_BIN); do \
-	  echo "== $$t"; \
-	  if REEL_BIN=$(abspath $(BUILD)) $$t $(TEST_ARGS); then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: $$t"; fi; \
+	@backends="sync"; if $(BUILD)/reel io-probe >/dev/null; then backends="uring sync"; \
+	  else echo "note: io_uring unavailable here ($$($(BUILD)/reel io-probe)); storage tests run on sync only"; fi; \
+	fail=0; pass=0; for t in $(TEST_BIN); do \
+	  runs="auto"; for p in $(STORAGE_TEST_PAT); do case "$$t" in *$$p*) runs="$$backends";; esac; done; \
+	  for io in $$runs; do \
+	    echo "== $$t (io: $$io)"; \
+	    if env $$( [ $$io != auto ] && echo REEL_IO=$$io ) REEL_BIN=$(abspath $(BUILD)) $$t $(TEST_ARGS); \
+	    then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: $$t (io: $$io)"; fi; \
+	  done; \
 	done; \
-	echo "test binaries: $$pass passed, $$fail failed"; [ $$fail -eq 0 ]
+	echo "test runs: $$pass passed, $$fail failed"; [ $$fail -eq 0 ]
 
 bench: all
 	$(BUILD)/reel bench all $(BENCH_ARGS)

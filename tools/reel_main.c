@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "engine/common.h"
+#include "engine/io.h"
 #include "tools/cmds.h"
 
 /* TEMPORARY while the subcommands are written in parallel: weak stand-ins
@@ -30,6 +32,23 @@ __attribute__((weak)) int reel_cmd_bench(int argc, char **argv)
     return 2;
 }
 
+/* reel io-probe: which storage backend this machine gives the log. Exit 0
+ * when io_uring can be set up, 1 when only the sync fallback works. */
+static int cmd_io_probe(int argc, char **argv)
+{
+    reel_io_t *io;
+    (void)argc;
+    (void)argv;
+    int rc = reel_io_uring_create(&io);
+    if (rc == 0) {
+        printf("uring\n");
+        reel_io_destroy(io);
+        return 0;
+    }
+    printf("sync (io_uring unavailable: %s)\n", reel_strerror(rc));
+    return 1;
+}
+
 typedef struct command {
     const char *name;
     int (*run)(int argc, char **argv);
@@ -39,6 +58,7 @@ typedef struct command {
 static const command_t commands[] = {
     {"dump", reel_cmd_dump, "print the log's records (offset, type, time, size, payload)"},
     {"verify", reel_cmd_verify, "check the whole log: checksums, chain, segments; exit 0 only when whole"},
+    {"io-probe", cmd_io_probe, "say which I/O backend the log gets here: uring, or sync and why"},
     {"bench", reel_cmd_bench, "run benchmarks: reel bench NAME|all [--quick]; JSON lines"},
 };
 
