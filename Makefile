@@ -61,11 +61,8 @@ $(BUILD)/reel: $(TOOLS_OBJ) $(LIB)
 $(BUILD)/reeld: $(SERVER_OBJ) $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(SERVER_OBJ) $(LIB) $(LDLIBS)
 
-# Tests link the tools' objects too (minus main) so that CLI code is testable.
-TOOLS_LIB_OBJ := $(filter-out $(BUILD)/obj/tools/reel_main.o,$(TOOLS_OBJ))
-
 define test_rule
-$(BUILD)/tests/$(subst /,_,$(patsubst tests/%.c,%,$(1))): $(BUILD)/obj/$(1:.c=.o) $(BUILD)/obj/tests/harness.o $(TOOLS_LIB_OBJ) $(LIB)
+$(BUILD)/tests/$(subst /,_,$(patsubst tests/%.c,%,$(1))): $(BUILD)/obj/$(1:.c=.o) $(BUILD)/obj/tests/harness.o $(LIB)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS) -lcriterion
 endef
