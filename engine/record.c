@@ -7,15 +7,6 @@
 #include <string.h>
 #include <xxhash.h>
 
-uint32_t reel_record_stride(uint32_t length, uint16_t flags, uint64_t pos, uint32_t block_size)
-{
-    uint64_t end = pos + REEL_RECORD_HEADER_SIZE + length;
-    uint64_t align = (flags & REEL_RECORD_F_BATCH_END) ? block_size : REEL_RECORD_ALIGN;
-    REEL_ASSERT(reel_is_pow2(block_size));
-    REEL_ASSERT(pos % REEL_RECORD_ALIGN == 0);
-    return (uint32_t)(reel_align_up(end, align) - pos);
-}
-
 static void header_store(uint8_t *dst, const reel_record_header_t *h)
 {
     reel_store_u64(dst + 0, h->checksum);

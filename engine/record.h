@@ -19,9 +19,9 @@
  *   1. The header checksum covers every other header byte, and so the body
  *      checksum and the chain: a valid header vouches for the whole record
  *      once the body checksum matches.
- *   2. A record's stride is its size rounded up to 8 bytes, or to the block
- *      size when it ends a batch (REEL_RECORD_F_BATCH_END): no later write
- *      touches a block that holds it.
+ *   2. A record's stride is its size rounded up to 8 bytes. Each write batch
+ *      is padded with zeros to the next block (REEL_BLOCK_SIZE), so no later
+ *      write touches a block that holds an acknowledged record.
  *   3. offset - batch_index is the batch's first offset. Every record before
  *      that was durable before the batch was written: this is how recovery
  *      tells a torn tail from corruption (record_scan in segment.c).
@@ -37,9 +37,7 @@
 /* The record continues an append group: the group ends at the next record
  * without this flag. Recovery never keeps part of a group. */
 #define REEL_RECORD_F_GROUP_CONT 0x0001u
-/* The record ends its write batch: its stride runs to the next block. */
-#define REEL_RECORD_F_BATCH_END 0x0002u
-#define REEL_RECORD_F_KNOWN (REEL_RECORD_F_GROUP_CONT | REEL_RECORD_F_BATCH_END)
+#define REEL_RECORD_F_KNOWN REEL_RECORD_F_GROUP_CONT
 
 typedef struct reel_record_header {
     uint64_t checksum;      /* XXH3-64 of the encoded header bytes [8, 56) */
@@ -70,8 +68,12 @@ typedef struct reel_record {
  * payload; the padding up to the stride is the caller's (zeros). */
 uint32_t reel_record_encode(uint8_t *dst, reel_record_header_t *h, const void *payload);
 
-/* Bytes a record occupies on disk, padding included. */
-uint32_t reel_record_stride(uint32_t length, uint16_t flags, uint64_t pos, uint32_t block_size);
+/* Bytes a record occupies on disk, its padding to 8 bytes included. */
+static inline uint64_t reel_record_stride(uint32_t length)
+{
+    return ((uint64_t)REEL_RECORD_HEADER_SIZE + length + REEL_RECORD_ALIGN - 1) &
+           ~(uint64_t)(REEL_RECORD_ALIGN - 1);
+}
 
 /* Decodes and checks the header at src. Returns 0, or REEL_ECORRUPT when the
  * header checksum, a reserved field or a flag is wrong. */

@@ -122,11 +122,6 @@ static int read_exact(reel_io_t *io, int fd, void *buf, size_t len, uint64_t off
     return (size_t)n == len ? 0 : REEL_ECORRUPT;
 }
 
-static uint64_t stride_of(uint32_t length)
-{
-    return reel_align_up((uint64_t)REEL_RECORD_HEADER_SIZE + length, REEL_RECORD_ALIGN);
-}
-
 /* ---- header, index entries and footer: encoding ---- */
 
 static void header_encode(uint8_t *b, const zheader_t *h)
@@ -469,7 +464,7 @@ int reel_zseg_next_record(const uint8_t *raw, uint32_t raw_len, uint32_t *pos, r
         return REEL_ECORRUPT;
     if (reel_record_decode_header(raw + at, &h) != 0)
         return REEL_ECORRUPT;
-    uint64_t stride = stride_of(h.length);
+    uint64_t stride = reel_record_stride(h.length);
     if (stride > raw_len - at)
         return REEL_ECORRUPT;
     const uint8_t *payload = raw + at + REEL_RECORD_HEADER_SIZE;
@@ -618,7 +613,7 @@ static int pack_record(void *ctx, const reel_record_t *rec, uint64_t pos)
 {
     zpack_t *p = ctx;
     uint32_t used = REEL_RECORD_HEADER_SIZE + rec->length;
-    uint32_t stride = (uint32_t)stride_of(rec->length);
+    uint32_t stride = (uint32_t)reel_record_stride(rec->length);
     REEL_ASSERT(stride <= ZSEG_RECORD_MAX);
     REEL_ASSERT(rec->offset == p->next_offset);
     if (p->raw_len > 0 && p->raw_len + stride > REEL_ZBLOCK_RAW_BYTES) {
