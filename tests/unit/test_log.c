@@ -262,3 +262,35 @@ Test(log, concurrent_async_producers_get_dense_ordered_offsets)
     cr_assert_eq(reel_log_end(log), 8000);
     reel_log_close(log);
 }
+
+/* A tail reader sees the end, waits, and reads what is appended next. */
+static void *late_appender(void *arg)
+{
+    reel_log_t *log = arg;
+    append_n(log, 3, 2);
+    return NULL;
+}
+
+Test(log, tailing_the_live_end)
+{
+    reel_log_t *log = open_log(0, false);
+    append_n(log, 0, 3);
+    reel_log_iter_t *it;
+    reel_record_t rec;
+    cr_assert_eq(reel_log_iter_open(log, 0, &it), 0);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(reel_log_iter_next(it, &rec), 0);
+    cr_assert_eq(reel_log_iter_next(it, &rec), REEL_EEND, "at the live end");
+    cr_assert_eq(reel_log_wait(log, 3, 1), REEL_EEND, "nothing new yet: the wait times out");
+    pthread_t th;
+    pthread_create(&th, NULL, late_appender, log);
+    cr_assert_eq(reel_log_wait(log, 4, 30000), 0, "woken by the appends");
+    for (uint64_t i = 3; i < 5; i++) {
+        cr_assert_eq(reel_log_iter_next(it, &rec), 0);
+        cr_assert_eq(rec.offset, i);
+    }
+    cr_assert_eq(reel_log_iter_next(it, &rec), REEL_EEND);
+    pthread_join(th, NULL);
+    reel_log_iter_close(it);
+    reel_log_close(log);
+}
