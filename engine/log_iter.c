@@ -180,12 +180,12 @@ static int plain_next(reel_log_iter_t *it, reel_record_t *rec)
         if (rc < 0)
             return rc;
         const uint8_t *p = it->buf + (it->pos - it->buf_pos);
-        if (reel_bytes_zero(p, REEL_RECORD_HEADER_SIZE)) {
-            if (it->pos % REEL_BLOCK_SIZE == 0)
-                return REEL_EEND;
-            it->pos = reel_align_up(it->pos, REEL_BLOCK_SIZE); /* batch padding */
+        if (reel_record_is_padding(p, it->pos)) {
+            it->pos = reel_align_up(it->pos, REEL_BLOCK_SIZE);
             continue;
         }
+        if (reel_bytes_zero(p, REEL_RECORD_HEADER_SIZE))
+            return REEL_EEND;
         reel_record_header_t h;
         if (reel_record_decode_header(p, &h) != 0)
             return REEL_ECORRUPT;

@@ -439,6 +439,8 @@ static int get_prealloc(reel_log_t *log, char *tmp, uint64_t first)
     pthread_mutex_lock(&log->mu);
     bool spare = log->spare_ready;
     log->spare_ready = false;
+    if (spare) /* no new spare under that name until this one is renamed */
+        log->spare_wanted = false;
     pthread_mutex_unlock(&log->mu);
     if (spare) {
         reel__log_path(log, tmp, REEL_SPARE_NAME);

@@ -66,6 +66,15 @@ bool reel_record_body_ok(const reel_record_header_t *h, const uint8_t *payload)
     return XXH3_64bits(payload, h->length) == h->body_checksum;
 }
 
+bool reel_record_is_padding(const uint8_t *p, uint64_t pos)
+{
+    uint64_t left = REEL_BLOCK_SIZE - pos % REEL_BLOCK_SIZE;
+    if (pos % REEL_BLOCK_SIZE == 0)
+        return false;
+    REEL_ASSERT(pos % REEL_RECORD_ALIGN == 0);
+    return reel_bytes_zero(p, left < REEL_RECORD_HEADER_SIZE ? left : REEL_RECORD_HEADER_SIZE);
+}
+
 bool reel_bytes_zero(const uint8_t *p, uint64_t n)
 {
     uint64_t i = 0;

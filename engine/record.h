@@ -82,6 +82,13 @@ int reel_record_decode_header(const uint8_t *src, reel_record_header_t *out);
 /* Checks the payload against the header's body checksum. */
 bool reel_record_body_ok(const reel_record_header_t *h, const uint8_t *payload);
 
+/* True when the bytes at pos (a position in a segment, not at a block
+ * boundary) up to the block boundary, or the first 56 of them, are zero:
+ * the padding that ends a batch. A batch can end fewer than 56 bytes before
+ * a boundary, so only the bytes before the boundary count; a record never
+ * starts with zeros there (its first 8 bytes are its checksum). */
+bool reel_record_is_padding(const uint8_t *p, uint64_t pos);
+
 /* True when all n bytes are zero (never-written space). */
 bool reel_bytes_zero(const uint8_t *p, uint64_t n);
 

@@ -211,11 +211,11 @@ int reel_segment_scan(const uint8_t *image, uint64_t size, const reel_segment_he
             classify_stop(image, size, last, size, 0, "", s);
             break;
         }
+        if (reel_record_is_padding(image + pos, pos)) {
+            pos = reel_align_up(pos, REEL_BLOCK_SIZE);
+            continue;
+        }
         if (reel_bytes_zero(image + pos, REEL_RECORD_HEADER_SIZE)) {
-            if (pos % REEL_BLOCK_SIZE != 0) { /* padding to the next block */
-                pos = reel_align_up(pos, REEL_BLOCK_SIZE);
-                continue;
-            }
             classify_stop(image, size, last, pos, 0, "", s);
             break;
         }

@@ -87,6 +87,14 @@ static uint64_t run_appends(reel_log_t *log, uint64_t from, uint64_t to, int *er
     return i;
 }
 
+static void list_dir(void)
+{
+    char cmd[PATH_MAX + 32];
+    snprintf(cmd, sizeof(cmd), "ls -la %s >&2", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "ls failed\n");
+}
+
 /* The log on the plain backend must hold records [0, n) for some n with
  * acked <= n <= submitted, whole groups, exact payloads. */
 static uint64_t check_log(uint64_t acked, uint64_t submitted, const char *ctx)
@@ -95,6 +103,8 @@ static uint64_t check_log(uint64_t acked, uint64_t submitted, const char *ctx)
     char err[512];
     reel_log_options_t o = {.segment_size = 64 << 10, .io_kind = REEL_IO_SYNC};
     int rc = reel_log_open(dir, &o, &log, err, sizeof(err));
+    if (rc != 0)
+        list_dir(); /* what the crash left, for the failure message */
     cr_assert_eq(rc, 0, "%s: reopen: %s: %s", ctx, reel_strerror(rc), err);
     uint64_t end = reel_log_end(log);
     cr_assert_geq(end, acked, "%s: every acknowledged record survives (end %lu, acked %lu)", ctx,
@@ -157,7 +167,8 @@ static bool crash_run(uint64_t op, reel_fault_crash_mode_t mode, uint64_t seed)
     uint64_t end = check_log(acked, TOTAL, ctx);
     if (end < TOTAL) {
         cr_assert_eq(open_with(NULL, false, &log), 0);
-        cr_assert_eq(run_appends(log, end, TOTAL, &err), TOTAL, "%s: appends after recovery", ctx);
+        uint64_t done = run_appends(log, end, TOTAL, &err);
+        cr_assert_eq(done, TOTAL, "%s: appends after recovery: %s", ctx, reel_strerror(err));
         reel_log_close(log);
     }
     return st.crashed != 0;
