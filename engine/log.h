@@ -21,8 +21,10 @@
  * Threads. One writer thread per log owns the active segment and does all
  * writes (group commit). reel_log_submit() and the synchronous appends may
  * be called from any thread; callbacks run on the writer thread, in offset
- * order, and must not block for long. Iterators are per-thread objects; any
- * number may run at once, also in other processes opening read-only.
+ * order, and must not block for long: a callback that calls a synchronous
+ * append deadlocks (the writer would wait for itself). Iterators are
+ * per-thread objects; any number may run at once, also in other processes
+ * opening read-only.
  */
 #ifndef REEL_LOG_H
 #define REEL_LOG_H
@@ -104,8 +106,8 @@ uint64_t reel_log_end(reel_log_t *log);
 uint64_t reel_log_last_time_ms(reel_log_t *log);
 /* 0, or the sticky error that stopped writes. */
 int reel_log_status(reel_log_t *log);
-/* Blocks until reel_log_end() > offset or timeout_ms passes (REEL_EEND) or
- * the log fails or closes. */
+/* Blocks until reel_log_end() > offset (0), or timeout_ms (>= 0) passes
+ * (REEL_EEND), or the log fails (its sticky error) or closes (REEL_ECLOSED). */
 int reel_log_wait(reel_log_t *log, uint64_t offset, int timeout_ms);
 
 /* Ends the active segment now (the next append opens a new one) and, unless
