@@ -31,6 +31,8 @@ TEST_BIN   := $(foreach t,$(TEST_SRC),$(BUILD)/tests/$(subst /,_,$(patsubst test
 LIB        := $(BUILD)/libreel.a
 BINS       := $(BUILD)/reel $(if $(SERVER_SRC),$(BUILD)/reeld)
 
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 .PHONY: all deps test test-only bench asan tsan fuzz run clean valgrind
 .DEFAULT_GOAL := all
 
@@ -79,15 +81,20 @@ STORAGE_TEST_PAT := /unit_test_log /unit_test_io /unit_test_zseg /unit_test_veri
 test-only:
 	@backends="sync"; if $(BUILD)/reel io-probe >/dev/null; then backends="uring sync"; \
 	  else echo "note: io_uring unavailable here ($$($(BUILD)/reel io-probe)); storage tests run on sync only"; fi; \
-	fail=0; pass=0; for t in $(TEST_BIN); do \
+	fail=0; pass=0; bad=0; out=$$(mktemp); for t in $(TEST_BIN); do \
 	  runs="auto"; for p in $(STORAGE_TEST_PAT); do case "$$t" in *$$p*) runs="$$backends";; esac; done; \
 	  for io in $$runs; do \
 	    echo "== $$t (io: $$io)"; \
-	    if env $$( [ $$io != auto ] && echo REEL_IO=$$io ) REEL_BIN=$(abspath $(BUILD)) $$t $(TEST_ARGS); \
-	    then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: $$t (io: $$io)"; fi; \
+	    if env $$( [ $$io != auto ] && echo REEL_IO=$$io ) REEL_BIN=$(abspath $(BUILD)) $$t $(TEST_ARGS) 2>&1 | tee $$out; \
+	    then :; else bad=$$((bad+1)); echo "FAILED: $$t (io: $$io)"; fi; \
+	    line=$$(grep -a "Synthesis: Tested:" $$out | tail -1); \
+	    p=$$(echo "$$line" | sed -n 's/.*Passing: \([0-9]*\).*/\1/p'); \
+	    f=$$(echo "$$line" | sed -n 's/.*Failing: \([0-9]*\) | Crashing: \([0-9]*\).*/\1+\2/p'); \
+	    if [ -z "$$p" ]; then bad=$$((bad+1)); echo "FAILED: $$t printed no result"; p=0; f=1; fi; \
+	    pass=$$((pass+p)); fail=$$((fail+f)); \
 	  done; \
-	done; \
-	echo "test runs: $$pass passed, $$fail failed"; [ $$fail -eq 0 ]
+	done; rm -f $$out; \
+	echo "tests: $$pass passed, $$fail failed"; [ $$fail -eq 0 ] && [ $$bad -eq 0 ]
 
 bench: all
 	$(BUILD)/reel bench all $(BENCH_ARGS)

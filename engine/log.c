@@ -244,13 +244,37 @@ static int cut_torn_tail(reel_log_t *log, int fd, uint8_t *image, uint64_t cut, 
     return rc < 0 ? rc : log->io->datasync(log->io, fd);
 }
 
-static int read_segment(reel_log_t *log, const char *path, uint8_t **image, uint64_t *size,
-                        reel_segment_header_t *hdr, recovery_t *r)
+/* Reads a whole segment image. A reader beside a live writer reads the last
+ * segment one block at a time from the end: the writer fills blocks in
+ * order and starts a batch only after the one before is durable, so a
+ * batch seen whole guarantees every earlier block is seen as written too,
+ * and a race can only make the tail look torn, never corrupt. */
+static int read_image(reel_log_t *log, int fd, uint8_t *image, uint64_t size, bool back_to_front)
+{
+    if (!back_to_front) {
+        ssize_t n = log->io->read(log->io, fd, image, size, 0);
+        return n < 0 ? (int)n : (uint64_t)n < size ? REEL_ECORRUPT : 0;
+    }
+    for (uint64_t pos = size; pos > 0; pos -= REEL_BLOCK_SIZE) {
+        uint64_t at = pos - REEL_BLOCK_SIZE;
+        ssize_t n = log->io->read(log->io, fd, image + at, REEL_BLOCK_SIZE, at);
+        if (n < 0)
+            return (int)n;
+        if (n < REEL_BLOCK_SIZE)
+            return REEL_ECORRUPT;
+    }
+    return 0;
+}
+
+static int read_segment(reel_log_t *log, const char *path, bool back_to_front, uint8_t **image,
+                        uint64_t *size, reel_segment_header_t *hdr, recovery_t *r)
 {
     uint8_t block[REEL_SEGMENT_HEADER_SIZE];
     int fd = log->io->open(log->io, path, O_RDONLY, 0);
-    if (fd < 0)
+    if (fd < 0) {
+        set_err(r->err, r->err_len, "%s: %s", path, reel_strerror(fd));
         return fd;
+    }
     ssize_t n = log->io->read(log->io, fd, block, sizeof(block), 0);
     int rc = n < 0 ? (int)n : n < (ssize_t)sizeof(block) ? REEL_ECORRUPT : 0;
     if (rc == 0)
@@ -258,8 +282,7 @@ static int read_segment(reel_log_t *log, const char *path, uint8_t **image, uint
     if (rc == 0 && (*image = malloc(hdr->segment_size)) == NULL)
         rc = -ENOMEM;
     if (rc == 0) {
-        n = log->io->read(log->io, fd, *image, hdr->segment_size, 0);
-        rc = n < 0 ? (int)n : (uint64_t)n < hdr->segment_size ? REEL_ECORRUPT : 0;
+        rc = read_image(log, fd, *image, hdr->segment_size, back_to_front);
         *size = hdr->segment_size;
     }
     log->io->close(log->io, fd);
@@ -280,7 +303,7 @@ static int recover_plain(reel_log_t *log, uint64_t first, bool last, recovery_t 
     reel_segment_header_t hdr;
     reel_scan_t s;
     reel__log_seg_path(log, path, first, SEG_PLAIN);
-    int rc = read_segment(log, path, &image, &size, &hdr, r);
+    int rc = read_segment(log, path, last && log->opts.read_only, &image, &size, &hdr, r);
     if (rc < 0)
         goto out_free;
     if (hdr.first_offset != first || first != r->next) {
@@ -347,6 +370,10 @@ static int recover_all(reel_log_t *log, recovery_t *r)
             }
         } else {
             rc = recover_plain(log, found[i].first, last, r);
+            if (rc == -ENOENT && !last && log->opts.read_only) {
+                /* A writer compressed and removed it since we listed it. */
+                rc = recover_zseg(log, found[i].first, r);
+            }
         }
     }
     free(found);
