@@ -30,6 +30,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+int reel_data_log_path(const char *data_dir, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "%s/%s", data_dir, REEL_DATA_LOG_SUBDIR);
+    return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
 void reel__log_path(const reel_log_t *log, char *buf, const char *name)
 {
     snprintf(buf, PATH_MAX, "%s/%s", log->dir, name);

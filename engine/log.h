@@ -30,12 +30,19 @@
 #define REEL_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "engine/io.h"
 #include "engine/record.h"
 
 typedef struct reel_log reel_log_t;
+
+/* A data directory (reeld --data, reel --data; default ./data) keeps the
+ * log in this subdirectory (FORMAT.md, "Directory"). */
+#define REEL_DATA_LOG_SUBDIR "log"
+/* Writes DATA_DIR/log into buf (len bytes); returns 0, or -ENAMETOOLONG. */
+int reel_data_log_path(const char *data_dir, char *buf, size_t len);
 typedef struct reel_log_iter reel_log_iter_t;
 
 typedef struct reel_log_options {

@@ -16,6 +16,7 @@
 
 #include <inttypes.h>
 #include <stdbool.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +45,7 @@ static void dump_usage(FILE *f)
             "ISO-8601 UTC), payload size, flags, and the payload as hex. Opens the\n"
             "log read-only: it may run beside a writer and changes nothing.\n"
             "\n"
-            "  --data DIR   the log directory (default ./data)\n"
+            "  --data DIR   the data directory; the log is DIR/log (default ./data)\n"
             "  --from N     start at offset N (default 0)\n"
             "  --to N       stop before offset N (default: the end of the log)\n"
             "  --limit N    print at most N records\n"
@@ -236,7 +237,12 @@ int reel_cmd_dump(int argc, char **argv)
     if (rc != 0)
         return rc > 0 ? 0 : 2;
     reel_log_options_t lo = {.read_only = true};
-    rc = reel_log_open(o.dir, &lo, &log, err, sizeof(err));
+    char log_dir[PATH_MAX];
+    if (reel_data_log_path(o.dir, log_dir, sizeof(log_dir)) != 0) {
+        fprintf(stderr, "reel dump: %s: path too long\n", o.dir);
+        return 2;
+    }
+    rc = reel_log_open(log_dir, &lo, &log, err, sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "reel dump: %s\n", err[0] != '\0' ? err : reel_strerror(rc));
         if (rc == REEL_ECORRUPT || rc == REEL_ECHAIN || rc == REEL_EMISSING)

@@ -13,11 +13,13 @@
  */
 #include "tools/cmds.h"
 #include "engine/common.h"
+#include "engine/log.h"
 #include "engine/verify.h"
 
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdbool.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +44,7 @@ static void verify_usage(FILE *f)
             "record of every compressed segment. Changes nothing and takes no lock,\n"
             "so it may run beside a writer.\n"
             "\n"
-            "  --data DIR   the log directory (default ./data)\n"
+            "  --data DIR   the data directory; the log is DIR/log (default ./data)\n"
             "  --json       print the report as one JSON object\n"
             "\n"
             "exit status:\n"
@@ -227,7 +229,12 @@ int reel_cmd_verify(int argc, char **argv)
     int rc = verify_parse(argc, argv, &o);
     if (rc != 0)
         return rc > 0 ? VERIFY_EXIT_WHOLE : VERIFY_EXIT_ERROR;
-    int status = reel_log_verify(o.dir, &rep);
+    char log_dir[PATH_MAX];
+    if (reel_data_log_path(o.dir, log_dir, sizeof(log_dir)) != 0) {
+        fprintf(stderr, "reel verify: %s: path too long\n", o.dir);
+        return 2;
+    }
+    int status = reel_log_verify(log_dir, &rep);
     if (o.json) {
         if (print_json(o.dir, &rep) != 0)
             fprintf(stderr, "reel verify: could not write the JSON report\n");

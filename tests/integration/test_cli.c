@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,13 +31,17 @@
 #define TOTAL (GROUPS * GROUP)
 #define NAMES_MAX 256
 
-static char tmp[PATH_MAX];     /* scratch: the log and the outputs */
-static char dir[PATH_MAX + 8]; /* the log */
+static char tmp[PATH_MAX];       /* scratch: the data directory and the outputs */
+static char data_dir[PATH_MAX + 8];  /* the data directory the CLI is given */
+static char dir[PATH_MAX + 16];  /* the log inside it */
 
 static void setup(void)
 {
     reel_test_tmpdir(tmp, sizeof(tmp), "cli");
-    snprintf(dir, sizeof(dir), "%s/data", tmp);
+    snprintf(data_dir, sizeof(data_dir), "%s/data", tmp);
+    snprintf(dir, sizeof(dir), "%s/" REEL_DATA_LOG_SUBDIR, data_dir);
+    if (mkdir(data_dir, 0755) != 0)
+        abort();
 }
 
 static void teardown(void)
@@ -216,7 +221,7 @@ static char *corrupt_sealed(uint64_t *offset, uint64_t *pos)
 Test(cli, verify_whole_log_exits_0)
 {
     build_log();
-    run_t r = run_reel("verify", "--data", dir, NULL);
+    run_t r = run_reel("verify", "--data", data_dir, NULL);
     cr_assert_eq(r.status, 0, "out: %s err: %s", r.out, r.err);
     cr_assert(strstr(r.out, "status:      whole") != NULL, "%s", r.out);
     cr_assert(strstr(r.out, "records:     800 (offsets 0..799)") != NULL, "%s", r.out);
@@ -225,7 +230,7 @@ Test(cli, verify_whole_log_exits_0)
     r = run_reel("verify", "--json", "--data=", NULL);
     cr_assert_eq(r.status, 2, "an empty --data= is bad usage");
     run_free(&r);
-    r = run_reel("verify", "--json", "--data", dir, NULL);
+    r = run_reel("verify", "--json", "--data", data_dir, NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_eq(count_lines(r.out), 1);
     cr_assert(strstr(r.out, "\"status\":\"whole\"") != NULL, "%s", r.out);
@@ -240,7 +245,7 @@ Test(cli, verify_corruption_exits_1_and_names_the_place)
     char want[128];
     build_log();
     char *victim = corrupt_sealed(&offset, &pos);
-    run_t r = run_reel("verify", "--data", dir, NULL);
+    run_t r = run_reel("verify", "--data", data_dir, NULL);
     cr_assert_eq(r.status, 1, "out: %s err: %s", r.out, r.err);
     cr_assert(strstr(r.out, victim) != NULL, "names %s: %s", victim, r.out);
     snprintf(want, sizeof(want), "offset %llu, byte %llu", (unsigned long long)offset,
@@ -248,14 +253,14 @@ Test(cli, verify_corruption_exits_1_and_names_the_place)
     cr_assert(strstr(r.out, want) != NULL, "wants '%s': %s", want, r.out);
     cr_assert(strstr(r.out, "CORRUPT") != NULL, "%s", r.out);
     run_free(&r);
-    r = run_reel("verify", "--data", dir, "--json", NULL);
+    r = run_reel("verify", "--data", data_dir, "--json", NULL);
     cr_assert_eq(r.status, 1);
     snprintf(want, sizeof(want), "\"bad_offset\":%llu", (unsigned long long)offset);
     cr_assert(strstr(r.out, want) != NULL, "wants '%s': %s", want, r.out);
     cr_assert(strstr(r.out, "\"status\":\"corrupt\"") != NULL, "%s", r.out);
     run_free(&r);
     /* dump cannot open it: an error, exit 2, and a pointer to verify. */
-    r = run_reel("dump", "--data", dir, NULL);
+    r = run_reel("dump", "--data", data_dir, NULL);
     cr_assert_eq(r.status, 2, "out: %s err: %s", r.out, r.err);
     cr_assert(strstr(r.err, victim) != NULL, "%s", r.err);
     cr_assert(strstr(r.err, "reel verify") != NULL, "%s", r.err);
@@ -271,7 +276,7 @@ Test(cli, verify_missing_segment_exits_1)
     cr_assert_geq(n, 3);
     snprintf(path, sizeof(path), "%s/%s", dir, names[1]);
     cr_assert_eq(unlink(path), 0);
-    run_t r = run_reel("verify", "--data", dir, NULL);
+    run_t r = run_reel("verify", "--data", data_dir, NULL);
     cr_assert_eq(r.status, 1, "out: %s err: %s", r.out, r.err);
     cr_assert(strstr(r.out, "MISSING") != NULL, "%s", r.out);
     cr_assert(strstr(r.out, names[2]) != NULL, "%s", r.out);
@@ -294,14 +299,14 @@ Test(cli, verify_torn_tail_exits_3)
     memset(img + end, 0x77, 24); /* a partial, never acknowledged write */
     cr_assert_eq(reel_test_write_file(path, img, len), 0);
     free(img);
-    run_t r = run_reel("verify", "--data", dir, NULL);
+    run_t r = run_reel("verify", "--data", data_dir, NULL);
     cr_assert_eq(r.status, 3, "out: %s err: %s", r.out, r.err);
     cr_assert(strstr(r.out, "torn tail") != NULL, "%s", r.out);
     snprintf(want, sizeof(want), "offset %u", TOTAL);
     cr_assert(strstr(r.out, want) != NULL, "%s", r.out);
     run_free(&r);
     /* dump opens read-only and shows every acknowledged record. */
-    r = run_reel("dump", "--data", dir, "--json", NULL);
+    r = run_reel("dump", "--data", data_dir, "--json", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_eq(count_lines(r.out), TOTAL);
     run_free(&r);
@@ -349,7 +354,7 @@ static void check_json_line(const char *line, size_t len, uint64_t i)
 Test(cli, dump_json_has_one_line_per_record)
 {
     build_log();
-    run_t r = run_reel("dump", "--data", dir, "--json", NULL);
+    run_t r = run_reel("dump", "--data", data_dir, "--json", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_eq(count_lines(r.out), TOTAL);
     const char *line = r.out;
@@ -362,7 +367,7 @@ Test(cli, dump_json_has_one_line_per_record)
         line = nl + 1;
     }
     run_free(&r);
-    r = run_reel("dump", "--data", dir, "--json", "--full", "--from", "5", "--limit", "3", NULL);
+    r = run_reel("dump", "--data", data_dir, "--json", "--full", "--from", "5", "--limit", "3", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_eq(count_lines(r.out), 3);
     cr_assert(strstr(r.out, "truncated") == NULL, "%s", r.out);
@@ -373,7 +378,7 @@ Test(cli, dump_json_has_one_line_per_record)
 Test(cli, dump_text_range_and_limit)
 {
     build_log();
-    run_t r = run_reel("dump", "--data", dir, "--from", "10", "--to", "20", NULL);
+    run_t r = run_reel("dump", "--data", data_dir, "--from", "10", "--to", "20", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_eq(count_lines(r.out), 10);
     cr_assert(strncmp(r.out, "offset=10 type=1 at=", 20) == 0, "%s", r.out);
@@ -382,11 +387,11 @@ Test(cli, dump_text_range_and_limit)
     cr_assert(strstr(r.out, "...\n") != NULL, "long payloads are cut: %s", r.out);
     cr_assert(strstr(r.out, "offset=20 ") == NULL, "--to is exclusive");
     run_free(&r);
-    r = run_reel("dump", "--data", dir, "--limit=4", "--from=790", NULL);
+    r = run_reel("dump", "--data", data_dir, "--limit=4", "--from=790", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_eq(count_lines(r.out), 4);
     run_free(&r);
-    r = run_reel("dump", "--data", dir, "--from", "5000", NULL);
+    r = run_reel("dump", "--data", data_dir, "--from", "5000", NULL);
     cr_assert_eq(r.status, 0, "past the end: nothing to print");
     cr_assert_eq(count_lines(r.out), 0);
     run_free(&r);
@@ -401,13 +406,13 @@ Test(cli, dump_bad_numbers_and_paths_exit_2)
     char absent[PATH_MAX * 2];
     build_log();
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        run_t r = run_reel("dump", "--data", dir, bad[i][0], bad[i][1], NULL);
+        run_t r = run_reel("dump", "--data", data_dir, bad[i][0], bad[i][1], NULL);
         cr_assert_eq(r.status, 2, "%s %s", bad[i][0], bad[i][1]);
         cr_assert(strstr(r.err, "not a number") != NULL, "%s", r.err);
         cr_assert_eq(count_lines(r.out), 0);
         run_free(&r);
     }
-    run_t r = run_reel("dump", "--data", dir, "--from", NULL);
+    run_t r = run_reel("dump", "--data", data_dir, "--from", NULL);
     cr_assert_eq(r.status, 2);
     cr_assert(strstr(r.err, "needs a value") != NULL, "%s", r.err);
     run_free(&r);
