@@ -70,13 +70,46 @@ static inline int reel_is_pow2(uint64_t value)
 }
 
 /* Little-endian loads and stores: the on-disk format is little-endian on
- * every host. memcpy keeps them alignment-safe; compilers fold it. */
-void reel_store_u16(uint8_t *p, uint16_t v);
-void reel_store_u32(uint8_t *p, uint32_t v);
-void reel_store_u64(uint8_t *p, uint64_t v);
-uint16_t reel_load_u16(const uint8_t *p);
-uint32_t reel_load_u32(const uint8_t *p);
-uint64_t reel_load_u64(const uint8_t *p);
+ * every host. Byte by byte, so alignment never matters; compilers fold
+ * each into one load or store on little-endian hosts. */
+static inline void reel_store_u16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static inline void reel_store_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline void reel_store_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint16_t reel_load_u16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static inline uint32_t reel_load_u32(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static inline uint64_t reel_load_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
 
 /* Wall clock in milliseconds and a monotonic clock in nanoseconds. */
 uint64_t reel_now_ms(void);

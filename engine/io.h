@@ -47,6 +47,9 @@ struct reel_io {
     int (*datasync)(reel_io_t *io, int fd);
     int (*fsync)(reel_io_t *io, int fd); /* also for directories */
     int (*truncate)(reel_io_t *io, int fd, uint64_t size);
+    /* Makes the file size bytes long with its space allocated (reads give
+     * zeros): fallocate, or ftruncate where the file system has none. */
+    int (*allocate)(reel_io_t *io, int fd, uint64_t size);
     int (*rename)(reel_io_t *io, const char *from, const char *to);
     int (*unlink)(reel_io_t *io, const char *path);
     void (*destroy)(reel_io_t *io);

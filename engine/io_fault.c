@@ -938,6 +938,13 @@ static int fault_truncate(reel_io_t *io, int fd, uint64_t size)
     return rc;
 }
 
+/* allocate is numbered and planned as a truncate: for what a crash can do
+ * to the file, growing it to size with zeros is the same change. */
+static int fault_allocate(reel_io_t *io, int fd, uint64_t size)
+{
+    return fault_truncate(io, fd, size);
+}
+
 static int fault_rename(reel_io_t *io, const char *from, const char *to)
 {
     reel_fault_io_t *f = fault_of(io);
@@ -1024,7 +1031,7 @@ int reel_io_fault_create(reel_io_t *inner, reel_fault_io_t **out)
     f->base = (reel_io_t){
         .name = "fault", .open = fault_open, .close = fault_close, .write = fault_write,
         .write_durable = fault_write_durable, .read = fault_read, .datasync = fault_datasync,
-        .fsync = fault_fsync, .truncate = fault_truncate, .rename = fault_rename,
+        .fsync = fault_fsync, .truncate = fault_truncate, .allocate = fault_allocate, .rename = fault_rename,
         .unlink = fault_unlink, .destroy = fault_destroy_io,
     };
     *out = f;

@@ -106,6 +106,15 @@ static int sync_truncate(reel_io_t *io, int fd, uint64_t size)
     return ftruncate(fd, (off_t)size) < 0 ? REEL_ERR(errno) : 0;
 }
 
+static int sync_allocate(reel_io_t *io, int fd, uint64_t size)
+{
+    if (fallocate(fd, 0, 0, (off_t)size) == 0)
+        return 0;
+    if (errno != EOPNOTSUPP)
+        return REEL_ERR(errno);
+    return sync_truncate(io, fd, size);
+}
+
 static int sync_rename(reel_io_t *io, const char *from, const char *to)
 {
     (void)io;
@@ -136,6 +145,7 @@ void reel_io__sync_ops(reel_io_t *io)
     io->datasync = sync_datasync;
     io->fsync = sync_fsync;
     io->truncate = sync_truncate;
+    io->allocate = sync_allocate;
     io->rename = sync_rename;
     io->unlink = sync_unlink;
     io->destroy = sync_destroy;

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 int reel_data_log_path(const char *data_dir, char *buf, size_t len)
@@ -441,7 +442,11 @@ static int log_alloc(const char *dir, const reel_log_options_t *opts, reel_log_t
     log->active_fd = -1;
     log->direct_io = !opts->no_direct_io;
     pthread_mutex_init(&log->mu, NULL);
-    pthread_cond_init(&log->cv_writer, NULL);
+    pthread_condattr_t mono;
+    pthread_condattr_init(&mono);
+    pthread_condattr_setclock(&mono, CLOCK_MONOTONIC); /* the linger's deadline */
+    pthread_cond_init(&log->cv_writer, &mono);
+    pthread_condattr_destroy(&mono);
     pthread_cond_init(&log->cv_done, NULL);
     pthread_cond_init(&log->cv_bg, NULL);
     *out = log;

@@ -86,6 +86,9 @@ struct reel_log {
     uint64_t index_pos;    /* position of the active segment's last index entry */
     seg_index_entry_t *batch_index; /* index entries of the batch in flight */
     uint64_t clock_ms;     /* newest time stamped */
+    uint64_t last_batch_records; /* size of the previous batch, for the linger */
+    uint64_t last_sync_ns;       /* its write_durable time */
+    uint64_t writer_wants;       /* queued records that wake the waiting writer, 0: not waiting */
     uint8_t *batch_buf;    /* REEL_BATCH_BYTES_MAX + a block, aligned */
 
     /* Background thread: preallocates the spare segment, compresses sealed

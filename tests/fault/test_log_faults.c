@@ -298,7 +298,9 @@ Test(log_faults, no_space_at_rollover_fails_only_those_appends)
     uint64_t i = 0;
     for (; i < 15; i++)
         cr_assert_eq(append_one(f.log, i), 0);
-    reel_fault_rule_t r = {.ops = REEL_FAULT_OP_WRITE, .action = REEL_FAULT_FAIL, .err = ENOSPC};
+    /* Preallocation writes zeros (background) or allocates (writer). */
+    reel_fault_rule_t r = {.ops = REEL_FAULT_OP_WRITE | REEL_FAULT_OP_TRUNCATE,
+                           .action = REEL_FAULT_FAIL, .err = ENOSPC};
     cr_assert_geq(reel_io_fault_set(f.fault, &r), 0);
     /* The spare may be ready; force the need for two new segments. */
     int rc = 0;
