@@ -8,30 +8,6 @@
 #include "engine/io.h"
 #include "tools/cmds.h"
 
-/* TEMPORARY while the subcommands are written in parallel: weak stand-ins
- * that the real definitions replace at link time. Removed before release. */
-__attribute__((weak)) int reel_cmd_dump(int argc, char **argv)
-{
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "reel: dump is not built\n");
-    return 2;
-}
-__attribute__((weak)) int reel_cmd_verify(int argc, char **argv)
-{
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "reel: verify is not built\n");
-    return 2;
-}
-__attribute__((weak)) int reel_cmd_bench(int argc, char **argv)
-{
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "reel: bench is not built\n");
-    return 2;
-}
-
 /* reel io-probe: which storage backend this machine gives the log. Exit 0
  * when io_uring can be set up, 1 when only the sync fallback works. */
 static int cmd_io_probe(int argc, char **argv)
