@@ -5,6 +5,7 @@
 #include "engine/event.h"
 #include "engine/common.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -205,7 +206,7 @@ static bool vec_ok(const reel_event_t *ev)
         return false;
     for (uint32_t i = 0; i < ev->dim; i++) {
         float f = reel_event_embedding_at(ev, i);
-        if (f != f || f > 3.4e38f || f < -3.4e38f)
+        if (!isfinite(f))
             return false; /* NaN and infinities have no JSON form */
     }
     return true;
@@ -262,6 +263,8 @@ typedef struct wbuf {
 
 static void put_bytes(wbuf_t *w, const void *src, size_t n)
 {
+    if (n == 0)
+        return; /* src may be NULL (an empty string, no embedding): memcpy must not see it */
     if (w->cap != 0 && !w->full && w->len + n <= w->cap)
         memcpy(w->p + w->len, src, n);
     else if (w->cap != 0)
@@ -373,8 +376,13 @@ static uint64_t get_varint(rbuf_t *r)
             return 0;
         }
         v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80))
+        if (!(b & 0x80)) {
+            if (b == 0 && shift > 0) {
+                r->bad = true; /* not minimal: one value, one encoding */
+                return 0;
+            }
             return v;
+        }
     }
     r->bad = true;
     return 0;

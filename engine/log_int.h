@@ -88,6 +88,7 @@ struct reel_log {
     uint64_t clock_ms;     /* newest time stamped */
     uint64_t last_batch_records; /* size of the previous batch, for the linger */
     uint64_t last_sync_ns;       /* its write_durable time */
+    uint64_t batch_bytes_avg;    /* moving average of batch bytes (mu) */
     uint64_t writer_wants;       /* queued records that wake the waiting writer, 0: not waiting */
     uint8_t *batch_buf;    /* REEL_BATCH_BYTES_MAX + a block, aligned */
 
