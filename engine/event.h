@@ -11,7 +11,7 @@
  * Encoding (FORMAT.md, "Events"): the record's type is the event type; the
  * payload is one version byte (REEL_EVENT_VERSION) then each field of the
  * schema in order:
- *   id, u64      unsigned LEB128 varint
+ *   id, u64      unsigned LEB128 varint, minimal form (no trailing 0x00 byte)
  *   bool         one byte, 0 or 1
  *   str          varint byte length, then UTF-8 bytes
  *   ids          varint count, then a varint each
@@ -80,7 +80,7 @@ typedef enum reel_event_type {
 #define REEL_PROMPT_LEN_MAX 2000u
 #define REEL_TEXT_LEN_MAX 2000u
 #define REEL_URI_LEN_MAX 2048u
-#define REEL_SHORT_LEN_MAX 128u /* codes, workers, reasons, policies, kinds */
+#define REEL_SHORT_LEN_MAX 128u /* codes, workers, policies, kinds, visibilities */
 #define REEL_TAGS_MAX 16u
 #define REEL_TAG_LEN_MAX 64u
 #define REEL_CAMEOS_MAX 8u
@@ -153,8 +153,9 @@ int reel_event_decode(uint16_t type, const uint8_t *payload, size_t len, reel_ev
 /* Component i of the embedding. */
 float reel_event_embedding_at(const reel_event_t *ev, uint32_t i);
 
-/* Appends the event's JSON object, {"offset", "type", "at", ...fields}, to
- * out (cap bytes, NUL-terminated). Returns the length written, or -ENOSPC. */
+/* Writes the event's JSON object, {"offset", "type", "at", ...fields}, to
+ * out (cap bytes, NUL-terminated). ev must be valid (as decode returns it,
+ * or as encode accepts it). Returns the length written, or -ENOSPC. */
 int reel_event_to_json(const reel_event_t *ev, char *out, size_t cap);
 
 #endif /* REEL_EVENT_H */
