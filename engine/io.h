@@ -3,8 +3,8 @@
  *
  * One interface, several backends (a table of function pointers, as
  * SQLite's VFS):
- *   - uring: io_uring; a write and its fdatasync go in one submission as
- *     linked SQEs, so one syscall makes a batch durable;
+ *   - uring: io_uring; a batch is one WRITE with RWF_DSYNC, so one
+ *     submission makes it durable and its completion says so;
  *   - sync: plain pwrite + fdatasync, chosen automatically when io_uring
  *     cannot be set up (kernel.io_uring_disabled, seccomp), and selectable;
  *   - fault (tests only, io_fault.c): wraps another backend and can fail,

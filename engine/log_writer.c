@@ -4,8 +4,8 @@
  * Group commit. Producers queue append requests (reel_log_submit). The
  * writer thread takes everything queued, up to a batch's bound, encodes the
  * records into one block-aligned buffer (offsets, times, chain), writes it
- * and makes it durable with one write_durable() call (io_uring: a linked
- * WRITE + FSYNC in one submission), then publishes the new durable end and
+ * and makes it durable with one write_durable() call (io_uring: one WRITE
+ * with RWF_DSYNC; sync: pwrite + fdatasync), then publishes the durable end and
  * runs the callbacks in offset order. While it waits for the disk, new
  * requests fill the queue: the next batch. The writer never starts a batch
  * before the previous one is durable; recovery depends on that (segment.c).
