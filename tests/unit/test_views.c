@@ -1,0 +1,491 @@
+/*
+ * test_views.c: the LMDB views (engine/views.h).
+ *
+ * Method: events are built by hand (offsets and times set as a record would
+ * set them) and applied; the read side and reel_views_hash() are checked
+ * against what the event semantics of views.h say. The hash is the oracle
+ * for "nothing changed" (duplicates, refused batches) and for determinism
+ * (the same events in different batchings give the same bytes). Map growth
+ * is driven past the initial size while a reader thread opens and closes
+ * snapshots, which is the case the growth lock exists for.
+ */
+#include <criterion/criterion.h>
+#include <lmdb.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/common.h"
+#include "engine/views.h"
+#include "tests/harness.h"
+
+TestSuite(views, .timeout = 300);
+
+/* ---- event builders ---- */
+
+static reel_str_t S(const char *s)
+{
+    return (reel_str_t){s, (uint32_t)strlen(s)};
+}
+
+static reel_event_t ev_user(uint64_t off, uint64_t id, const char *handle, const char *name)
+{
+    return (reel_event_t){.type = REEL_EV_USER_CREATED, .offset = off, .at = 1000 + off,
+                          .user = id, .handle = S(handle), .display_name = S(name)};
+}
+
+static reel_event_t ev_ids(uint16_t type, uint64_t off, uint64_t user, uint64_t target,
+                           uint64_t post)
+{
+    return (reel_event_t){.type = type, .offset = off, .at = 1000 + off, .user = user,
+                          .target = target, .post = post};
+}
+
+static reel_event_t ev_post(uint64_t off, uint64_t post, uint64_t author, const char *vis)
+{
+    return (reel_event_t){.type = REEL_EV_POST_CREATED, .offset = off, .at = 1000 + off,
+                          .user = author, .post = post, .visibility = S(vis)};
+}
+
+/* Applies one event at offset applied (sets it), asserting success. */
+static void apply1(reel_views_t *v, reel_event_t ev)
+{
+    ev.offset = reel_views_applied(v);
+    int rc = reel_views_apply(v, &ev, 1);
+    cr_assert_eq(rc, 0, "apply type %u: %s", ev.type, reel_strerror(rc));
+}
+
+static reel_views_t *open_views(const char *dir)
+{
+    reel_views_t *v = NULL;
+    int rc = reel_views_open(dir, &v);
+    cr_assert_eq(rc, 0, "open %s: %s", dir, reel_strerror(rc));
+    cr_assert_not_null(v);
+    return v;
+}
+
+static int get_user(reel_views_t *v, uint64_t id, reel_user_view_t *u)
+{
+    reel_views_txn_t *t;
+    cr_assert_eq(reel_views_read_begin(v, &t), 0);
+    int rc = reel_views_get_user(t, id, u);
+    reel_views_read_end(t);
+    return rc;
+}
+
+static void hash_of(reel_views_t *v, uint8_t out[16])
+{
+    cr_assert_eq(reel_views_hash(v, out), 0);
+}
+
+/* ---- open, reopen, version ---- */
+
+Test(views, reopen_keeps_applied_and_data)
+{
+    char dir[256];
+    reel_test_tmpdir(dir, sizeof dir, "views");
+    char sub[300];
+    snprintf(sub, sizeof sub, "%s/v", dir); /* created by open */
+    reel_views_t *v = open_views(sub);
+    cr_assert_eq(reel_views_applied(v), 0);
+    reel_event_t evs[3] = {ev_user(0, 1, "Alice", "Alice A"), ev_user(1, 2, "bob", "Bob"),
+                           ev_ids(REEL_EV_FOLLOW_CREATED, 2, 2, 1, 0)};
+    cr_assert_eq(reel_views_apply(v, evs, 3), 0);
+    cr_assert_eq(reel_views_applied(v), 3);
+    uint8_t h1[16], h2[16];
+    hash_of(v, h1);
+    reel_views_close(v);
+
+    v = open_views(sub);
+    cr_assert_eq(reel_views_applied(v), 3);
+    hash_of(v, h2);
+    cr_assert_arr_eq(h1, h2, 16);
+    reel_user_view_t u;
+    cr_assert_eq(get_user(v, 1, &u), 0);
+    cr_assert_str_eq(u.handle, "Alice");
+    cr_assert_str_eq(u.display_name, "Alice A");
+    cr_assert_eq(u.created_at, 1000);
+    cr_assert_eq(u.followers, 1);
+    reel_views_close(v);
+    reel_test_rmtree(dir);
+}
+
+Test(views, unknown_version_refused)
+{
+    char dir[256];
+    reel_test_tmpdir(dir, sizeof dir, "views");
+    reel_views_close(open_views(dir));
+
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    uint8_t ver[4] = {99, 0, 0, 0};
+    cr_assert_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 32);
+    cr_assert_eq(mdb_env_open(env, dir, 0, 0644), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+    MDB_val k = {7, "version"}, d = {4, ver};
+    cr_assert_eq(mdb_put(txn, dbi, &k, &d, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    reel_views_t *v = (reel_views_t *)1;
+    cr_assert_eq(reel_views_open(dir, &v), REEL_EVERSION);
+    cr_assert_null(v);
+    reel_test_rmtree(dir);
+}
+
+/* ---- profiles and counts ---- */
+
+Test(views, profiles_and_counts)
+{
+    char dir[256];
+    reel_test_tmpdir(dir, sizeof dir, "views");
+    reel_views_t *v = open_views(dir);
+    apply1(v, ev_user(0, 1, "Alice", "Alice A"));
+    apply1(v, ev_user(0, 2, "bob", "Bob"));
+    apply1(v, ev_user(0, 3, "carol", "Carol"));
+    apply1(v, ev_ids(REEL_EV_FOLLOW_CREATED, 0, 2, 1, 0));
+    apply1(v, ev_ids(REEL_EV_FOLLOW_CREATED, 0, 3, 1, 0));
+    apply1(v, ev_ids(REEL_EV_FOLLOW_CREATED, 0, 1, 2, 0));
+    apply1(v, ev_post(0, 100, 1, "public"));
+    apply1(v, ev_post(0, 101, 1, "draft"));
+    apply1(v, ev_post(0, 102, 2, "public"));
+    apply1(v, ev_ids(REEL_EV_LIKE_CREATED, 0, 2, 0, 100));
+    apply1(v, ev_ids(REEL_EV_LIKE_CREATED, 0, 3, 0, 100));
+    apply1(v, ev_ids(REEL_EV_LIKE_CREATED, 0, 1, 0, 102));
+    apply1(v, ev_ids(REEL_EV_INVITE_ISSUED, 0, 1, 0, 0)); /* ignored, counted */
+    cr_assert_eq(reel_views_applied(v), 13);
+
+    reel_user_view_t u;
+    cr_assert_eq(get_user(v, 1, &u), 0);
+    cr_assert_eq(u.followers, 2);
+    cr_assert_eq(u.following, 1);
+    cr_assert_eq(u.posts, 1, "drafts are not counted");
+    cr_assert_eq(u.likes_received, 2);
+    cr_assert_eq(get_user(v, 2, &u), 0);
+    cr_assert_eq(u.followers, 1);
+    cr_assert_eq(u.following, 1);
+    cr_assert_eq(u.posts, 1);
+    cr_assert_eq(u.likes_received, 1);
+    cr_assert_eq(get_user(v, 4, &u), REEL_ENOTFOUND);
+
+    /* Handles fold case; update replaces the name; unlike and delete. */
+    apply1(v, (reel_event_t){.type = REEL_EV_USER_UPDATED, .user = 1, .display_name = S("Al")});
+    apply1(v, ev_ids(REEL_EV_LIKE_REMOVED, 0, 3, 0, 100));
+    apply1(v, ev_ids(REEL_EV_LIKE_REMOVED, 0, 3, 0, 100)); /* absent: no-op */
+    apply1(v, (reel_event_t){.type = REEL_EV_POST_DELETED, .post = 100});
+    reel_views_txn_t *t;
+    cr_assert_eq(reel_views_read_begin(v, &t), 0);
+    cr_assert_eq(reel_views_user_by_handle(t, "ALICE", 5, &u), 0);
+    cr_assert_eq(u.id, 1);
+    cr_assert_str_eq(u.display_name, "Al");
+    cr_assert_eq(u.likes_received, 1);
+    cr_assert_eq(u.posts, 0);
+    cr_assert_eq(reel_views_user_by_handle(t, "nobody", 6, &u), REEL_ENOTFOUND);
+    cr_assert_eq(reel_views_user_by_handle(t, "x", 0, &u), REEL_EUSAGE);
+    reel_views_read_end(t);
+
+    apply1(v, (reel_event_t){.type = REEL_EV_USER_DELETED, .user = 3});
+    cr_assert_eq(get_user(v, 3, &u), REEL_ENOTFOUND);
+    cr_assert_eq(reel_views_read_begin(v, &t), 0);
+    cr_assert_eq(reel_views_user_by_handle(t, "carol", 5, &u), REEL_ENOTFOUND);
+    reel_views_read_end(t);
+    reel_views_close(v);
+    reel_test_rmtree(dir);
+}
+
+/* ---- follows ---- */
+
+Test(views, follow_twice_changes_nothing_and_unfollow_decrements)
+{
+    char dir[256];
+    reel_test_tmpdir(dir, sizeof dir, "views");
+    reel_views_t *v = open_views(dir);
+    apply1(v, ev_user(0, 1, "a", "A"));
+    apply1(v, ev_user(0, 2, "b", "B"));
+    apply1(v, ev_ids(REEL_EV_FOLLOW_CREATED, 0, 2, 1, 0));
+    uint8_t h1[16], h2[16];
+    hash_of(v, h1);
+    apply1(v, ev_ids(REEL_EV_FOLLOW_CREATED, 0, 2, 1, 0));
+    hash_of(v, h2);
+    cr_assert_arr_eq(h1, h2, 16, "a duplicate follow changed the views");
+    cr_assert_eq(reel_views_applied(v), 4);
+
+    reel_user_view_t u;
+    cr_assert_eq(get_user(v, 1, &u), 0);
+    cr_assert_eq(u.followers, 1);
+    apply1(v, ev_ids(REEL_EV_FOLLOW_REMOVED, 0, 2, 1, 0));
+    cr_assert_eq(get_user(v, 1, &u), 0);
+    cr_assert_eq(u.followers, 0);
+    cr_assert_eq(get_user(v, 2, &u), 0);
+    cr_assert_eq(u.following, 0);
+    apply1(v, ev_ids(REEL_EV_FOLLOW_REMOVED, 0, 2, 1, 0)); /* absent: no-op */
+    cr_assert_eq(get_user(v, 1, &u), 0);
+    cr_assert_eq(u.followers, 0);
+
+    reel_views_txn_t *t;
+    reel_follow_entry_t page[4];
+    size_t n = 99;
+    cr_assert_eq(reel_views_read_begin(v, &t), 0);
+    cr_assert_eq(reel_views_followers(t, 1, 0, 0, 4, page, &n), 0);
+    cr_assert_eq(n, 0);
+    reel_views_read_end(t);
+    reel_views_close(v);
+    reel_test_rmtree(dir);
+}
+
+Test(views, followers_pagination_newest_first)
+{
+    char dir[256];
+    reel_test_tmpdir(dir, sizeof dir, "views");
+    reel_views_t *v = open_views(dir);
+    enum { N = 25 };
+    reel_event_t evs[N + 2];
+    evs[0] = ev_user(0, 1, "star", "Star");
+    for (uint64_t i = 0; i < N; i++) {
+        evs[1 + i] = ev_ids(REEL_EV_FOLLOW_CREATED, 1 + i, 100 + i, 1, 0);
+        evs[1 + i].at = 5000 + i / 2; /* pairs share a time: ties by id */
+    }
+    evs[N + 1] = ev_ids(REEL_EV_FOLLOW_CREATED, N + 1, 7, 2, 0); /* another target */
+    cr_assert_eq(reel_views_apply(v, evs, N + 2), 0);
+
+    reel_views_txn_t *t;
+    reel_follow_entry_t page[10], all[N];
+    size_t total = 0, n;
+    uint64_t cs = 0, ci = 0;
+    cr_assert_eq(reel_views_read_begin(v, &t), 0);
+    do {
+        cr_assert_eq(reel_views_followers(t, 1, cs, ci, 10, page, &n), 0);
+        cr_assert_leq(total + n, N);
+        memcpy(all + total, page, n * sizeof page[0]);
+        total += n;
+        if (n > 0) {
+            cs = page[n - 1].since;
+            ci = page[n - 1].user;
+        }
+    } while (n == 10);
+    cr_assert_eq(reel_views_followers(t, 1, 0, 0, 0, page, &n), REEL_EUSAGE);
+    cr_assert_eq(reel_views_followers(t, 1, 0, 0, REEL_VIEWS_PAGE_MAX + 1, page, &n), REEL_EUSAGE);
+    reel_views_read_end(t);
+    cr_assert_eq(total, N);
+    cr_assert_eq(all[0].user, 100 + N - 1, "the newest follower comes first");
+    cr_assert_eq(all[N - 1].user, 101, "the oldest (tie 100, 101 at 5000) comes last");
+    for (size_t i = 0; i < N; i++) {
+        /* Expected order: time descending, then follower id ascending. */
+        if (i > 0)
+            cr_assert_leq(all[i].since, all[i - 1].since, "entry %zu", i);
+        if (i > 0 && all[i].since == all[i - 1].since)
+            cr_assert_gt(all[i].user, all[i - 1].user, "entry %zu", i);
+        cr_assert_eq(all[i].since, 5000 + (all[i].user - 100) / 2);
+    }
+    reel_views_close(v);
+    reel_test_rmtree(dir);
+}
+
+/* ---- offsets: gaps and exactly once ---- */
+
+Test(views, gap_refused_and_nothing_changes)
+{
+    char dir[256];
+    reel_test_tmpdir(dir, sizeof dir, "views");
+    reel_views_t *v = open_views(dir);
+    reel_event_t evs[3] = {ev_user(0, 1, "a", "A"), ev_user(1, 2, "b", "B"),
+                           ev_ids(REEL_EV_FOLLOW_CREATED, 2, 1, 2, 0)};
+    cr_assert_eq(reel_views_apply(v, evs, 3), 0);
+    uint8_t h1[16], h2[16];
+    hash_of(v, h1);
+
+    reel_event_t gap = ev_ids(REEL_EV_FOLLOW_CREATED, 4, 2, 1, 0);
+    cr_assert_eq(reel_views_apply(v, &gap, 1), REEL_EUSAGE);
+    reel_event_t holes[2] = {ev_ids(REEL_EV_FOLLOW_CREATED, 3, 2, 1, 0),
+                             ev_ids(REEL_EV_FOLLOW_REMOVED, 5, 1, 2, 0)};
+    cr_assert_eq(reel_views_apply(v, holes, 2), REEL_EUSAGE);
+    cr_assert_eq(reel_views_apply(v, NULL, 1), REEL_EUSAGE);
+    cr_assert_eq(reel_views_apply(v, NULL, 0), 0);
+    hash_of(v, h2);
+    cr_assert_arr_eq(h1, h2, 16);
+    cr_assert_eq(reel_views_applied(v), 3);
+    reel_views_close(v);
+    reel_test_rmtree(dir);
+}
+
+Test(views, reapplied_events_are_skipped)
+{
+    char dir[256], dir2[256];
+    reel_test_tmpdir(dir, sizeof dir, "views");
+    reel_test_tmpdir(dir2, sizeof dir2, "views2");
+    reel_views_t *v = open_views(dir), *w = open_views(dir2);
+    reel_event_t evs[6] = {
+        ev_user(0, 1, "a", "A"), ev_user(1, 2, "b", "B"),
+        ev_ids(REEL_EV_FOLLOW_CREATED, 2, 1, 2, 0), ev_ids(REEL_EV_FOLLOW_REMOVED, 3, 1, 2, 0),
+        ev_ids(REEL_EV_FOLLOW_CREATED, 4, 1, 2, 0), ev_post(5, 50, 2, "public"),
+    };
+    cr_assert_eq(reel_views_apply(v, evs, 4), 0);
+    cr_assert_eq(reel_views_apply(v, evs, 4), 0); /* all old: no-op */
+    cr_assert_eq(reel_views_apply(v, evs + 2, 4), 0); /* 2,3 skipped; 4,5 new */
+    cr_assert_eq(reel_views_applied(v), 6);
+    cr_assert_eq(reel_views_apply(w, evs, 6), 0);
+    uint8_t h1[16], h2[16];
+    hash_of(v, h1);
+    hash_of(w, h2);
+    cr_assert_arr_eq(h1, h2, 16);
+    reel_user_view_t u;
+    cr_assert_eq(get_user(v, 2, &u), 0);
+    cr_assert_eq(u.followers, 1);
+    cr_assert_eq(u.posts, 1);
+    reel_views_close(v);
+    reel_views_close(w);
+    reel_test_rmtree(dir);
+    reel_test_rmtree(dir2);
+}
+
+/* ---- map growth under concurrent readers ---- */
+
+enum { GROW_USERS = 1000000, GROW_BATCH = 1000 };
+
+typedef struct reader_arg {
+    reel_views_t *v;
+    int done;       /* atomic: the writer finished */
+    uint64_t reads; /* snapshots taken */
+    int failures;   /* users that were applied but not visible */
+} reader_arg_t;
+
+static void *reader_main(void *p)
+{
+    reader_arg_t *a = p;
+    uint64_t seed = 42;
+    while (!__atomic_load_n(&a->done, __ATOMIC_ACQUIRE)) {
+        uint64_t applied = reel_views_applied(a->v);
+        reel_views_txn_t *t;
+        if (reel_views_read_begin(a->v, &t) != 0) {
+            a->failures++;
+            continue;
+        }
+        if (applied > 0) {
+            reel_user_view_t u;
+            uint64_t id = 1 + reel_test_rand(&seed) % applied; /* offset id-1 */
+            if (reel_views_get_user(t, id, &u) != 0 || u.id != id)
+                a->failures++;
+        }
+        reel_views_read_end(t);
+        a->reads++;
+    }
+    return NULL;
+}
+
+Test(views, map_grows_under_readers)
+{
+    char dir[256];
+    reel_test_tmpdir(dir, sizeof dir, "views");
+    reel_views_t *v = open_views(dir);
+    cr_assert_eq(reel_views_map_bytes(v), REEL_VIEWS_MAP_BYTES_INITIAL);
+    reader_arg_t arg = {.v = v};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, reader_main, &arg), 0);
+
+    static char handles[GROW_BATCH][32], names[GROW_BATCH][REEL_NAME_LEN_MAX + 1];
+    static reel_event_t evs[GROW_BATCH];
+    for (uint64_t base = 0; base < GROW_USERS; base += GROW_BATCH) {
+        for (uint64_t i = 0; i < GROW_BATCH; i++) {
+            uint64_t id = base + i + 1;
+            snprintf(handles[i], sizeof handles[i], "user_%llu", (unsigned long long)id);
+            memset(names[i], 'n', REEL_NAME_LEN_MAX);
+            names[i][REEL_NAME_LEN_MAX] = '\0';
+            snprintf(names[i], 24, "Name %llu ", (unsigned long long)id);
+            names[i][strlen(names[i])] = 'n';
+            evs[i] = ev_user(base + i, id, handles[i], names[i]);
+        }
+        int rc = reel_views_apply(v, evs, GROW_BATCH);
+        cr_assert_eq(rc, 0, "batch at %llu: %s", (unsigned long long)base, reel_strerror(rc));
+    }
+    __atomic_store_n(&arg.done, 1, __ATOMIC_RELEASE);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    cr_assert_eq(arg.failures, 0);
+    cr_assert_gt(arg.reads, 0);
+    cr_log_info("map %llu MiB after %d users, %llu reader snapshots",
+                (unsigned long long)(reel_views_map_bytes(v) >> 20), GROW_USERS,
+                (unsigned long long)arg.reads);
+    cr_assert_geq(reel_views_map_bytes(v), 4 * REEL_VIEWS_MAP_BYTES_INITIAL,
+                  "map grew past the initial size several times");
+    cr_assert_eq(reel_views_applied(v), GROW_USERS);
+
+    reel_views_txn_t *t;
+    reel_user_view_t u;
+    char want[32];
+    cr_assert_eq(reel_views_read_begin(v, &t), 0);
+    for (uint64_t id = 1; id <= GROW_USERS; id++) {
+        cr_assert_eq(reel_views_get_user(t, id, &u), 0, "user %llu", (unsigned long long)id);
+        snprintf(want, sizeof want, "user_%llu", (unsigned long long)id);
+        cr_assert_str_eq(u.handle, want);
+        cr_assert_eq(u.display_name_len, REEL_NAME_LEN_MAX);
+    }
+    cr_assert_eq(reel_views_user_by_handle(t, "USER_123456", 11, &u), 0);
+    cr_assert_eq(u.id, 123456);
+    reel_views_read_end(t);
+    reel_views_close(v);
+    reel_test_rmtree(dir);
+}
+
+/* ---- hash: batching does not matter, content does ---- */
+
+/* A deterministic mixed history over 50 users and their posts. */
+static size_t random_history(reel_event_t *evs, size_t cap, uint64_t seed)
+{
+    static char handles[50][16];
+    size_t n = 0;
+    for (uint64_t u = 1; u <= 50; u++) {
+        snprintf(handles[u - 1], sizeof handles[0], "h%llu", (unsigned long long)u);
+        evs[n] = ev_user(n, u, handles[u - 1], "someone");
+        n++;
+    }
+    while (n < cap) {
+        uint64_t r = reel_test_rand(&seed);
+        uint64_t a = 1 + r % 50, b = 1 + (r >> 8) % 50, post = 1000 + (r >> 16) % 80;
+        static const uint16_t types[] = {REEL_EV_FOLLOW_CREATED, REEL_EV_FOLLOW_REMOVED,
+                                         REEL_EV_LIKE_CREATED, REEL_EV_LIKE_REMOVED,
+                                         REEL_EV_POST_DELETED, REEL_EV_VIEW_RECORDED};
+        uint16_t type = types[(r >> 24) % REEL_ARRAY_LEN(types)];
+        if ((r >> 32) % 5 == 0)
+            evs[n] = ev_post(n, post, a, (r >> 40) % 3 ? "public" : "draft");
+        else
+            evs[n] = ev_ids(type, n, a, b, post);
+        n++;
+    }
+    return n;
+}
+
+Test(views, hash_independent_of_batching)
+{
+    enum { N = 5000 };
+    static reel_event_t evs[N + 1];
+    size_t n = random_history(evs, N, 7);
+    char d1[256], d2[256];
+    reel_test_tmpdir(d1, sizeof d1, "views");
+    reel_test_tmpdir(d2, sizeof d2, "views2");
+    reel_views_t *a = open_views(d1), *b = open_views(d2);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(reel_views_apply(a, &evs[i], 1), 0);
+    uint64_t seed = 3;
+    for (size_t i = 0; i < n;) {
+        size_t k = 1 + reel_test_rand(&seed) % 300;
+        k = k > n - i ? n - i : k;
+        cr_assert_eq(reel_views_apply(b, evs + i, k), 0);
+        i += k;
+    }
+    uint8_t ha[16], hb[16];
+    hash_of(a, ha);
+    hash_of(b, hb);
+    cr_assert_arr_eq(ha, hb, 16);
+
+    apply1(b, ev_ids(REEL_EV_FOLLOW_CREATED, 0, 1, 1000, 0)); /* a new pair */
+    hash_of(b, hb);
+    cr_assert_arr_neq(ha, hb, 16);
+    reel_views_close(a);
+    reel_views_close(b);
+    reel_test_rmtree(d1);
+    reel_test_rmtree(d2);
+}
