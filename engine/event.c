@@ -220,6 +220,9 @@ static bool field_ok(const reel_event_t *ev, const field_def_t *d)
     case K_ID_OPT:
         return *AT_C(ev, d, uint64_t) <= REEL_ID_MAX;
     case K_U64:
+        /* JSON-safe, as ids: above 2^53 JavaScript loses precision and
+         * above 2^63 jansson cannot read the /v1/log line back. */
+        return *AT_C(ev, d, uint64_t) <= REEL_ID_MAX;
     case K_BOOL:
         return true;
     case K_STR:

@@ -85,7 +85,8 @@ typedef enum reel_event_type {
 #define REEL_TAG_LEN_MAX 64u
 #define REEL_CAMEOS_MAX 8u
 #define REEL_DIM_MAX 1024u
-/* Ids are below 2^53 (the API's JSON-safe integers). */
+/* Ids, and every other integer of an event, are below 2^53 (the API's
+ * JSON-safe integers). */
 #define REEL_ID_MAX ((1ull << 53) - 1)
 
 /* A byte string (UTF-8 in events); not NUL-terminated. */
