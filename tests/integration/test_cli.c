@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "engine/common.h"
+#include "engine/event.h"
 #include "engine/log.h"
 #include "engine/record.h"
 #include "engine/segment.h"
@@ -424,5 +425,36 @@ Test(cli, dump_bad_numbers_and_paths_exit_2)
     r = run_reel("dump", "--help", NULL);
     cr_assert_eq(r.status, 0);
     cr_assert(strstr(r.out, "--json") != NULL, "%s", r.out);
+    run_free(&r);
+}
+
+/* Events print as the JSON /v1/log gives; --raw shows the stored bytes. */
+Test(cli, dump_shows_events_as_json)
+{
+    reel_log_t *log;
+    uint8_t buf[256];
+    reel_event_t ev = {.type = REEL_EV_USER_CREATED, .user = 7, .handle = {"dachs", 5},
+                       .display_name = {"Dachs \"Hund\"", 12}};
+    reel_event_t follow = {.type = REEL_EV_FOLLOW_CREATED, .user = 7, .target = 9};
+    cr_assert_eq(reel_log_open(dir, NULL, &log, NULL, 0), 0);
+    int n = reel_event_encode(&ev, buf, sizeof(buf));
+    cr_assert_gt(n, 0);
+    cr_assert_eq(reel_log_append(log, ev.type, buf, (uint32_t)n, NULL), 0);
+    n = reel_event_encode(&follow, buf, sizeof(buf));
+    cr_assert_eq(reel_log_append(log, follow.type, buf, (uint32_t)n, NULL), 0);
+    cr_assert_eq(reel_log_close(log), 0);
+
+    run_t r = run_reel("dump", "--data", data_dir, "--json", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_eq(count_lines(r.out), 2);
+    cr_assert(strstr(r.out, "\"type\":\"user.created\"") != NULL, "%s", r.out);
+    cr_assert(strstr(r.out, "\"display_name\":\"Dachs \\\"Hund\\\"\"") != NULL, "%s", r.out);
+    cr_assert(strstr(r.out, "{\"offset\":1,\"type\":\"follow.created\",") != NULL, "%s", r.out);
+    cr_assert(strstr(r.out, "\"user_id\":7,\"target\":9}") != NULL, "%s", r.out);
+    run_free(&r);
+    r = run_reel("dump", "--data", data_dir, "--raw", NULL);
+    cr_assert_eq(r.status, 0);
+    cr_assert(strstr(r.out, "type=5 ") != NULL && strstr(r.out, "payload=010709") != NULL, "%s",
+              r.out);
     run_free(&r);
 }
