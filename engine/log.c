@@ -31,12 +31,6 @@
 #include <time.h>
 #include <unistd.h>
 
-int reel_data_log_path(const char *data_dir, char *buf, size_t len)
-{
-    int n = snprintf(buf, len, "%s/%s", data_dir, REEL_DATA_LOG_SUBDIR);
-    return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
-}
-
 void reel__log_path(const reel_log_t *log, char *buf, const char *name)
 {
     snprintf(buf, PATH_MAX, "%s/%s", log->dir, name);
@@ -387,21 +381,30 @@ static int recover_all(reel_log_t *log, recovery_t *r)
     return rc;
 }
 
-static int take_lock(reel_log_t *log, char *err, size_t err_len)
+int reel_log_lock(const char *dir)
 {
     char path[PATH_MAX];
-    reel__log_path(log, path, "LOCK");
-    log->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (log->lock_fd < 0) {
-        set_err(err, err_len, "%s: %s", path, strerror(errno));
+    snprintf(path, sizeof(path), "%s/LOCK", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
         return REEL_ERR(errno);
-    }
-    if (flock(log->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
         int rc = errno == EWOULDBLOCK ? REEL_ELOCKED : REEL_ERR(errno);
-        set_err(err, err_len, "%s: %s", path,
-                rc == REEL_ELOCKED ? "another process is writing this log" : strerror(errno));
+        close(fd);
         return rc;
     }
+    return fd;
+}
+
+static int take_lock(reel_log_t *log, char *err, size_t err_len)
+{
+    int fd = reel_log_lock(log->dir);
+    if (fd < 0) {
+        set_err(err, err_len, "%s/LOCK: %s", log->dir,
+                fd == REEL_ELOCKED ? "another process is writing this log" : reel_strerror(fd));
+        return fd;
+    }
+    log->lock_fd = fd;
     return 0;
 }
 

@@ -38,11 +38,6 @@
 
 typedef struct reel_log reel_log_t;
 
-/* A data directory (reeld --data, reel --data; default ./data) keeps the
- * log in this subdirectory (FORMAT.md, "Directory"). */
-#define REEL_DATA_LOG_SUBDIR "log"
-/* Writes DATA_DIR/log into buf (len bytes); returns 0, or -ENAMETOOLONG. */
-int reel_data_log_path(const char *data_dir, char *buf, size_t len);
 typedef struct reel_log_iter reel_log_iter_t;
 
 typedef struct reel_log_options {
@@ -90,6 +85,12 @@ struct reel_log_append_req {
  * given (err_len bytes). */
 int reel_log_open(const char *dir, const reel_log_options_t *opts, reel_log_t **out,
                   char *err_msg, size_t err_len);
+
+/* Takes the writer lock of the log in dir (an exclusive flock on dir/LOCK,
+ * created when missing) without waiting: what reel_log_open takes, for tools
+ * that must not run beside a writer. Returns an fd (close it to release),
+ * REEL_ELOCKED while another process holds it, or -errno. */
+int reel_log_lock(const char *dir);
 
 /* Waits for every submitted append to finish, stops the writer and frees
  * the log. Returns the sticky error, if any. */

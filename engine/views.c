@@ -32,9 +32,9 @@
 
 #include "engine/common.h"
 
-/* Named DBIs the environment may hold: 9 today; the rest is headroom for
- * the views later work adds (blocks, cameos, feeds...) without a format
- * change. LMDB scans the DBI table linearly, so keep it small. */
+/* Named DBIs the environment may hold: 19 today; the rest is headroom
+ * for the views later work adds (feeds, generations...). LMDB scans the
+ * DBI table linearly, so keep it small. */
 #define MAXDBS 32u
 /* LMDB reader slots: one per concurrent read txn across the process. The
  * server's worker threads and the HTTP loop stay far below this; a full
@@ -46,10 +46,21 @@
 /* Fixed bytes of a users value: created_at u64, flags u8, two u8 lengths. */
 #define USER_FIXED_BYTES 11u
 #define USER_VALUE_MAX (USER_FIXED_BYTES + REEL_HANDLE_LEN_MAX + REEL_NAME_LEN_MAX)
-/* A posts value: author, created_at, likes (u64 each), flags u8. */
-#define POST_VALUE_BYTES 25u
-/* A counts value: four u64. */
-#define COUNTS_VALUE_BYTES 32u
+/* A posts value: author, created_at, remix_of, remix_root, likes,
+ * comments, remixes, views, watch_ms (u64 each), flags u8, then the hidden
+ * reason's bytes (the rest of the value). */
+#define POST_FIXED_BYTES 73u
+#define POST_VALUE_MAX (POST_FIXED_BYTES + REEL_TEXT_LEN_MAX)
+/* A counts value: six u64 (C_COUNT). */
+#define COUNTS_VALUE_BYTES 48u
+/* A comments value: post, author, reply_to, created_at (u64 each), flags
+ * u8, then the text's bytes (the rest of the value). */
+#define COMMENT_FIXED_BYTES 33u
+#define COMMENT_VALUE_MAX (COMMENT_FIXED_BYTES + REEL_TEXT_LEN_MAX)
+/* A cameos value: policy u8, then the asset URI's bytes (may be none). */
+#define CAMEO_VALUE_MAX (1u + REEL_URI_LEN_MAX)
+/* An invites value: issuer u64, used u8, used_by u64 (0: unused). */
+#define INVITE_VALUE_BYTES 17u
 /* Private codes for LMDB conditions apply handles itself; they never leave
  * this file (outside reeldb's range and errno's). */
 #define ERR_MAP_FULL (-30900)
@@ -59,10 +70,14 @@
 #define POST_PUBLIC 0x01u
 #define POST_HIDDEN 0x02u
 #define POST_DELETED 0x04u
+#define POST_FLAGS_ALL (POST_PUBLIC | POST_HIDDEN | POST_DELETED)
+#define COMMENT_DELETED 0x01u
 
 _Static_assert(REEL_HANDLE_LEN_MAX <= 255, "handle length fits a u8");
 _Static_assert(REEL_NAME_LEN_MAX <= 255, "name length fits a u8");
 _Static_assert(REEL_VIEWS_MAP_BYTES_INITIAL <= REEL_VIEWS_MAP_BYTES_MAX, "map bound");
+_Static_assert(REEL_TEXT_LEN_MAX <= UINT16_MAX, "reason length fits a u16");
+_Static_assert(REEL_SHORT_LEN_MAX <= 511, "invite codes fit an LMDB key");
 
 /* The DBIs, in the fixed order the hash walks (meta first, not hashed). */
 enum {
@@ -75,15 +90,29 @@ enum {
     DBI_FOLLOWING,
     DBI_LIKES,
     DBI_POSTS,
+    DBI_POSTS_BY_AUTHOR,
+    DBI_REMIXES,
+    DBI_BLOCKS,
+    DBI_BLOCKED_BY,
+    DBI_CAMEOS,
+    DBI_APPROVALS,
+    DBI_COMMENTS,
+    DBI_COMMENTS_BY_POST,
+    DBI_INVITES,
+    DBI_FEEDBACK,
     DBI_COUNT
 };
 static const char *const dbi_names[DBI_COUNT] = {
-    "meta", "users", "handles", "counts", "follows", "followers", "following", "likes", "posts",
+    "meta",      "users",     "handles",  "counts",           "follows",
+    "followers", "following", "likes",    "posts",            "posts_by_author",
+    "remixes",   "blocks",    "blocked_by", "cameos",         "approvals",
+    "comments",  "comments_by_post", "invites", "feedback",
 };
 _Static_assert(DBI_COUNT <= MAXDBS, "DBIs fit maxdbs");
 
 /* Counter slots of a counts value. */
-enum { C_FOLLOWERS, C_FOLLOWING, C_POSTS, C_LIKES, C_COUNT };
+enum { C_FOLLOWERS, C_FOLLOWING, C_POSTS, C_LIKES, C_FRIENDS, C_INVITES, C_COUNT };
+_Static_assert(8 * C_COUNT == COUNTS_VALUE_BYTES, "counts value layout");
 
 struct reel_views {
     MDB_env *env;                /* owned */
@@ -285,6 +314,31 @@ static void handle_key(const char *h, size_t len, uint8_t *out)
     }
 }
 
+/* Marks invite code used by user (user.created with a code); an unknown or
+ * used code is left as it is. */
+static int invite_use(reel_views_t *v, MDB_txn *txn, reel_str_t code, uint64_t user)
+{
+    uint8_t val[INVITE_VALUE_BYTES];
+    MDB_val cur;
+    if (code.len == 0)
+        return 0;
+    if (code.len > REEL_SHORT_LEN_MAX)
+        return REEL_EUSAGE;
+    int rc = db_get(txn, v->dbi[DBI_INVITES], code.ptr, code.len, &cur);
+    if (rc == REEL_ENOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    if (cur.mv_size != INVITE_VALUE_BYTES)
+        return REEL_ECORRUPT;
+    memcpy(val, cur.mv_data, sizeof val);
+    if (val[8] != 0)
+        return 0;
+    val[8] = 1;
+    reel_store_u64(val + 9, user);
+    return db_put(txn, v->dbi[DBI_INVITES], code.ptr, code.len, val, sizeof val);
+}
+
 static int apply_user_created(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev)
 {
     user_rec_t u = {0};
@@ -306,7 +360,10 @@ static int apply_user_created(reel_views_t *v, MDB_txn *txn, const reel_event_t 
         return rc;
     handle_key(u.handle, u.hlen, hkey);
     reel_store_u64(idv, ev->user);
-    return db_put(txn, v->dbi[DBI_HANDLES], hkey, u.hlen, idv, sizeof idv);
+    rc = db_put(txn, v->dbi[DBI_HANDLES], hkey, u.hlen, idv, sizeof idv);
+    if (rc != 0)
+        return rc;
+    return invite_use(v, txn, ev->code, ev->user);
 }
 
 static int apply_user_updated(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev)
@@ -374,6 +431,25 @@ static void follow_keys(uint64_t follower, uint64_t target, uint64_t since, foll
     put_be64(k->following + 16, target);
 }
 
+/* A follow user -> target began (+1) or ended (-1): when target follows
+ * user back, the pair is (or was) mutual, so both friends counts move. */
+static int friends_add(reel_views_t *v, MDB_txn *txn, uint64_t user, uint64_t target, int delta)
+{
+    uint8_t rev[16];
+    MDB_val val;
+    REEL_ASSERT(delta == 1 || delta == -1);
+    if (user == target)
+        return 0; /* a self-follow is no friendship */
+    put_be64(rev, target);
+    put_be64(rev + 8, user);
+    int rc = db_get(txn, v->dbi[DBI_FOLLOWS], rev, sizeof rev, &val);
+    if (rc == REEL_ENOTFOUND)
+        return 0;
+    if (rc != 0 || (rc = counts_add(v, txn, user, C_FRIENDS, delta)) != 0)
+        return rc;
+    return counts_add(v, txn, target, C_FRIENDS, delta);
+}
+
 static int apply_follow_created(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev)
 {
     follow_keys_t k;
@@ -387,9 +463,10 @@ static int apply_follow_created(reel_views_t *v, MDB_txn *txn, const reel_event_
     if ((rc = db_put(txn, v->dbi[DBI_FOLLOWS], k.pair, sizeof k.pair, since, 8)) != 0 ||
         (rc = db_put(txn, v->dbi[DBI_FOLLOWERS], k.followers, 24, "", 0)) != 0 ||
         (rc = db_put(txn, v->dbi[DBI_FOLLOWING], k.following, 24, "", 0)) != 0 ||
-        (rc = counts_add(v, txn, ev->target, C_FOLLOWERS, 1)) != 0)
+        (rc = counts_add(v, txn, ev->target, C_FOLLOWERS, 1)) != 0 ||
+        (rc = counts_add(v, txn, ev->user, C_FOLLOWING, 1)) != 0)
         return rc;
-    return counts_add(v, txn, ev->user, C_FOLLOWING, 1);
+    return friends_add(v, txn, ev->user, ev->target, 1);
 }
 
 static int apply_follow_removed(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev)
@@ -408,97 +485,228 @@ static int apply_follow_removed(reel_views_t *v, MDB_txn *txn, const reel_event_
     if ((rc = db_del(txn, v->dbi[DBI_FOLLOWS], k.pair, sizeof k.pair)) != 0 ||
         (rc = db_del(txn, v->dbi[DBI_FOLLOWERS], k.followers, 24)) != 0 ||
         (rc = db_del(txn, v->dbi[DBI_FOLLOWING], k.following, 24)) != 0 ||
-        (rc = counts_add(v, txn, ev->target, C_FOLLOWERS, -1)) != 0)
+        (rc = counts_add(v, txn, ev->target, C_FOLLOWERS, -1)) != 0 ||
+        (rc = counts_add(v, txn, ev->user, C_FOLLOWING, -1)) != 0)
         return rc;
-    return counts_add(v, txn, ev->user, C_FOLLOWING, -1);
+    return friends_add(v, txn, ev->user, ev->target, -1);
 }
 
-/* ---- posts and likes ---- */
+/* ---- posts, likes, views ---- */
+
+/* Counter slots of a posts value, in value order. */
+enum { P_LIKES, P_COMMENTS, P_REMIXES, P_VIEWS, P_WATCH_MS, P_COUNT };
+_Static_assert(32 + 8 * P_COUNT + 1 == POST_FIXED_BYTES, "posts value layout");
 
 typedef struct post_rec {
-    uint64_t author;     /* user id */
-    uint64_t created_at; /* engine time */
-    uint64_t likes;      /* like count */
-    uint8_t flags;       /* POST_* */
+    uint64_t author;                /* user id */
+    uint64_t created_at;            /* engine time */
+    uint64_t remix_of;              /* direct parent, 0: an original */
+    uint64_t remix_root;            /* original of the chain, 0: none */
+    uint64_t n[P_COUNT];            /* likes, comments, remixes, views, watch_ms */
+    uint8_t flags;                  /* POST_* */
+    uint16_t reason_len;            /* bytes of reason */
+    char reason[REEL_TEXT_LEN_MAX]; /* hidden reason, not NUL-terminated */
 } post_rec_t;
 
+/* Decodes a posts value into p, except the reason, which is left in the
+ * value: *reason points into val (valid as long as val). */
+static int post_decode(const MDB_val *val, post_rec_t *p, const uint8_t **reason)
+{
+    const uint8_t *b = val->mv_data;
+    if (val->mv_size < POST_FIXED_BYTES || val->mv_size > POST_VALUE_MAX)
+        return REEL_ECORRUPT;
+    p->author = reel_load_u64(b);
+    p->created_at = reel_load_u64(b + 8);
+    p->remix_of = reel_load_u64(b + 16);
+    p->remix_root = reel_load_u64(b + 24);
+    for (int i = 0; i < P_COUNT; i++)
+        p->n[i] = reel_load_u64(b + 32 + 8 * i);
+    p->flags = b[POST_FIXED_BYTES - 1];
+    if ((p->flags & ~POST_FLAGS_ALL) != 0)
+        return REEL_ECORRUPT;
+    p->reason_len = (uint16_t)(val->mv_size - POST_FIXED_BYTES);
+    *reason = b + POST_FIXED_BYTES;
+    return 0;
+}
+
+/* Loads post id with a copy of its reason (p outlives later puts). */
 static int post_load(reel_views_t *v, MDB_txn *txn, uint64_t id, post_rec_t *p)
 {
     uint8_t key[8];
     MDB_val val;
+    const uint8_t *reason;
     put_be64(key, id);
     int rc = db_get(txn, v->dbi[DBI_POSTS], key, sizeof key, &val);
-    if (rc != 0)
-        return rc;
-    if (val.mv_size != POST_VALUE_BYTES)
-        return REEL_ECORRUPT;
-    const uint8_t *b = val.mv_data;
-    p->author = reel_load_u64(b);
-    p->created_at = reel_load_u64(b + 8);
-    p->likes = reel_load_u64(b + 16);
-    p->flags = b[24];
-    return 0;
+    if (rc == 0)
+        rc = post_decode(&val, p, &reason);
+    if (rc == 0)
+        memcpy(p->reason, reason, p->reason_len);
+    return rc;
 }
 
 static int post_store(reel_views_t *v, MDB_txn *txn, uint64_t id, const post_rec_t *p)
 {
-    uint8_t key[8], val[POST_VALUE_BYTES];
-    REEL_ASSERT((p->flags & ~(POST_PUBLIC | POST_HIDDEN | POST_DELETED)) == 0);
+    uint8_t key[8], val[POST_VALUE_MAX];
+    REEL_ASSERT((p->flags & ~POST_FLAGS_ALL) == 0);
+    REEL_ASSERT(p->reason_len <= REEL_TEXT_LEN_MAX);
     put_be64(key, id);
     reel_store_u64(val, p->author);
     reel_store_u64(val + 8, p->created_at);
-    reel_store_u64(val + 16, p->likes);
-    val[24] = p->flags;
-    return db_put(txn, v->dbi[DBI_POSTS], key, sizeof key, val, sizeof val);
+    reel_store_u64(val + 16, p->remix_of);
+    reel_store_u64(val + 24, p->remix_root);
+    for (int i = 0; i < P_COUNT; i++)
+        reel_store_u64(val + 32 + 8 * i, p->n[i]);
+    val[POST_FIXED_BYTES - 1] = p->flags;
+    memcpy(val + POST_FIXED_BYTES, p->reason, p->reason_len);
+    return db_put(txn, v->dbi[DBI_POSTS], key, sizeof key, val,
+                  POST_FIXED_BYTES + (size_t)p->reason_len);
+}
+
+/* Whether a post with these flags is in its author's posts count: public
+ * and visible (API: `posts` counts public, visible posts). */
+static bool post_counted(uint8_t flags)
+{
+    return (flags & POST_PUBLIC) && !(flags & (POST_HIDDEN | POST_DELETED));
+}
+
+/* Stores p (whose flags were old_flags) and moves the author's posts count
+ * when the post enters or leaves it. */
+static int post_store_counted(reel_views_t *v, MDB_txn *txn, uint64_t id, const post_rec_t *p,
+                              uint8_t old_flags)
+{
+    int rc = post_store(v, txn, id, p);
+    if (rc != 0 || post_counted(old_flags) == post_counted(p->flags))
+        return rc;
+    return counts_add(v, txn, p->author, C_POSTS, post_counted(p->flags) ? 1 : -1);
+}
+
+/* Puts (create) or deletes an index key be64 a | be64 ~at | be64 id. */
+static int index24(reel_views_t *v, MDB_txn *txn, int dbi, uint64_t a, uint64_t mid, uint64_t id,
+                   bool create)
+{
+    uint8_t key[24];
+    REEL_ASSERT(dbi > DBI_META && dbi < DBI_COUNT);
+    put_be64(key, a);
+    put_be64(key + 8, mid);
+    put_be64(key + 16, id);
+    return create ? db_put(txn, v->dbi[dbi], key, sizeof key, "", 0)
+                  : db_del(txn, v->dbi[dbi], key, sizeof key);
+}
+
+/* Adds delta (+1, -1) to counter `which` of a known post (saturating at
+ * 0); *author is its author. REEL_ENOTFOUND for an unknown post. */
+static int post_counter_add(reel_views_t *v, MDB_txn *txn, uint64_t post, int which, int delta,
+                            uint64_t *author)
+{
+    post_rec_t p;
+    REEL_ASSERT(which >= 0 && which < P_COUNT);
+    REEL_ASSERT(delta == 1 || delta == -1);
+    int rc = post_load(v, txn, post, &p);
+    if (rc != 0)
+        return rc;
+    if (delta > 0)
+        p.n[which]++;
+    else if (p.n[which] > 0)
+        p.n[which]--;
+    *author = p.author;
+    return post_store(v, txn, post, &p);
+}
+
+/* Links (create) or unlinks a remix under its parent: the remixes index
+ * entry and the parent's remixes count move together, and only for a
+ * known parent, so the count always equals the index's entries. */
+static int remix_link(reel_views_t *v, MDB_txn *txn, const post_rec_t *p, uint64_t post,
+                      bool create)
+{
+    uint8_t key[24];
+    uint64_t author;
+    MDB_val val;
+    REEL_ASSERT(p->remix_of != 0);
+    put_be64(key, p->remix_of);
+    put_be64(key + 8, ~p->created_at);
+    put_be64(key + 16, post);
+    int rc = db_get(txn, v->dbi[DBI_REMIXES], key, sizeof key, &val);
+    if (rc != 0 && rc != REEL_ENOTFOUND)
+        return rc;
+    if ((rc == 0) == create)
+        return 0;
+    rc = post_counter_add(v, txn, p->remix_of, P_REMIXES, create ? 1 : -1, &author);
+    if (rc == REEL_ENOTFOUND)
+        return 0; /* unknown parent: neither counted nor indexed */
+    if (rc != 0)
+        return rc;
+    return index24(v, txn, DBI_REMIXES, p->remix_of, ~p->created_at, post, create);
+}
+
+static bool str_is(reel_str_t s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return s.len == n && (n == 0 || memcmp(s.ptr, lit, n) == 0);
 }
 
 static int apply_post_created(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev)
 {
-    post_rec_t p = {.author = ev->user, .created_at = ev->at};
-    post_rec_t old;
-    int rc = post_load(v, txn, ev->post, &old);
+    post_rec_t p;
+    int rc = post_load(v, txn, ev->post, &p);
     if (rc != REEL_ENOTFOUND)
         return rc; /* 0: exists; first creation wins */
-    if (ev->visibility.len == 6 && memcmp(ev->visibility.ptr, "public", 6) == 0)
+    memset(&p, 0, sizeof p);
+    p.author = ev->user;
+    p.created_at = ev->at;
+    p.remix_of = ev->remix_of;
+    p.remix_root = ev->remix_root;
+    if (str_is(ev->visibility, "public"))
         p.flags |= POST_PUBLIC;
-    if ((rc = post_store(v, txn, ev->post, &p)) != 0)
+    if ((rc = post_store_counted(v, txn, ev->post, &p, 0)) != 0 ||
+        (rc = index24(v, txn, DBI_POSTS_BY_AUTHOR, p.author, ~p.created_at, ev->post, true)) != 0)
         return rc;
-    return (p.flags & POST_PUBLIC) ? counts_add(v, txn, p.author, C_POSTS, 1) : 0;
+    return p.remix_of != 0 ? remix_link(v, txn, &p, ev->post, true) : 0;
 }
 
-/* Sets flag on a post; a public post leaving the count (deleted) drops it. */
-static int apply_post_flag(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev, uint8_t flag)
+/* post.published, post.hidden, post.deleted: a flag change on a known,
+ * not deleted post, with the posts count moved by post_counted(). A
+ * deleted post leaves the author's listing and its parent's remixes. */
+static int apply_post_state(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev)
 {
     post_rec_t p;
     int rc = post_load(v, txn, ev->post, &p);
-    if (rc == REEL_ENOTFOUND || (rc == 0 && (p.flags & flag)))
-        return 0;
+    if (rc == REEL_ENOTFOUND || (rc == 0 && (p.flags & POST_DELETED)))
+        return 0; /* unknown, or deleted already (deletion is final) */
     if (rc != 0)
         return rc;
-    p.flags |= flag;
-    if ((rc = post_store(v, txn, ev->post, &p)) != 0)
+    uint8_t old = p.flags;
+    if (ev->type == REEL_EV_POST_PUBLISHED) {
+        p.flags |= POST_PUBLIC;
+    } else if (ev->type == REEL_EV_POST_DELETED) {
+        p.flags |= POST_DELETED;
+    } else if (!(p.flags & POST_HIDDEN)) { /* the first hidden reason stays */
+        if (ev->reason.len > REEL_TEXT_LEN_MAX)
+            return REEL_EUSAGE;
+        p.flags |= POST_HIDDEN;
+        p.reason_len = (uint16_t)ev->reason.len;
+        if (p.reason_len)
+            memcpy(p.reason, ev->reason.ptr, p.reason_len);
+    }
+    if (p.flags == old)
+        return 0;
+    if ((rc = post_store_counted(v, txn, ev->post, &p, old)) != 0 || !(p.flags & POST_DELETED))
         return rc;
-    if (flag == POST_DELETED && (p.flags & POST_PUBLIC))
-        return counts_add(v, txn, p.author, C_POSTS, -1);
-    return 0;
+    rc = index24(v, txn, DBI_POSTS_BY_AUTHOR, p.author, ~p.created_at, ev->post, false);
+    if (rc != 0 || p.remix_of == 0)
+        return rc;
+    return remix_link(v, txn, &p, ev->post, false);
 }
 
 /* Adds delta to a known post's like count and its author's likes. */
 static int post_likes_add(reel_views_t *v, MDB_txn *txn, uint64_t post, int delta)
 {
-    post_rec_t p;
-    int rc = post_load(v, txn, post, &p);
+    uint64_t author;
+    int rc = post_counter_add(v, txn, post, P_LIKES, delta, &author);
     if (rc == REEL_ENOTFOUND)
         return 0;
     if (rc != 0)
         return rc;
-    if (delta > 0)
-        p.likes++;
-    else if (p.likes > 0)
-        p.likes--;
-    if ((rc = post_store(v, txn, post, &p)) != 0)
-        return rc;
-    return counts_add(v, txn, p.author, C_LIKES, delta);
+    return counts_add(v, txn, author, C_LIKES, delta);
 }
 
 static int apply_like(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev, bool create)
@@ -520,6 +728,214 @@ static int apply_like(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev, boo
     return post_likes_add(v, txn, ev->post, create ? 1 : -1);
 }
 
+/* view.recorded: a known post's views +1 and watch time (saturating). */
+static int apply_view_recorded(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev)
+{
+    post_rec_t p;
+    int rc = post_load(v, txn, ev->post, &p);
+    if (rc == REEL_ENOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    p.n[P_VIEWS]++;
+    p.n[P_WATCH_MS] = ev->watch_ms > UINT64_MAX - p.n[P_WATCH_MS] ? UINT64_MAX
+                                                                   : p.n[P_WATCH_MS] + ev->watch_ms;
+    return post_store(v, txn, ev->post, &p);
+}
+
+/* feedback.recorded: the kind's bit ORed into the user's feedback on the
+ * post; an unknown kind is ignored. */
+static int apply_feedback(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev)
+{
+    static const char *const kinds[] = {"see_less", "see_more", "not_interested", "hide_creator"};
+    uint8_t key[16], bit = 0, kind = 0;
+    MDB_val val;
+    for (unsigned i = 0; i < REEL_ARRAY_LEN(kinds); i++)
+        if (str_is(ev->kind, kinds[i]))
+            bit = (uint8_t)(1u << i);
+    if (bit == 0)
+        return 0;
+    put_be64(key, ev->user);
+    put_be64(key + 8, ev->post);
+    int rc = db_get(txn, v->dbi[DBI_FEEDBACK], key, sizeof key, &val);
+    if (rc == 0 && val.mv_size != 1)
+        return REEL_ECORRUPT;
+    if (rc == 0)
+        kind = *(const uint8_t *)val.mv_data;
+    else if (rc != REEL_ENOTFOUND)
+        return rc;
+    if (kind & bit)
+        return 0;
+    kind |= bit;
+    return db_put(txn, v->dbi[DBI_FEEDBACK], key, sizeof key, &kind, 1);
+}
+
+/* ---- comments ---- */
+
+/* comment.created: the record, its comments_by_post entry and the post's
+ * comments count (a known post only); an existing comment id: no-op. */
+static int apply_comment_created(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev)
+{
+    uint8_t key[8], val[COMMENT_VALUE_MAX];
+    uint64_t author;
+    MDB_val cur;
+    if (ev->text.len > REEL_TEXT_LEN_MAX)
+        return REEL_EUSAGE;
+    put_be64(key, ev->comment);
+    int rc = db_get(txn, v->dbi[DBI_COMMENTS], key, sizeof key, &cur);
+    if (rc != REEL_ENOTFOUND)
+        return rc; /* 0: exists; first creation wins */
+    reel_store_u64(val, ev->post);
+    reel_store_u64(val + 8, ev->user);
+    reel_store_u64(val + 16, ev->reply_to);
+    reel_store_u64(val + 24, ev->at);
+    val[32] = 0;
+    if (ev->text.len)
+        memcpy(val + COMMENT_FIXED_BYTES, ev->text.ptr, ev->text.len);
+    if ((rc = db_put(txn, v->dbi[DBI_COMMENTS], key, sizeof key, val,
+                     COMMENT_FIXED_BYTES + (size_t)ev->text.len)) != 0 ||
+        (rc = index24(v, txn, DBI_COMMENTS_BY_POST, ev->post, ev->at, ev->comment, true)) != 0)
+        return rc;
+    rc = post_counter_add(v, txn, ev->post, P_COMMENTS, 1, &author);
+    return rc == REEL_ENOTFOUND ? 0 : rc;
+}
+
+/* comment.deleted: the deleted flag set and the text dropped; the entry
+ * leaves comments_by_post and the post's count. Absent or deleted: no-op. */
+static int apply_comment_deleted(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev)
+{
+    uint8_t key[8], val[COMMENT_FIXED_BYTES];
+    uint64_t author;
+    MDB_val cur;
+    put_be64(key, ev->comment);
+    int rc = db_get(txn, v->dbi[DBI_COMMENTS], key, sizeof key, &cur);
+    if (rc == REEL_ENOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    if (cur.mv_size < COMMENT_FIXED_BYTES || cur.mv_size > COMMENT_VALUE_MAX)
+        return REEL_ECORRUPT;
+    memcpy(val, cur.mv_data, sizeof val);
+    if (val[32] & COMMENT_DELETED)
+        return 0;
+    val[32] |= COMMENT_DELETED;
+    uint64_t post = reel_load_u64(val);
+    if ((rc = db_put(txn, v->dbi[DBI_COMMENTS], key, sizeof key, val, sizeof val)) != 0 ||
+        (rc = index24(v, txn, DBI_COMMENTS_BY_POST, post, reel_load_u64(val + 24), ev->comment,
+                      false)) != 0)
+        return rc;
+    rc = post_counter_add(v, txn, post, P_COMMENTS, -1, &author);
+    return rc == REEL_ENOTFOUND ? 0 : rc;
+}
+
+/* ---- blocks, cameos, approvals, invites ---- */
+
+/* Creates (with value at) or removes the pair a | b in dbi; *changed says
+ * whether it did (an existing pair on create, an absent one on remove:
+ * nothing). */
+static int pair_set(reel_views_t *v, MDB_txn *txn, int dbi, uint64_t a, uint64_t b, uint64_t at,
+                    bool create, bool *changed)
+{
+    uint8_t key[16], atb[8];
+    MDB_val val;
+    REEL_ASSERT(dbi > DBI_META && dbi < DBI_COUNT);
+    put_be64(key, a);
+    put_be64(key + 8, b);
+    *changed = false;
+    int rc = db_get(txn, v->dbi[dbi], key, sizeof key, &val);
+    if (rc != 0 && rc != REEL_ENOTFOUND)
+        return rc;
+    if ((rc == 0) == create)
+        return 0;
+    *changed = true;
+    reel_store_u64(atb, at);
+    return create ? db_put(txn, v->dbi[dbi], key, sizeof key, atb, sizeof atb)
+                  : db_del(txn, v->dbi[dbi], key, sizeof key);
+}
+
+/* block.created / block.removed: blocks and its reverse blocked_by. */
+static int apply_block(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev, bool create)
+{
+    bool changed;
+    int rc = pair_set(v, txn, DBI_BLOCKS, ev->user, ev->target, ev->at, create, &changed);
+    if (rc != 0 || !changed)
+        return rc;
+    return pair_set(v, txn, DBI_BLOCKED_BY, ev->target, ev->user, ev->at, create, &changed);
+}
+
+/* consent.granted / consent.revoked: approvals owner | grantee. */
+static int apply_consent(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev, bool create)
+{
+    bool changed;
+    return pair_set(v, txn, DBI_APPROVALS, ev->user, ev->target, ev->at, create, &changed);
+}
+
+/* Policy byte for a policy name; -1 when unknown. */
+static int cameo_policy_parse(reel_str_t s)
+{
+    static const char *const names[] = {"only_me", "approved", "mutuals", "everyone"};
+    _Static_assert(REEL_ARRAY_LEN(names) == REEL_CAMEO_EVERYONE + 1, "policy names");
+    for (int i = 0; i < (int)REEL_ARRAY_LEN(names); i++)
+        if (str_is(s, names[i]))
+            return i;
+    return -1;
+}
+
+/* cameo.registered, cameo.policy_set, cameo.deleted on the cameos record
+ * (policy u8, asset bytes). Registration keeps the policy; a policy may
+ * be set before any asset (asset empty); deletion drops the record, so the
+ * policy returns to only_me. An unknown policy or an empty asset: no-op. */
+static int apply_cameo(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev)
+{
+    uint8_t key[8], val[CAMEO_VALUE_MAX] = {REEL_CAMEO_ONLY_ME};
+    size_t len = 1;
+    MDB_val cur;
+    put_be64(key, ev->user);
+    if (ev->type == REEL_EV_CAMEO_DELETED)
+        return db_del(txn, v->dbi[DBI_CAMEOS], key, sizeof key);
+    int policy = ev->type == REEL_EV_CAMEO_POLICY_SET ? cameo_policy_parse(ev->policy) : 0;
+    if (policy < 0 || (ev->type == REEL_EV_CAMEO_REGISTERED && ev->asset.len == 0))
+        return 0;
+    if (ev->asset.len > REEL_URI_LEN_MAX)
+        return REEL_EUSAGE;
+    int rc = db_get(txn, v->dbi[DBI_CAMEOS], key, sizeof key, &cur);
+    if (rc == 0 && (cur.mv_size < 1 || cur.mv_size > CAMEO_VALUE_MAX))
+        return REEL_ECORRUPT;
+    if (rc == 0) {
+        memcpy(val, cur.mv_data, cur.mv_size);
+        len = cur.mv_size;
+    } else if (rc != REEL_ENOTFOUND) {
+        return rc;
+    }
+    if (ev->type == REEL_EV_CAMEO_POLICY_SET) {
+        val[0] = (uint8_t)policy;
+    } else {
+        memcpy(val + 1, ev->asset.ptr, ev->asset.len);
+        len = 1 + (size_t)ev->asset.len;
+    }
+    return db_put(txn, v->dbi[DBI_CAMEOS], key, sizeof key, val, len);
+}
+
+/* invite.issued: invites code -> issuer, unused; the issuer's invites
+ * count +1. An existing code, or an empty one: no-op. */
+static int apply_invite_issued(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev)
+{
+    uint8_t val[INVITE_VALUE_BYTES] = {0};
+    MDB_val cur;
+    if (ev->code.len == 0)
+        return 0;
+    if (ev->code.len > REEL_SHORT_LEN_MAX)
+        return REEL_EUSAGE;
+    int rc = db_get(txn, v->dbi[DBI_INVITES], ev->code.ptr, ev->code.len, &cur);
+    if (rc != REEL_ENOTFOUND)
+        return rc;
+    reel_store_u64(val, ev->user);
+    rc = db_put(txn, v->dbi[DBI_INVITES], ev->code.ptr, ev->code.len, val, sizeof val);
+    if (rc != 0)
+        return rc;
+    return counts_add(v, txn, ev->user, C_INVITES, 1);
+}
+
 /* ---- apply ---- */
 
 static int apply_event(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev)
@@ -528,14 +944,27 @@ static int apply_event(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev)
     case REEL_EV_USER_CREATED: return apply_user_created(v, txn, ev);
     case REEL_EV_USER_UPDATED: return apply_user_updated(v, txn, ev);
     case REEL_EV_USER_DELETED: return apply_user_deleted(v, txn, ev);
+    case REEL_EV_INVITE_ISSUED: return apply_invite_issued(v, txn, ev);
     case REEL_EV_FOLLOW_CREATED: return apply_follow_created(v, txn, ev);
     case REEL_EV_FOLLOW_REMOVED: return apply_follow_removed(v, txn, ev);
+    case REEL_EV_BLOCK_CREATED: return apply_block(v, txn, ev, true);
+    case REEL_EV_BLOCK_REMOVED: return apply_block(v, txn, ev, false);
+    case REEL_EV_CAMEO_REGISTERED:
+    case REEL_EV_CAMEO_DELETED:
+    case REEL_EV_CAMEO_POLICY_SET: return apply_cameo(v, txn, ev);
+    case REEL_EV_CONSENT_GRANTED: return apply_consent(v, txn, ev, true);
+    case REEL_EV_CONSENT_REVOKED: return apply_consent(v, txn, ev, false);
     case REEL_EV_POST_CREATED: return apply_post_created(v, txn, ev);
-    case REEL_EV_POST_DELETED: return apply_post_flag(v, txn, ev, POST_DELETED);
-    case REEL_EV_POST_HIDDEN: return apply_post_flag(v, txn, ev, POST_HIDDEN);
+    case REEL_EV_POST_PUBLISHED:
+    case REEL_EV_POST_DELETED:
+    case REEL_EV_POST_HIDDEN: return apply_post_state(v, txn, ev);
     case REEL_EV_LIKE_CREATED: return apply_like(v, txn, ev, true);
     case REEL_EV_LIKE_REMOVED: return apply_like(v, txn, ev, false);
-    default: return 0; /* not materialised yet; still applied */
+    case REEL_EV_COMMENT_CREATED: return apply_comment_created(v, txn, ev);
+    case REEL_EV_COMMENT_DELETED: return apply_comment_deleted(v, txn, ev);
+    case REEL_EV_VIEW_RECORDED: return apply_view_recorded(v, txn, ev);
+    case REEL_EV_FEEDBACK_RECORDED: return apply_feedback(v, txn, ev);
+    default: return 0; /* generations: not materialised here; still applied */
     }
 }
 
@@ -814,6 +1243,8 @@ static int fill_user(reel_views_txn_t *t, uint64_t id, reel_user_view_t *out)
     out->following = reel_load_u64((const uint8_t *)val.mv_data + 8 * C_FOLLOWING);
     out->posts = reel_load_u64((const uint8_t *)val.mv_data + 8 * C_POSTS);
     out->likes_received = reel_load_u64((const uint8_t *)val.mv_data + 8 * C_LIKES);
+    out->friends = reel_load_u64((const uint8_t *)val.mv_data + 8 * C_FRIENDS);
+    out->invites = reel_load_u64((const uint8_t *)val.mv_data + 8 * C_INVITES);
     return 0;
 }
 
@@ -840,54 +1271,332 @@ int reel_views_user_by_handle(reel_views_txn_t *t, const char *handle, size_t le
     return fill_user(t, reel_load_u64(val.mv_data), out);
 }
 
-/* Positions cur at the first followers key after the cursor. */
-static int followers_seek(MDB_cursor *cur, uint64_t user, uint64_t since, uint64_t id,
-                          MDB_val *k)
+/* A forward scan of the 24-byte keys be64 prefix | be64 mid | be64 last
+ * of one index DBI (followers, posts_by_author, remixes, comments_by_post). */
+typedef struct scan24 {
+    MDB_cursor *cur; /* owned; closed by scan_end */
+    MDB_val k;       /* current key (into the snapshot) */
+    uint64_t prefix; /* keys of this prefix only */
+    int rc;          /* state of the last cursor move */
+    bool moved;      /* the current key was returned already */
+} scan24_t;
+
+/* Positions s at the first key of prefix after (mid, last), or at the
+ * first key of prefix when after is false (mid, last ignored then). */
+static int scan_begin(reel_views_txn_t *t, int dbi, uint64_t prefix, uint64_t mid, uint64_t last,
+                      bool after, scan24_t *s)
 {
     uint8_t buf[24] = {0};
-    bool after = since != 0 || id != 0;
-    put_be64(buf, user);
-    if (after) {
-        put_be64(buf + 8, ~since);
-        put_be64(buf + 16, id);
-    }
-    k->mv_size = sizeof buf;
-    k->mv_data = buf;
     MDB_val d;
-    int rc = mdb_cursor_get(cur, k, &d, MDB_SET_RANGE);
-    if (rc == 0 && after && k->mv_size == sizeof buf && memcmp(k->mv_data, buf, sizeof buf) == 0)
-        rc = mdb_cursor_get(cur, k, &d, MDB_NEXT);
-    return map_mdb(rc);
+    REEL_ASSERT(dbi > DBI_META && dbi < DBI_COUNT);
+    memset(s, 0, sizeof *s);
+    s->prefix = prefix;
+    int rc = map_mdb(mdb_cursor_open(t->txn, t->v->dbi[dbi], &s->cur));
+    if (rc != 0)
+        return rc;
+    put_be64(buf, prefix);
+    if (after) {
+        put_be64(buf + 8, mid);
+        put_be64(buf + 16, last);
+    }
+    s->k.mv_size = sizeof buf;
+    s->k.mv_data = buf;
+    rc = mdb_cursor_get(s->cur, &s->k, &d, MDB_SET_RANGE);
+    if (rc == 0 && after && s->k.mv_size == sizeof buf && memcmp(s->k.mv_data, buf, sizeof buf) == 0)
+        rc = mdb_cursor_get(s->cur, &s->k, &d, MDB_NEXT);
+    s->rc = map_mdb(rc);
+    return 0;
+}
+
+/* The next key of the prefix: 1 with *mid and *last, 0 at its end, or an
+ * error. */
+static int scan_next(scan24_t *s, uint64_t *mid, uint64_t *last)
+{
+    MDB_val d;
+    REEL_ASSERT(s->cur != NULL);
+    if (s->moved && s->rc == 0)
+        s->rc = map_mdb(mdb_cursor_get(s->cur, &s->k, &d, MDB_NEXT));
+    s->moved = true;
+    if (s->rc != 0)
+        return s->rc == REEL_ENOTFOUND ? 0 : s->rc;
+    const uint8_t *p = s->k.mv_data;
+    if (s->k.mv_size != 24)
+        return REEL_ECORRUPT;
+    if (get_be64(p) != s->prefix)
+        return 0;
+    *mid = get_be64(p + 8);
+    *last = get_be64(p + 16);
+    return 1;
+}
+
+static void scan_end(scan24_t *s)
+{
+    REEL_ASSERT(s->cur != NULL);
+    mdb_cursor_close(s->cur);
+    s->cur = NULL;
 }
 
 int reel_views_followers(reel_views_txn_t *t, uint64_t user, uint64_t cursor_since,
                          uint64_t cursor_id, size_t limit, reel_follow_entry_t *out,
                          size_t *n_out)
 {
-    MDB_cursor *cur;
-    MDB_val k, d;
+    scan24_t s;
+    uint64_t mid, id;
     if (t == NULL || out == NULL || n_out == NULL || limit == 0 || limit > REEL_VIEWS_PAGE_MAX)
         return REEL_EUSAGE;
     *n_out = 0;
-    int rc = map_mdb(mdb_cursor_open(t->txn, t->v->dbi[DBI_FOLLOWERS], &cur));
+    int rc = scan_begin(t, DBI_FOLLOWERS, user, ~cursor_since, cursor_id,
+                        cursor_since != 0 || cursor_id != 0, &s);
     if (rc != 0)
         return rc;
-    rc = followers_seek(cur, user, cursor_since, cursor_id, &k);
-    while (rc == 0 && *n_out < limit) {
-        const uint8_t *p = k.mv_data;
-        if (k.mv_size != 24) {
-            rc = REEL_ECORRUPT;
-            break;
-        }
-        if (get_be64(p) != user)
-            break;
-        out[*n_out].since = ~get_be64(p + 8);
-        out[*n_out].user = get_be64(p + 16);
+    while (*n_out < limit && (rc = scan_next(&s, &mid, &id)) == 1) {
+        out[*n_out].since = ~mid;
+        out[*n_out].user = id;
         (*n_out)++;
-        rc = map_mdb(mdb_cursor_get(cur, &k, &d, MDB_NEXT));
     }
-    mdb_cursor_close(cur);
-    return rc == REEL_ENOTFOUND ? 0 : rc;
+    scan_end(&s);
+    return rc < 0 ? rc : 0;
+}
+
+/* Decodes post id of snapshot t into p; *reason points into the snapshot. */
+static int post_read(reel_views_txn_t *t, uint64_t id, post_rec_t *p, const uint8_t **reason)
+{
+    uint8_t key[8];
+    MDB_val val;
+    put_be64(key, id);
+    int rc = db_get(t->txn, t->v->dbi[DBI_POSTS], key, sizeof key, &val);
+    if (rc != 0)
+        return rc;
+    return post_decode(&val, p, reason);
+}
+
+int reel_views_get_post(reel_views_txn_t *t, uint64_t id, reel_post_view_t *out)
+{
+    post_rec_t p;
+    const uint8_t *reason;
+    if (t == NULL || out == NULL)
+        return REEL_EUSAGE;
+    int rc = post_read(t, id, &p, &reason);
+    if (rc != 0)
+        return rc;
+    if (p.flags & POST_DELETED)
+        return REEL_ENOTFOUND;
+    memset(out, 0, sizeof *out);
+    out->id = id;
+    out->author = p.author;
+    out->created_at = p.created_at;
+    out->remix_of = p.remix_of;
+    out->remix_root = p.remix_root;
+    out->likes = p.n[P_LIKES];
+    out->comments = p.n[P_COMMENTS];
+    out->remixes = p.n[P_REMIXES];
+    out->views = p.n[P_VIEWS];
+    out->watch_ms = p.n[P_WATCH_MS];
+    out->public = (p.flags & POST_PUBLIC) != 0;
+    out->hidden = (p.flags & POST_HIDDEN) != 0;
+    out->hidden_reason_len = p.reason_len;
+    memcpy(out->hidden_reason, reason, p.reason_len);
+    return 0;
+}
+
+/* A page of a post index (posts_by_author, remixes), filtered by flags. */
+static int post_page(reel_views_txn_t *t, int dbi, uint64_t prefix, uint64_t cursor_at,
+                     uint64_t cursor_id, unsigned flags, size_t limit, reel_post_entry_t *out,
+                     size_t *n_out)
+{
+    scan24_t s;
+    post_rec_t p;
+    const uint8_t *reason;
+    uint64_t mid, id;
+    if (t == NULL || out == NULL || n_out == NULL || limit == 0 || limit > REEL_VIEWS_PAGE_MAX ||
+        (flags & ~(REEL_VIEWS_LIST_DRAFTS | REEL_VIEWS_LIST_HIDDEN)) != 0)
+        return REEL_EUSAGE;
+    *n_out = 0;
+    int rc = scan_begin(t, dbi, prefix, ~cursor_at, cursor_id, cursor_at != 0 || cursor_id != 0,
+                        &s);
+    if (rc != 0)
+        return rc;
+    while (*n_out < limit && (rc = scan_next(&s, &mid, &id)) == 1) {
+        if ((rc = post_read(t, id, &p, &reason)) != 0)
+            break; /* an index entry without its post: REEL_ENOTFOUND */
+        if ((!(p.flags & POST_PUBLIC) && !(flags & REEL_VIEWS_LIST_DRAFTS)) ||
+            ((p.flags & POST_HIDDEN) && !(flags & REEL_VIEWS_LIST_HIDDEN)))
+            continue;
+        out[*n_out] = (reel_post_entry_t){.post = id, .created_at = ~mid,
+                                          .public = (p.flags & POST_PUBLIC) != 0,
+                                          .hidden = (p.flags & POST_HIDDEN) != 0};
+        (*n_out)++;
+    }
+    scan_end(&s);
+    if (rc == REEL_ENOTFOUND)
+        return REEL_ECORRUPT; /* the index and posts disagree */
+    return rc < 0 ? rc : 0;
+}
+
+int reel_views_posts_by_author(reel_views_txn_t *t, uint64_t author, uint64_t cursor_at,
+                               uint64_t cursor_id, unsigned flags, size_t limit,
+                               reel_post_entry_t *out, size_t *n_out)
+{
+    return post_page(t, DBI_POSTS_BY_AUTHOR, author, cursor_at, cursor_id, flags, limit, out,
+                     n_out);
+}
+
+int reel_views_remixes(reel_views_txn_t *t, uint64_t parent, uint64_t cursor_at,
+                       uint64_t cursor_id, unsigned flags, size_t limit, reel_post_entry_t *out,
+                       size_t *n_out)
+{
+    return post_page(t, DBI_REMIXES, parent, cursor_at, cursor_id, flags, limit, out, n_out);
+}
+
+/* Fills out from comment id's record (text into the snapshot); a deleted
+ * comment is REEL_ENOTFOUND. */
+static int comment_read(reel_views_txn_t *t, uint64_t id, reel_comment_view_t *out)
+{
+    uint8_t key[8];
+    MDB_val val;
+    put_be64(key, id);
+    int rc = db_get(t->txn, t->v->dbi[DBI_COMMENTS], key, sizeof key, &val);
+    if (rc != 0)
+        return rc;
+    const uint8_t *b = val.mv_data;
+    if (val.mv_size < COMMENT_FIXED_BYTES || val.mv_size > COMMENT_VALUE_MAX)
+        return REEL_ECORRUPT;
+    if (b[32] & COMMENT_DELETED)
+        return REEL_ENOTFOUND;
+    out->id = id;
+    out->post = reel_load_u64(b);
+    out->author = reel_load_u64(b + 8);
+    out->reply_to = reel_load_u64(b + 16);
+    out->created_at = reel_load_u64(b + 24);
+    out->text_len = (uint32_t)(val.mv_size - COMMENT_FIXED_BYTES);
+    out->text = (const char *)b + COMMENT_FIXED_BYTES;
+    return 0;
+}
+
+int reel_views_get_comment(reel_views_txn_t *t, uint64_t id, reel_comment_view_t *out)
+{
+    if (t == NULL || out == NULL)
+        return REEL_EUSAGE;
+    return comment_read(t, id, out);
+}
+
+int reel_views_comments(reel_views_txn_t *t, uint64_t post, uint64_t cursor_at,
+                        uint64_t cursor_id, size_t limit, reel_comment_view_t *out,
+                        size_t *n_out)
+{
+    scan24_t s;
+    uint64_t mid, id;
+    if (t == NULL || out == NULL || n_out == NULL || limit == 0 || limit > REEL_VIEWS_PAGE_MAX)
+        return REEL_EUSAGE;
+    *n_out = 0;
+    int rc = scan_begin(t, DBI_COMMENTS_BY_POST, post, cursor_at, cursor_id,
+                        cursor_at != 0 || cursor_id != 0, &s);
+    if (rc != 0)
+        return rc;
+    while (*n_out < limit && (rc = scan_next(&s, &mid, &id)) == 1) {
+        if ((rc = comment_read(t, id, &out[*n_out])) != 0)
+            break;
+        (*n_out)++;
+    }
+    scan_end(&s);
+    if (rc == REEL_ENOTFOUND)
+        return REEL_ECORRUPT; /* the index and comments disagree */
+    return rc < 0 ? rc : 0;
+}
+
+int reel_views_get_cameo(reel_views_txn_t *t, uint64_t owner, reel_cameo_view_t *out)
+{
+    uint8_t key[8];
+    MDB_val val;
+    if (t == NULL || out == NULL)
+        return REEL_EUSAGE;
+    put_be64(key, owner);
+    int rc = db_get(t->txn, t->v->dbi[DBI_CAMEOS], key, sizeof key, &val);
+    if (rc != 0)
+        return rc;
+    const uint8_t *b = val.mv_data;
+    if (val.mv_size < 1 || val.mv_size > CAMEO_VALUE_MAX || b[0] > REEL_CAMEO_EVERYONE)
+        return REEL_ECORRUPT;
+    out->owner = owner;
+    out->policy = b[0];
+    out->asset_len = (uint32_t)(val.mv_size - 1);
+    out->asset = (const char *)b + 1;
+    return 0;
+}
+
+/* *out: whether the pair a | b is in dbi (a pair DBI with u64 values). */
+static int pair_exists(reel_views_txn_t *t, int dbi, uint64_t a, uint64_t b, bool *out)
+{
+    uint8_t key[16];
+    MDB_val val;
+    REEL_ASSERT(dbi > DBI_META && dbi < DBI_COUNT);
+    if (t == NULL || out == NULL)
+        return REEL_EUSAGE;
+    put_be64(key, a);
+    put_be64(key + 8, b);
+    *out = false;
+    int rc = db_get(t->txn, t->v->dbi[dbi], key, sizeof key, &val);
+    if (rc == REEL_ENOTFOUND)
+        return 0;
+    if (rc == 0 && val.mv_size != 8)
+        return REEL_ECORRUPT;
+    *out = rc == 0;
+    return rc;
+}
+
+int reel_views_is_approved(reel_views_txn_t *t, uint64_t owner, uint64_t grantee, bool *out)
+{
+    return pair_exists(t, DBI_APPROVALS, owner, grantee, out);
+}
+
+int reel_views_follows(reel_views_txn_t *t, uint64_t a, uint64_t b, bool *out)
+{
+    return pair_exists(t, DBI_FOLLOWS, a, b, out);
+}
+
+int reel_views_is_blocked(reel_views_txn_t *t, uint64_t a, uint64_t b, bool *out)
+{
+    int rc = pair_exists(t, DBI_BLOCKS, a, b, out);
+    if (rc != 0 || *out)
+        return rc;
+    return pair_exists(t, DBI_BLOCKS, b, a, out);
+}
+
+int reel_views_get_invite(reel_views_txn_t *t, const char *code, size_t len,
+                          reel_invite_view_t *out)
+{
+    MDB_val val;
+    if (t == NULL || out == NULL || code == NULL || len == 0 || len > REEL_SHORT_LEN_MAX)
+        return REEL_EUSAGE;
+    int rc = db_get(t->txn, t->v->dbi[DBI_INVITES], code, len, &val);
+    if (rc != 0)
+        return rc;
+    if (val.mv_size != INVITE_VALUE_BYTES)
+        return REEL_ECORRUPT;
+    const uint8_t *b = val.mv_data;
+    out->issuer = reel_load_u64(b);
+    out->used = b[8] != 0;
+    out->used_by = reel_load_u64(b + 9);
+    return 0;
+}
+
+int reel_views_get_feedback(reel_views_txn_t *t, uint64_t user, uint64_t post, uint8_t *kinds)
+{
+    uint8_t key[16];
+    MDB_val val;
+    if (t == NULL || kinds == NULL)
+        return REEL_EUSAGE;
+    put_be64(key, user);
+    put_be64(key + 8, post);
+    *kinds = 0;
+    int rc = db_get(t->txn, t->v->dbi[DBI_FEEDBACK], key, sizeof key, &val);
+    if (rc == REEL_ENOTFOUND)
+        return 0;
+    if (rc == 0 && val.mv_size != 1)
+        return REEL_ECORRUPT;
+    if (rc == 0)
+        *kinds = *(const uint8_t *)val.mv_data;
+    return rc;
 }
 
 /* ---- hash ---- */

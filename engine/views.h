@@ -51,43 +51,99 @@
  *                                                     display_name bytes
  *   handles    lower-case handle (ASCII A-Z folded)   u64 user
  *   counts     be64 user                              followers, following, posts,
- *                                                     likes_received: u64 each
+ *                                                     likes_received, friends,
+ *                                                     invites (issued): u64 each
  *   follows    be64 follower | be64 target            u64 since (event time)
  *   followers  be64 target | be64 ~since | be64 fol.  empty
  *   following  be64 follower | be64 ~since | be64 tgt empty
  *   likes      be64 post | be64 user                  u64 at
- *   posts      be64 post                              author u64, created_at u64,
- *                                                     likes u64, flags u8 (bit 0:
- *                                                     public, bit 1: hidden, bit 2:
- *                                                     deleted)
+ *   posts      be64 post                              author, created_at, remix_of,
+ *                                                     remix_root, likes, comments,
+ *                                                     remixes, views, watch_ms: u64
+ *                                                     each; flags u8 (bit 0: public,
+ *                                                     bit 1: hidden, bit 2: deleted);
+ *                                                     hidden reason bytes (the rest)
+ *   posts_by_author  be64 author | be64 ~created_at   empty (every post of the
+ *              | be64 post                            author that is not deleted)
+ *   remixes    be64 parent | be64 ~created_at         empty (direct remixes, not
+ *              | be64 post                            deleted, of a known parent)
+ *   blocks     be64 blocker | be64 target             u64 at
+ *   blocked_by be64 target | be64 blocker             u64 at (reverse of blocks)
+ *   cameos     be64 owner                             policy u8 (enum
+ *                                                     reel_cameo_policy), asset URI
+ *                                                     bytes (the rest; none: a policy
+ *                                                     set before any asset)
+ *   approvals  be64 owner | be64 grantee              u64 at
+ *   comments   be64 comment                           post, author, reply_to,
+ *                                                     created_at: u64 each; flags u8
+ *                                                     (bit 0: deleted); text bytes
+ *                                                     (the rest; dropped on delete)
+ *   comments_by_post  be64 post | be64 created_at     empty (not deleted comments,
+ *              | be64 comment                         oldest first)
+ *   invites    code bytes (as issued)                 issuer u64, used u8, used_by u64
+ *   feedback   be64 user | be64 post                  kinds u8: bit 0 see_less, 1
+ *                                                     see_more, 2 not_interested, 3
+ *                                                     hide_creator
  *
  * Event semantics (types not listed are ignored but still count as
  * applied):
  *   user.created    users + handles + zero counts; a user id that exists
- *                   already is left as it is (first creation wins).
+ *                   already is left as it is (first creation wins). With an
+ *                   invite code, a known unused invite becomes used by them.
  *   user.updated    display_name replaced (unknown or deleted user: no-op).
  *   user.deleted    deleted flag set; handle entry removed; counts kept.
+ *                   The command layer appends the cascade (follows, posts,
+ *                   likes, comments, cameo, consents) as events of its own.
+ *   invite.issued   invites entry (unused) and the issuer's invites count
+ *                   +1; an existing or empty code: no-op.
  *   follow.created  follows/followers/following + counts; idempotent: an
- *                   existing pair changes nothing (its `since` stays).
+ *                   existing pair changes nothing (its `since` stays). When
+ *                   the reverse follow exists, both friends counts +1.
  *   follow.removed  removes the three entries and decrements counts; absent
- *                   pair: no-op.
- *   post.created    posts record; the author's posts count +1 when the
- *                   visibility is "public". An existing post id: no-op.
- *   post.deleted    deleted flag set; author's posts count -1 if it was
- *                   public. Likes stay (likes_received is unchanged).
- *   post.hidden     hidden flag set.
- *   post.published  not yet applied (a draft's move to public, and its
- *                   posts count, is later work).
+ *                   pair: no-op. When the reverse follow exists, both
+ *                   friends counts -1.
+ *   block.created   blocks + blocked_by; an existing pair: no-op. Follows
+ *                   are untouched (the command layer appends follow.removed).
+ *   block.removed   the reverse; absent pair: no-op.
+ *   cameo.registered  the owner's asset set (replaced), policy kept (a new
+ *                   cameo starts at only_me); an empty asset: no-op.
+ *   cameo.deleted   the cameos record removed (the policy with it).
+ *   cameo.policy_set  the policy byte set (record created when absent); an
+ *                   unknown policy name: no-op.
+ *   consent.granted  approvals entry; idempotent (its `at` stays).
+ *   consent.revoked  the reverse; absent: no-op.
+ *   post.created    posts record; posts_by_author entry; with remix_of of a
+ *                   known post, a remixes entry and the parent's remixes
+ *                   +1. The author's posts count +1 when the visibility is
+ *                   "public". An existing post id: no-op.
+ *   post.published  public flag set. The posts count counts posts that are
+ *                   public and neither hidden nor deleted; every flag change
+ *                   moves it by that rule (so publishing a draft is +1, and
+ *                   a hidden draft is never counted).
+ *   post.hidden     hidden flag and reason set (the first reason stays);
+ *                   posts count -1 if it was counted.
+ *   post.deleted    deleted flag set; posts count -1 if it was counted; the
+ *                   posts_by_author and remixes entries removed (parent's
+ *                   remixes -1). Likes stay (likes_received is unchanged).
+ *                   Every flag event on a deleted or unknown post: no-op.
  *   like.created    likes entry; post like count and the author's
  *                   likes_received +1 (only when the post is known);
  *                   idempotent.
  *   like.removed    the reverse; absent like: no-op.
+ *   comment.created  comments record + comments_by_post entry; the post's
+ *                   comments +1 (a known post). An existing id: no-op.
+ *   comment.deleted  deleted flag set, text dropped, comments_by_post entry
+ *                   removed, the post's comments -1; absent or deleted: no-op.
+ *   view.recorded   a known post's views +1 and watch_ms added (saturating).
+ *   feedback.recorded  the kind's bit ORed into feedback; unknown kind: no-op.
  * Counters never go below zero (a decrement of 0 stays 0).
  *
  * Errors (every function that returns int): 0, or
  *   REEL_EUSAGE     bad arguments (NULL, limit out of range, offset gap,
- *                   a string over its limit, an empty handle);
- *   REEL_ENOTFOUND  a read found nothing (or a deleted user);
+ *                   a string over its limit, an empty handle, unknown list
+ *                   flags);
+ *   REEL_ENOTFOUND  a read found nothing (or a deleted user, post or
+ *                   comment);
  *   REEL_EVERSION   the environment has a views format this build does not
  *                   read (a message names it on stderr), or LMDB's own
  *                   version mismatch;
@@ -104,6 +160,7 @@
 #ifndef REEL_VIEWS_H
 #define REEL_VIEWS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -111,8 +168,8 @@
 
 /* Format of the views' keys and values; bumped on any layout change (the
  * views are then rebuilt from the log, never converted). */
-#define REEL_VIEWS_VERSION 1u
-/* Followers returned by one page at most: a page is one read txn, and a
+#define REEL_VIEWS_VERSION 2u
+/* Entries returned by one page at most: a page is one read txn, and a
  * bounded one keeps snapshots short (see Threads). */
 #define REEL_VIEWS_PAGE_MAX 1000u
 /* Map size at first open: 64 MiB is small enough for tests and tiny
@@ -139,7 +196,82 @@ typedef struct reel_user_view {
     uint64_t following;                         /* users this one follows */
     uint64_t posts;                             /* public posts, not deleted */
     uint64_t likes_received;                    /* likes on this user's posts */
+    uint64_t friends;                           /* mutual follows */
+    uint64_t invites;                           /* invites this user issued */
 } reel_user_view_t;
+
+/* Cameo policies (the cameos value's policy byte; API names in comments). */
+typedef enum reel_cameo_policy {
+    REEL_CAMEO_ONLY_ME = 0,  /* "only_me": the default */
+    REEL_CAMEO_APPROVED = 1, /* "approved": users in approvals */
+    REEL_CAMEO_MUTUALS = 2,  /* "mutuals": friends */
+    REEL_CAMEO_EVERYONE = 3, /* "everyone" */
+} reel_cameo_policy_t;
+
+/* Feedback kinds (bits of a feedback value). */
+#define REEL_FEEDBACK_SEE_LESS 0x01u
+#define REEL_FEEDBACK_SEE_MORE 0x02u
+#define REEL_FEEDBACK_NOT_INTERESTED 0x04u
+#define REEL_FEEDBACK_HIDE_CREATOR 0x08u
+
+/* Flags of post listings (reel_views_posts_by_author, reel_views_remixes):
+ * by default only public, visible posts are listed. */
+#define REEL_VIEWS_LIST_DRAFTS 0x01u /* drafts too (the author's own listing) */
+#define REEL_VIEWS_LIST_HIDDEN 0x02u /* hidden posts too */
+
+/* A post with its counts; the reason is copied and NUL-terminated. */
+typedef struct reel_post_view {
+    uint64_t id;                                  /* post id */
+    uint64_t author;                              /* user id */
+    uint64_t created_at;                          /* engine time of post.created */
+    uint64_t remix_of;                            /* direct parent, 0: an original */
+    uint64_t remix_root;                          /* chain's original, 0: none */
+    uint64_t likes;                               /* likes */
+    uint64_t comments;                            /* comments not deleted */
+    uint64_t remixes;                             /* direct remixes not deleted */
+    uint64_t views;                               /* view.recorded events */
+    uint64_t watch_ms;                            /* total watch time */
+    bool public;                                  /* false: a draft */
+    bool hidden;                                  /* hidden (reason below) */
+    uint32_t hidden_reason_len;                   /* bytes, without the NUL */
+    char hidden_reason[REEL_TEXT_LEN_MAX + 1];    /* "" unless hidden */
+} reel_post_view_t;
+
+/* One entry of a post listing. */
+typedef struct reel_post_entry {
+    uint64_t post;       /* post id */
+    uint64_t created_at; /* engine time: the cursor with post */
+    bool public;         /* false: a draft */
+    bool hidden;         /* hidden */
+} reel_post_entry_t;
+
+/* A comment. text points into the snapshot: valid until
+ * reel_views_read_end() of the txn that read it; not NUL-terminated. */
+typedef struct reel_comment_view {
+    uint64_t id;         /* comment id */
+    uint64_t post;       /* post commented on */
+    uint64_t author;     /* user id */
+    uint64_t reply_to;   /* comment replied to, 0: none */
+    uint64_t created_at; /* engine time: the cursor with id */
+    uint32_t text_len;   /* bytes */
+    const char *text;    /* into the snapshot */
+} reel_comment_view_t;
+
+/* A cameo record. asset points into the snapshot (valid until
+ * reel_views_read_end()); asset_len 0: a policy set but no asset. */
+typedef struct reel_cameo_view {
+    uint64_t owner;     /* user id */
+    uint8_t policy;     /* reel_cameo_policy_t */
+    uint32_t asset_len; /* bytes; 0: no cameo registered */
+    const char *asset;  /* into the snapshot; not NUL-terminated */
+} reel_cameo_view_t;
+
+/* An invite. */
+typedef struct reel_invite_view {
+    uint64_t issuer;  /* user who issued it */
+    bool used;        /* a user.created used it */
+    uint64_t used_by; /* that user, 0 while unused */
+} reel_invite_view_t;
 
 /* One entry of a followers page. */
 typedef struct reel_follow_entry {
@@ -197,8 +329,66 @@ int reel_views_followers(reel_views_txn_t *t, uint64_t user, uint64_t cursor_sin
                          uint64_t cursor_id, size_t limit, reel_follow_entry_t *out,
                          size_t *n_out);
 
+/* Post id with its counts into *out. Errors: REEL_ENOTFOUND (absent or
+ * deleted), REEL_ECORRUPT, -EIO. */
+int reel_views_get_post(reel_views_txn_t *t, uint64_t id, reel_post_view_t *out);
+
+/* One page of author's posts, newest first (ties: lower post id first),
+ * into out[0..limit); *n_out says how many. Cursor as for followers:
+ * (0, 0) starts at the newest, else just after (cursor_at, cursor_id),
+ * the last entry of the previous page. flags: REEL_VIEWS_LIST_*; posts
+ * the flags leave out are skipped (a page may then scan past them).
+ * Errors: REEL_EUSAGE, REEL_ECORRUPT, -EIO. */
+int reel_views_posts_by_author(reel_views_txn_t *t, uint64_t author, uint64_t cursor_at,
+                               uint64_t cursor_id, unsigned flags, size_t limit,
+                               reel_post_entry_t *out, size_t *n_out);
+
+/* One page of the direct remixes of post parent; as
+ * reel_views_posts_by_author. */
+int reel_views_remixes(reel_views_txn_t *t, uint64_t parent, uint64_t cursor_at,
+                       uint64_t cursor_id, unsigned flags, size_t limit, reel_post_entry_t *out,
+                       size_t *n_out);
+
+/* One page of the comments (not deleted) of post, oldest first (ties:
+ * lower comment id first): (0, 0) starts at the oldest, else just after
+ * (cursor_at, cursor_id). Texts point into t's snapshot. limit is
+ * 1..REEL_VIEWS_PAGE_MAX. Errors: REEL_EUSAGE, REEL_ECORRUPT, -EIO. */
+int reel_views_comments(reel_views_txn_t *t, uint64_t post, uint64_t cursor_at,
+                        uint64_t cursor_id, size_t limit, reel_comment_view_t *out,
+                        size_t *n_out);
+
+/* Comment id into *out (text into t's snapshot). Errors: REEL_ENOTFOUND
+ * (absent or deleted), REEL_ECORRUPT, -EIO. */
+int reel_views_get_comment(reel_views_txn_t *t, uint64_t id, reel_comment_view_t *out);
+
+/* owner's cameo record into *out (asset into t's snapshot). Errors:
+ * REEL_ENOTFOUND (no record: no cameo, policy only_me), REEL_ECORRUPT,
+ * -EIO. */
+int reel_views_get_cameo(reel_views_txn_t *t, uint64_t owner, reel_cameo_view_t *out);
+
+/* *out: whether owner approved grantee for their cameo. Errors:
+ * REEL_EUSAGE, REEL_ECORRUPT, -EIO. */
+int reel_views_is_approved(reel_views_txn_t *t, uint64_t owner, uint64_t grantee, bool *out);
+
+/* *out: whether a follows b. Errors: REEL_EUSAGE, REEL_ECORRUPT, -EIO. */
+int reel_views_follows(reel_views_txn_t *t, uint64_t a, uint64_t b, bool *out);
+
+/* *out: whether a blocks b or b blocks a (two gets). Errors: REEL_EUSAGE,
+ * REEL_ECORRUPT, -EIO. */
+int reel_views_is_blocked(reel_views_txn_t *t, uint64_t a, uint64_t b, bool *out);
+
+/* The invite whose code is code (len bytes) into *out. Errors:
+ * REEL_EUSAGE (len 0 or over REEL_SHORT_LEN_MAX), REEL_ENOTFOUND,
+ * REEL_ECORRUPT, -EIO. */
+int reel_views_get_invite(reel_views_txn_t *t, const char *code, size_t len,
+                          reel_invite_view_t *out);
+
+/* *kinds: user's feedback bits on post (REEL_FEEDBACK_*; 0 when none).
+ * Errors: REEL_EUSAGE, REEL_ECORRUPT, -EIO. */
+int reel_views_get_feedback(reel_views_txn_t *t, uint64_t user, uint64_t post, uint8_t *kinds);
+
 /* XXH3-128 of the content of every view: for each view DBI in the fixed
- * order of the table above (users .. posts), its name, then each key and
+ * order of the table above (users .. feedback), its name, then each key and
  * value with their lengths. meta is excluded ("applied" and "version" are
  * bookkeeping, not content), so a live environment and a rebuild from the
  * log compare equal exactly when their views hold the same bytes. The

@@ -12,6 +12,7 @@
  */
 #include "tools/cmds.h"
 #include "engine/common.h"
+#include "engine/datadir.h"
 #include "engine/event.h"
 #include "engine/log.h"
 

@@ -13,6 +13,7 @@
  */
 #include "tools/cmds.h"
 #include "engine/common.h"
+#include "engine/datadir.h"
 #include "engine/log.h"
 #include "engine/verify.h"
 

@@ -10,5 +10,8 @@
 int reel_cmd_dump(int argc, char **argv);
 int reel_cmd_verify(int argc, char **argv);
 int reel_cmd_bench(int argc, char **argv);
+int reel_cmd_rebuild(int argc, char **argv);
+int reel_cmd_replay(int argc, char **argv);
+int reel_cmd_views_hash(int argc, char **argv);
 
 #endif

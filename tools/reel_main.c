@@ -34,6 +34,9 @@ typedef struct command {
 static const command_t commands[] = {
     {"dump", reel_cmd_dump, "print the log's records (offset, type, time, size, payload)"},
     {"verify", reel_cmd_verify, "check the whole log: checksums, chain, segments; exit 0 only when whole"},
+    {"rebuild", reel_cmd_rebuild, "rebuild the views from the log (reeld stopped)"},
+    {"replay", reel_cmd_replay, "build the views as of an offset: replay --to N --into DIR"},
+    {"views-hash", reel_cmd_views_hash, "digest of the views' content, to compare with a rebuild"},
     {"io-probe", cmd_io_probe, "say which I/O backend the log gets here: uring, or sync and why"},
     {"bench", reel_cmd_bench, "run benchmarks: reel bench NAME|all [--quick]; JSON lines"},
 };
@@ -42,7 +45,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: reel COMMAND [ARGS]   (reel COMMAND --help for its options)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
 }
 
 int main(int argc, char **argv)

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "engine/common.h"
+#include "engine/datadir.h"
 #include "engine/event.h"
 #include "engine/log.h"
 #include "engine/record.h"

@@ -13,6 +13,7 @@
 #include <lmdb.h>
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,7 +158,7 @@ Test(views, profiles_and_counts)
     apply1(v, ev_ids(REEL_EV_LIKE_CREATED, 0, 2, 0, 100));
     apply1(v, ev_ids(REEL_EV_LIKE_CREATED, 0, 3, 0, 100));
     apply1(v, ev_ids(REEL_EV_LIKE_CREATED, 0, 1, 0, 102));
-    apply1(v, ev_ids(REEL_EV_INVITE_ISSUED, 0, 1, 0, 0)); /* ignored, counted */
+    apply1(v, ev_ids(REEL_EV_INVITE_ISSUED, 0, 1, 0, 0)); /* no code: no-op, counted */
     cr_assert_eq(reel_views_applied(v), 13);
 
     reel_user_view_t u;
@@ -432,10 +433,35 @@ Test(views, map_grows_under_readers)
 
 /* ---- hash: batching does not matter, content does ---- */
 
-/* A deterministic mixed history over 50 users and their posts. */
+/* Fills the strings of a random event of type (from static storage). */
+static void random_strings(reel_event_t *ev, uint64_t r)
+{
+    static const char *const policies[] = {"only_me", "approved", "mutuals", "everyone", "bad"};
+    static const char *const kinds[] = {"see_less", "see_more", "not_interested", "hide_creator"};
+    static const char *const codes[] = {"c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7"};
+    static const char *const reasons[] = {"consent_revoked", "cameo_deleted", ""};
+    ev->policy = S(policies[r % REEL_ARRAY_LEN(policies)]);
+    ev->kind = S(kinds[r % REEL_ARRAY_LEN(kinds)]);
+    ev->code = S(codes[r % REEL_ARRAY_LEN(codes)]);
+    ev->reason = S(reasons[r % REEL_ARRAY_LEN(reasons)]);
+    ev->asset = S(r % 2 ? "s3://a" : "s3://b");
+    ev->text = S(r % 2 ? "hi" : "a longer comment");
+}
+
+/* A deterministic mixed history over 50 users, their posts (some of them
+ * remixes), comments, blocks, cameos, consents, invites and signals. */
 static size_t random_history(reel_event_t *evs, size_t cap, uint64_t seed)
 {
     static char handles[50][16];
+    static const uint16_t types[] = {
+        REEL_EV_FOLLOW_CREATED,   REEL_EV_FOLLOW_REMOVED,    REEL_EV_LIKE_CREATED,
+        REEL_EV_LIKE_REMOVED,     REEL_EV_POST_DELETED,      REEL_EV_VIEW_RECORDED,
+        REEL_EV_POST_PUBLISHED,   REEL_EV_POST_HIDDEN,       REEL_EV_BLOCK_CREATED,
+        REEL_EV_BLOCK_REMOVED,    REEL_EV_CAMEO_REGISTERED,  REEL_EV_CAMEO_DELETED,
+        REEL_EV_CAMEO_POLICY_SET, REEL_EV_CONSENT_GRANTED,   REEL_EV_CONSENT_REVOKED,
+        REEL_EV_COMMENT_CREATED,  REEL_EV_COMMENT_DELETED,   REEL_EV_INVITE_ISSUED,
+        REEL_EV_FEEDBACK_RECORDED, REEL_EV_USER_DELETED,     REEL_EV_FOLLOW_CREATED,
+    };
     size_t n = 0;
     for (uint64_t u = 1; u <= 50; u++) {
         snprintf(handles[u - 1], sizeof handles[0], "h%llu", (unsigned long long)u);
@@ -445,14 +471,19 @@ static size_t random_history(reel_event_t *evs, size_t cap, uint64_t seed)
     while (n < cap) {
         uint64_t r = reel_test_rand(&seed);
         uint64_t a = 1 + r % 50, b = 1 + (r >> 8) % 50, post = 1000 + (r >> 16) % 80;
-        static const uint16_t types[] = {REEL_EV_FOLLOW_CREATED, REEL_EV_FOLLOW_REMOVED,
-                                         REEL_EV_LIKE_CREATED, REEL_EV_LIKE_REMOVED,
-                                         REEL_EV_POST_DELETED, REEL_EV_VIEW_RECORDED};
         uint16_t type = types[(r >> 24) % REEL_ARRAY_LEN(types)];
-        if ((r >> 32) % 5 == 0)
+        if ((r >> 32) % 5 == 0) {
             evs[n] = ev_post(n, post, a, (r >> 40) % 3 ? "public" : "draft");
-        else
+            evs[n].remix_of = (r >> 44) % 2 ? 1000 + (r >> 48) % 80 : 0;
+        } else {
             evs[n] = ev_ids(type, n, a, b, post);
+            evs[n].comment = 5000 + (r >> 40) % 200;
+            evs[n].watch_ms = (r >> 36) % 10000;
+            random_strings(&evs[n], r >> 52);
+            if ((type == REEL_EV_USER_DELETED || type == REEL_EV_POST_DELETED) &&
+                (r >> 56) % 8 != 0)
+                evs[n].type = REEL_EV_LIKE_CREATED; /* keep most users, posts alive */
+        }
         n++;
     }
     return n;
@@ -481,6 +512,27 @@ Test(views, hash_independent_of_batching)
     hash_of(b, hb);
     cr_assert_arr_eq(ha, hb, 16);
 
+    /* The history reaches the new views (else the equality proves little). */
+    reel_views_txn_t *t;
+    reel_post_view_t p;
+    uint64_t comments = 0, remixes = 0, views = 0, hidden = 0;
+    cr_assert_eq(reel_views_read_begin(b, &t), 0);
+    for (uint64_t id = 1000; id < 1080; id++) {
+        int rc = reel_views_get_post(t, id, &p);
+        cr_assert(rc == 0 || rc == REEL_ENOTFOUND, "%s", reel_strerror(rc));
+        if (rc == 0) {
+            comments += p.comments;
+            remixes += p.remixes;
+            views += p.views;
+            hidden += p.hidden;
+        }
+    }
+    reel_views_read_end(t);
+    cr_assert_gt(comments, 0);
+    cr_assert_gt(remixes, 0);
+    cr_assert_gt(views, 0);
+    cr_assert_gt(hidden, 0);
+
     apply1(b, ev_ids(REEL_EV_FOLLOW_CREATED, 0, 1, 1000, 0)); /* a new pair */
     hash_of(b, hb);
     cr_assert_arr_neq(ha, hb, 16);
@@ -488,4 +540,506 @@ Test(views, hash_independent_of_batching)
     reel_views_close(b);
     reel_test_rmtree(d1);
     reel_test_rmtree(d2);
+}
+
+/* ---- v2 views: builders and helpers ---- */
+
+static reel_event_t ev_remix(uint64_t off, uint64_t post, uint64_t author, uint64_t parent,
+                             const char *vis)
+{
+    reel_event_t ev = ev_post(off, post, author, vis);
+    ev.remix_of = parent;
+    ev.remix_root = parent;
+    ev.at = 1000 + post; /* later ids are newer */
+    return ev;
+}
+
+static reel_event_t ev_str(uint16_t type, uint64_t user, uint64_t post, reel_str_t s)
+{
+    reel_event_t ev = {.type = type, .user = user, .post = post};
+    switch (type) {
+    case REEL_EV_POST_HIDDEN: ev.reason = s; break;
+    case REEL_EV_CAMEO_REGISTERED: ev.asset = s; break;
+    case REEL_EV_CAMEO_POLICY_SET: ev.policy = s; break;
+    case REEL_EV_INVITE_ISSUED: ev.code = s; break;
+    case REEL_EV_FEEDBACK_RECORDED: ev.kind = s; break;
+    default: cr_assert_fail("type %u takes no string here", type);
+    }
+    return ev;
+}
+
+static reel_event_t ev_comment(uint64_t comment, uint64_t post, uint64_t author,
+                               uint64_t reply_to, const char *text)
+{
+    return (reel_event_t){.type = REEL_EV_COMMENT_CREATED, .comment = comment, .post = post,
+                          .user = author, .reply_to = reply_to, .text = S(text)};
+}
+
+/* Applies ev and asserts the views' hash did not change (a no-op). */
+static void apply_noop(reel_views_t *v, reel_event_t ev)
+{
+    uint8_t h1[16], h2[16];
+    hash_of(v, h1);
+    apply1(v, ev);
+    hash_of(v, h2);
+    cr_assert_arr_eq(h1, h2, 16, "event type %u changed the views", ev.type);
+}
+
+static int get_post(reel_views_t *v, uint64_t id, reel_post_view_t *p)
+{
+    reel_views_txn_t *t;
+    cr_assert_eq(reel_views_read_begin(v, &t), 0);
+    int rc = reel_views_get_post(t, id, p);
+    reel_views_read_end(t);
+    return rc;
+}
+
+static uint64_t user_count(reel_views_t *v, uint64_t id, size_t offset)
+{
+    reel_user_view_t u;
+    cr_assert_eq(get_user(v, id, &u), 0, "user %llu", (unsigned long long)id);
+    uint64_t c;
+    memcpy(&c, (const char *)&u + offset, sizeof c);
+    return c;
+}
+#define COUNT(v, id, field) user_count((v), (id), offsetof(reel_user_view_t, field))
+
+static bool pair_read(reel_views_t *v, int (*fn)(reel_views_txn_t *, uint64_t, uint64_t, bool *),
+                      uint64_t a, uint64_t b)
+{
+    reel_views_txn_t *t;
+    bool out = true;
+    cr_assert_eq(reel_views_read_begin(v, &t), 0);
+    cr_assert_eq(fn(t, a, b, &out), 0);
+    reel_views_read_end(t);
+    return out;
+}
+
+/* ---- friends ---- */
+
+Test(views, friends_count_mutual_follows_both_ways)
+{
+    char dir[256];
+    reel_test_tmpdir(dir, sizeof dir, "views");
+    reel_views_t *v = open_views(dir);
+    apply1(v, ev_user(0, 1, "a", "A"));
+    apply1(v, ev_user(0, 2, "b", "B"));
+    apply1(v, ev_user(0, 3, "c", "C"));
+    apply1(v, ev_ids(REEL_EV_FOLLOW_CREATED, 0, 1, 2, 0));
+    cr_assert_eq(COUNT(v, 1, friends), 0);
+    cr_assert(pair_read(v, reel_views_follows, 1, 2));
+    cr_assert_not(pair_read(v, reel_views_follows, 2, 1));
+    apply1(v, ev_ids(REEL_EV_FOLLOW_CREATED, 0, 2, 1, 0));
+    cr_assert_eq(COUNT(v, 1, friends), 1);
+    cr_assert_eq(COUNT(v, 2, friends), 1);
+    apply_noop(v, ev_ids(REEL_EV_FOLLOW_CREATED, 0, 2, 1, 0)); /* follow twice */
+    apply_noop(v, ev_ids(REEL_EV_FOLLOW_CREATED, 0, 1, 2, 0));
+    apply1(v, ev_ids(REEL_EV_FOLLOW_CREATED, 0, 3, 1, 0));
+    apply1(v, ev_ids(REEL_EV_FOLLOW_CREATED, 0, 1, 3, 0));
+    apply1(v, ev_ids(REEL_EV_FOLLOW_CREATED, 0, 3, 3, 0)); /* self: no friendship */
+    cr_assert_eq(COUNT(v, 1, friends), 2);
+    cr_assert_eq(COUNT(v, 3, friends), 1);
+
+    /* Either side ending the follow ends the friendship for both. */
+    apply1(v, ev_ids(REEL_EV_FOLLOW_REMOVED, 0, 1, 2, 0));
+    cr_assert_eq(COUNT(v, 1, friends), 1);
+    cr_assert_eq(COUNT(v, 2, friends), 0);
+    cr_assert_eq(COUNT(v, 2, following), 1);
+    apply_noop(v, ev_ids(REEL_EV_FOLLOW_REMOVED, 0, 1, 2, 0));
+    apply1(v, ev_ids(REEL_EV_FOLLOW_REMOVED, 0, 2, 1, 0)); /* not mutual any more */
+    cr_assert_eq(COUNT(v, 1, friends), 1);
+    apply1(v, ev_ids(REEL_EV_FOLLOW_REMOVED, 0, 3, 1, 0));
+    cr_assert_eq(COUNT(v, 1, friends), 0);
+    cr_assert_eq(COUNT(v, 3, friends), 0);
+    cr_assert_not(pair_read(v, reel_views_follows, 3, 1));
+    reel_views_close(v);
+    reel_test_rmtree(dir);
+}
+
+/* ---- posts: drafts, publish, hidden, deleted ---- */
+
+Test(views, post_counting_rules)
+{
+    char dir[256];
+    reel_test_tmpdir(dir, sizeof dir, "views");
+    reel_views_t *v = open_views(dir);
+    reel_post_view_t p;
+    apply1(v, ev_user(0, 1, "a", "A"));
+    apply1(v, ev_post(0, 10, 1, "draft"));
+    cr_assert_eq(COUNT(v, 1, posts), 0);
+    cr_assert_eq(get_post(v, 10, &p), 0);
+    cr_assert_not(p.public);
+    apply1(v, (reel_event_t){.type = REEL_EV_POST_PUBLISHED, .post = 10});
+    cr_assert_eq(COUNT(v, 1, posts), 1, "publishing a draft counts it");
+    apply_noop(v, (reel_event_t){.type = REEL_EV_POST_PUBLISHED, .post = 10});
+    apply_noop(v, (reel_event_t){.type = REEL_EV_POST_PUBLISHED, .post = 99}); /* unknown */
+    cr_assert_eq(COUNT(v, 1, posts), 1);
+
+    apply1(v, ev_str(REEL_EV_POST_HIDDEN, 0, 10, S("consent_revoked")));
+    cr_assert_eq(COUNT(v, 1, posts), 0, "a hidden post is not counted");
+    apply_noop(v, ev_str(REEL_EV_POST_HIDDEN, 0, 10, S("cameo_deleted")));
+    cr_assert_eq(get_post(v, 10, &p), 0);
+    cr_assert(p.public);
+    cr_assert(p.hidden);
+    cr_assert_str_eq(p.hidden_reason, "consent_revoked", "the first reason stays");
+    cr_assert_eq(p.hidden_reason_len, 15);
+    apply1(v, (reel_event_t){.type = REEL_EV_POST_DELETED, .post = 10});
+    cr_assert_eq(COUNT(v, 1, posts), 0, "deleting a hidden post decrements nothing");
+    cr_assert_eq(get_post(v, 10, &p), REEL_ENOTFOUND);
+    apply_noop(v, (reel_event_t){.type = REEL_EV_POST_PUBLISHED, .post = 10});
+
+    /* A hidden draft stays uncounted when published. */
+    apply1(v, ev_post(0, 11, 1, "draft"));
+    apply1(v, ev_str(REEL_EV_POST_HIDDEN, 0, 11, S("x")));
+    apply1(v, (reel_event_t){.type = REEL_EV_POST_PUBLISHED, .post = 11});
+    cr_assert_eq(COUNT(v, 1, posts), 0);
+    cr_assert_eq(get_post(v, 11, &p), 0);
+    cr_assert(p.public && p.hidden);
+
+    /* Public, then deleted: -1 once; a draft deleted: nothing. */
+    apply1(v, ev_post(0, 12, 1, "public"));
+    apply1(v, ev_post(0, 13, 1, "public"));
+    apply1(v, ev_post(0, 14, 1, "draft"));
+    apply_noop(v, ev_post(0, 12, 1, "draft")); /* existing id */
+    cr_assert_eq(COUNT(v, 1, posts), 2);
+    apply1(v, (reel_event_t){.type = REEL_EV_POST_DELETED, .post = 12});
+    apply_noop(v, (reel_event_t){.type = REEL_EV_POST_DELETED, .post = 12});
+    apply1(v, (reel_event_t){.type = REEL_EV_POST_DELETED, .post = 14});
+    cr_assert_eq(COUNT(v, 1, posts), 1);
+    apply_noop(v, ev_str(REEL_EV_POST_HIDDEN, 0, 12, S("late")));
+    cr_assert_eq(get_post(v, 13, &p), 0);
+    cr_assert_not(p.hidden);
+    cr_assert_str_eq(p.hidden_reason, "");
+    reel_views_close(v);
+    reel_test_rmtree(dir);
+}
+
+Test(views, likes_views_feedback_on_posts)
+{
+    char dir[256];
+    reel_test_tmpdir(dir, sizeof dir, "views");
+    reel_views_t *v = open_views(dir);
+    reel_post_view_t p;
+    apply1(v, ev_user(0, 1, "a", "A"));
+    apply1(v, ev_user(0, 2, "b", "B"));
+    apply1(v, ev_post(0, 10, 1, "public"));
+    apply1(v, ev_ids(REEL_EV_LIKE_CREATED, 0, 2, 0, 10));
+    apply_noop(v, ev_ids(REEL_EV_LIKE_CREATED, 0, 2, 0, 10)); /* like twice */
+    reel_event_t view = ev_ids(REEL_EV_VIEW_RECORDED, 0, 2, 0, 10);
+    view.watch_ms = 1500;
+    apply1(v, view);
+    view.watch_ms = 500;
+    apply1(v, view);
+    view.post = 77; /* unknown post */
+    apply_noop(v, view);
+    cr_assert_eq(get_post(v, 10, &p), 0);
+    cr_assert_eq(p.likes, 1);
+    cr_assert_eq(p.views, 2);
+    cr_assert_eq(p.watch_ms, 2000);
+    cr_assert_eq(p.author, 1);
+    cr_assert_eq(COUNT(v, 1, likes_received), 1);
+
+    apply1(v, ev_str(REEL_EV_FEEDBACK_RECORDED, 2, 10, S("see_less")));
+    apply_noop(v, ev_str(REEL_EV_FEEDBACK_RECORDED, 2, 10, S("see_less")));
+    apply1(v, ev_str(REEL_EV_FEEDBACK_RECORDED, 2, 10, S("hide_creator")));
+    apply_noop(v, ev_str(REEL_EV_FEEDBACK_RECORDED, 2, 10, S("bogus")));
+    reel_views_txn_t *t;
+    uint8_t kinds = 0xff;
+    cr_assert_eq(reel_views_read_begin(v, &t), 0);
+    cr_assert_eq(reel_views_get_feedback(t, 2, 10, &kinds), 0);
+    cr_assert_eq(kinds, REEL_FEEDBACK_SEE_LESS | REEL_FEEDBACK_HIDE_CREATOR);
+    cr_assert_eq(reel_views_get_feedback(t, 1, 10, &kinds), 0);
+    cr_assert_eq(kinds, 0);
+    reel_views_read_end(t);
+    reel_views_close(v);
+    reel_test_rmtree(dir);
+}
+
+/* ---- listings: posts by author, remixes ---- */
+
+/* All entries of a post listing, in pages of 3. */
+static size_t list_all(reel_views_t *v, bool remixes, uint64_t id, unsigned flags,
+                       reel_post_entry_t *all, size_t cap)
+{
+    reel_views_txn_t *t;
+    reel_post_entry_t page[3];
+    size_t total = 0, n;
+    uint64_t ca = 0, ci = 0;
+    cr_assert_eq(reel_views_read_begin(v, &t), 0);
+    do {
+        int rc = remixes ? reel_views_remixes(t, id, ca, ci, flags, 3, page, &n)
+                         : reel_views_posts_by_author(t, id, ca, ci, flags, 3, page, &n);
+        cr_assert_eq(rc, 0, "%s", reel_strerror(rc));
+        cr_assert_leq(total + n, cap);
+        memcpy(all + total, page, n * sizeof page[0]);
+        total += n;
+        if (n > 0) {
+            ca = page[n - 1].created_at;
+            ci = page[n - 1].post;
+        }
+    } while (n == 3);
+    reel_views_read_end(t);
+    return total;
+}
+
+Test(views, posts_by_author_newest_first_with_filters)
+{
+    char dir[256];
+    reel_test_tmpdir(dir, sizeof dir, "views");
+    reel_views_t *v = open_views(dir);
+    enum { N = 10 };
+    reel_event_t evs[N + 2];
+    evs[0] = ev_user(0, 1, "a", "A");
+    for (uint64_t i = 0; i < N; i++) {
+        evs[1 + i] = ev_post(1 + i, 100 + i, 1, i % 3 == 0 ? "draft" : "public");
+        evs[1 + i].at = 5000 + i / 2; /* pairs share a time: ties by id */
+    }
+    evs[N + 1] = ev_post(N + 1, 500, 2, "public"); /* another author */
+    cr_assert_eq(reel_views_apply(v, evs, N + 2), 0);
+    apply1(v, ev_str(REEL_EV_POST_HIDDEN, 0, 101, S("r")));
+    apply1(v, (reel_event_t){.type = REEL_EV_POST_DELETED, .post = 102});
+
+    reel_post_entry_t all[N];
+    size_t n = list_all(v, false, 1, REEL_VIEWS_LIST_DRAFTS | REEL_VIEWS_LIST_HIDDEN, all, N);
+    cr_assert_eq(n, N - 1, "every post but the deleted one");
+    for (size_t i = 1; i < n; i++) {
+        cr_assert_leq(all[i].created_at, all[i - 1].created_at, "entry %zu", i);
+        if (all[i].created_at == all[i - 1].created_at)
+            cr_assert_gt(all[i].post, all[i - 1].post, "entry %zu", i);
+    }
+    cr_assert_eq(all[0].post, 108, "newest first, lower id first on a tie");
+    cr_assert_eq(all[n - 1].post, 101);
+    cr_assert(all[n - 1].hidden);
+    n = list_all(v, false, 1, 0, all, N);
+    cr_assert_eq(n, 4, "public, visible: 108 107 105 104 (not 101 hidden, 102 deleted)");
+    for (size_t i = 0; i < n; i++)
+        cr_assert(all[i].public && !all[i].hidden);
+    cr_assert_eq(COUNT(v, 1, posts), n);
+    n = list_all(v, false, 3, 0, all, N);
+    cr_assert_eq(n, 0);
+
+    reel_views_txn_t *t;
+    cr_assert_eq(reel_views_read_begin(v, &t), 0);
+    cr_assert_eq(reel_views_posts_by_author(t, 1, 0, 0, 4, 3, all, &n), REEL_EUSAGE);
+    cr_assert_eq(reel_views_posts_by_author(t, 1, 0, 0, 0, 0, all, &n), REEL_EUSAGE);
+    reel_views_read_end(t);
+    reel_views_close(v);
+    reel_test_rmtree(dir);
+}
+
+Test(views, remixes_counted_listed_and_unlinked)
+{
+    char dir[256];
+    reel_test_tmpdir(dir, sizeof dir, "views");
+    reel_views_t *v = open_views(dir);
+    reel_post_view_t p;
+    reel_post_entry_t all[8];
+    apply1(v, ev_post(0, 10, 1, "public"));
+    apply1(v, ev_remix(0, 11, 2, 10, "public"));
+    apply1(v, ev_remix(0, 12, 3, 10, "draft"));
+    apply1(v, ev_remix(0, 13, 3, 11, "public")); /* a remix of a remix */
+    apply1(v, ev_remix(0, 14, 3, 999, "public")); /* unknown parent */
+    apply_noop(v, ev_remix(0, 11, 2, 10, "public"));
+    cr_assert_eq(get_post(v, 10, &p), 0);
+    cr_assert_eq(p.remixes, 2, "direct remixes only");
+    cr_assert_eq(get_post(v, 13, &p), 0);
+    cr_assert_eq(p.remix_of, 11);
+    cr_assert_eq(p.remix_root, 11);
+    cr_assert_eq(list_all(v, true, 10, REEL_VIEWS_LIST_DRAFTS, all, 8), 2);
+    cr_assert_eq(all[0].post, 12);
+    cr_assert_eq(all[1].post, 11);
+    cr_assert_eq(list_all(v, true, 10, 0, all, 8), 1);
+    cr_assert_eq(list_all(v, true, 999, REEL_VIEWS_LIST_DRAFTS, all, 8), 0);
+
+    apply1(v, (reel_event_t){.type = REEL_EV_POST_DELETED, .post = 11});
+    cr_assert_eq(get_post(v, 10, &p), 0);
+    cr_assert_eq(p.remixes, 1);
+    cr_assert_eq(list_all(v, true, 10, REEL_VIEWS_LIST_DRAFTS, all, 8), 1);
+    apply1(v, (reel_event_t){.type = REEL_EV_POST_DELETED, .post = 14});
+    apply1(v, (reel_event_t){.type = REEL_EV_POST_DELETED, .post = 12});
+    cr_assert_eq(get_post(v, 10, &p), 0);
+    cr_assert_eq(p.remixes, 0);
+    reel_views_close(v);
+    reel_test_rmtree(dir);
+}
+
+/* ---- blocks ---- */
+
+Test(views, blocks_either_direction_and_idempotent)
+{
+    char dir[256];
+    reel_test_tmpdir(dir, sizeof dir, "views");
+    reel_views_t *v = open_views(dir);
+    apply1(v, ev_user(0, 1, "a", "A"));
+    apply1(v, ev_user(0, 2, "b", "B"));
+    apply1(v, ev_ids(REEL_EV_FOLLOW_CREATED, 0, 2, 1, 0));
+    cr_assert_not(pair_read(v, reel_views_is_blocked, 1, 2));
+    apply1(v, ev_ids(REEL_EV_BLOCK_CREATED, 0, 1, 2, 0));
+    apply_noop(v, ev_ids(REEL_EV_BLOCK_CREATED, 0, 1, 2, 0)); /* block twice */
+    cr_assert(pair_read(v, reel_views_is_blocked, 1, 2));
+    cr_assert(pair_read(v, reel_views_is_blocked, 2, 1));
+    cr_assert_not(pair_read(v, reel_views_is_blocked, 1, 3));
+    cr_assert(pair_read(v, reel_views_follows, 2, 1), "the command layer removes follows");
+    apply1(v, ev_ids(REEL_EV_BLOCK_CREATED, 0, 2, 1, 0)); /* both ways */
+    apply1(v, ev_ids(REEL_EV_BLOCK_REMOVED, 0, 1, 2, 0));
+    cr_assert(pair_read(v, reel_views_is_blocked, 1, 2), "2 still blocks 1");
+    apply1(v, ev_ids(REEL_EV_BLOCK_REMOVED, 0, 2, 1, 0));
+    apply_noop(v, ev_ids(REEL_EV_BLOCK_REMOVED, 0, 2, 1, 0));
+    cr_assert_not(pair_read(v, reel_views_is_blocked, 1, 2));
+    cr_assert_not(pair_read(v, reel_views_is_blocked, 2, 1));
+    reel_views_close(v);
+    reel_test_rmtree(dir);
+}
+
+/* ---- cameos and consent ---- */
+
+static int get_cameo(reel_views_t *v, uint64_t owner, reel_cameo_view_t *c, char *asset,
+                     size_t cap)
+{
+    reel_views_txn_t *t;
+    cr_assert_eq(reel_views_read_begin(v, &t), 0);
+    int rc = reel_views_get_cameo(t, owner, c);
+    if (rc == 0) {
+        cr_assert_lt(c->asset_len, cap);
+        memcpy(asset, c->asset, c->asset_len); /* the pointer dies with t */
+        asset[c->asset_len] = '\0';
+    }
+    reel_views_read_end(t);
+    return rc;
+}
+
+Test(views, cameos_policies_and_approvals)
+{
+    char dir[256], asset[64];
+    reel_test_tmpdir(dir, sizeof dir, "views");
+    reel_views_t *v = open_views(dir);
+    reel_cameo_view_t c;
+    cr_assert_eq(get_cameo(v, 1, &c, asset, sizeof asset), REEL_ENOTFOUND);
+    apply1(v, ev_str(REEL_EV_CAMEO_POLICY_SET, 1, 0, S("mutuals")));
+    cr_assert_eq(get_cameo(v, 1, &c, asset, sizeof asset), 0);
+    cr_assert_eq(c.policy, REEL_CAMEO_MUTUALS);
+    cr_assert_eq(c.asset_len, 0, "a policy, no cameo yet");
+    apply1(v, ev_str(REEL_EV_CAMEO_REGISTERED, 1, 0, S("s3://c/1")));
+    cr_assert_eq(get_cameo(v, 1, &c, asset, sizeof asset), 0);
+    cr_assert_eq(c.policy, REEL_CAMEO_MUTUALS, "registration keeps the policy");
+    cr_assert_str_eq(asset, "s3://c/1");
+    apply_noop(v, ev_str(REEL_EV_CAMEO_POLICY_SET, 1, 0, S("friends"))); /* unknown */
+    apply_noop(v, ev_str(REEL_EV_CAMEO_REGISTERED, 1, 0, S("s3://c/1")));
+    apply1(v, ev_str(REEL_EV_CAMEO_REGISTERED, 1, 0, S("s3://c/1b")));
+    apply1(v, ev_str(REEL_EV_CAMEO_POLICY_SET, 1, 0, S("approved")));
+    cr_assert_eq(get_cameo(v, 1, &c, asset, sizeof asset), 0);
+    cr_assert_eq(c.policy, REEL_CAMEO_APPROVED);
+    cr_assert_str_eq(asset, "s3://c/1b");
+    cr_assert_eq(c.owner, 1);
+
+    reel_event_t grant = {.type = REEL_EV_CONSENT_GRANTED, .user = 1, .target = 2};
+    cr_assert_not(pair_read(v, reel_views_is_approved, 1, 2));
+    apply1(v, grant);
+    apply_noop(v, grant);
+    cr_assert(pair_read(v, reel_views_is_approved, 1, 2));
+    cr_assert_not(pair_read(v, reel_views_is_approved, 2, 1));
+    grant.type = REEL_EV_CONSENT_REVOKED;
+    apply1(v, grant);
+    apply_noop(v, grant);
+    cr_assert_not(pair_read(v, reel_views_is_approved, 1, 2));
+
+    apply1(v, (reel_event_t){.type = REEL_EV_CAMEO_DELETED, .user = 1});
+    cr_assert_eq(get_cameo(v, 1, &c, asset, sizeof asset), REEL_ENOTFOUND);
+    apply_noop(v, (reel_event_t){.type = REEL_EV_CAMEO_DELETED, .user = 1});
+    apply1(v, ev_str(REEL_EV_CAMEO_REGISTERED, 1, 0, S("s3://c/2")));
+    cr_assert_eq(get_cameo(v, 1, &c, asset, sizeof asset), 0);
+    cr_assert_eq(c.policy, REEL_CAMEO_ONLY_ME, "a new cameo starts at only_me");
+    reel_views_close(v);
+    reel_test_rmtree(dir);
+}
+
+/* ---- comments ---- */
+
+Test(views, comments_oldest_first_and_counted)
+{
+    char dir[256];
+    reel_test_tmpdir(dir, sizeof dir, "views");
+    reel_views_t *v = open_views(dir);
+    reel_post_view_t p;
+    apply1(v, ev_post(0, 10, 1, "public"));
+    for (uint64_t i = 0; i < 7; i++)
+        apply1(v, ev_comment(200 + i, 10, 2, i == 3 ? 201 : 0, i % 2 ? "odd" : "even text"));
+    apply_noop(v, ev_comment(200, 10, 3, 0, "again")); /* existing id */
+    apply1(v, ev_comment(300, 77, 2, 0, "on an unknown post"));
+    cr_assert_eq(get_post(v, 10, &p), 0);
+    cr_assert_eq(p.comments, 7);
+    apply1(v, (reel_event_t){.type = REEL_EV_COMMENT_DELETED, .comment = 202});
+    apply_noop(v, (reel_event_t){.type = REEL_EV_COMMENT_DELETED, .comment = 202});
+    apply_noop(v, (reel_event_t){.type = REEL_EV_COMMENT_DELETED, .comment = 999});
+    cr_assert_eq(get_post(v, 10, &p), 0);
+    cr_assert_eq(p.comments, 6);
+
+    reel_views_txn_t *t;
+    reel_comment_view_t page[4], c;
+    uint64_t got[8], ca = 0, ci = 0;
+    size_t total = 0, n;
+    cr_assert_eq(reel_views_read_begin(v, &t), 0);
+    do {
+        cr_assert_eq(reel_views_comments(t, 10, ca, ci, 4, page, &n), 0);
+        for (size_t i = 0; i < n; i++) {
+            cr_assert_lt(total, 8);
+            got[total++] = page[i].id;
+            cr_assert_eq(page[i].post, 10);
+            cr_assert_eq(page[i].author, 2);
+        }
+        if (n > 0) {
+            ca = page[n - 1].created_at;
+            ci = page[n - 1].id;
+        }
+    } while (n == 4);
+    cr_assert_eq(total, 6);
+    static const uint64_t want[] = {200, 201, 203, 204, 205, 206};
+    cr_assert_arr_eq(got, want, sizeof want);
+    cr_assert_eq(reel_views_get_comment(t, 203, &c), 0);
+    cr_assert_eq(c.reply_to, 201);
+    cr_assert_eq(c.text_len, 3);
+    cr_assert_eq(memcmp(c.text, "odd", 3), 0);
+    cr_assert_eq(reel_views_get_comment(t, 202, &c), REEL_ENOTFOUND);
+    cr_assert_eq(reel_views_get_comment(t, 300, &c), 0);
+    cr_assert_eq(reel_views_comments(t, 10, 0, 0, 0, page, &n), REEL_EUSAGE);
+    reel_views_read_end(t);
+    reel_views_close(v);
+    reel_test_rmtree(dir);
+}
+
+/* ---- invites ---- */
+
+Test(views, invites_issued_and_used_once)
+{
+    char dir[256];
+    reel_test_tmpdir(dir, sizeof dir, "views");
+    reel_views_t *v = open_views(dir);
+    apply1(v, ev_user(0, 1, "a", "A"));
+    apply1(v, ev_str(REEL_EV_INVITE_ISSUED, 1, 0, S("CODE1")));
+    apply1(v, ev_str(REEL_EV_INVITE_ISSUED, 1, 0, S("CODE2")));
+    apply_noop(v, ev_str(REEL_EV_INVITE_ISSUED, 1, 0, S("CODE1")));
+    apply_noop(v, ev_str(REEL_EV_INVITE_ISSUED, 1, 0, S("")));
+    cr_assert_eq(COUNT(v, 1, invites), 2);
+
+    reel_event_t u2 = ev_user(0, 2, "b", "B");
+    u2.code = S("CODE1");
+    apply1(v, u2);
+    reel_event_t u3 = ev_user(0, 3, "c", "C");
+    u3.code = S("CODE1"); /* used already: stays with 2 */
+    apply1(v, u3);
+    reel_views_txn_t *t;
+    reel_invite_view_t inv;
+    cr_assert_eq(reel_views_read_begin(v, &t), 0);
+    cr_assert_eq(reel_views_get_invite(t, "CODE1", 5, &inv), 0);
+    cr_assert(inv.used);
+    cr_assert_eq(inv.used_by, 2);
+    cr_assert_eq(inv.issuer, 1);
+    cr_assert_eq(reel_views_get_invite(t, "CODE2", 5, &inv), 0);
+    cr_assert_not(inv.used);
+    cr_assert_eq(inv.used_by, 0);
+    cr_assert_eq(reel_views_get_invite(t, "code1", 5, &inv), REEL_ENOTFOUND);
+    cr_assert_eq(reel_views_get_invite(t, "x", 0, &inv), REEL_EUSAGE);
+    reel_views_read_end(t);
+    reel_views_close(v);
+    reel_test_rmtree(dir);
 }

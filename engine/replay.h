@@ -1,0 +1,39 @@
+/*
+ * replay.h: folding the log into the views: the catch-up after a crash or
+ * a restart, `reel rebuild` (views from nothing) and `reel replay --to`
+ * (views as of an offset).
+ *
+ * The views record the next offset they need (reel_views_applied), in the
+ * same LMDB transaction as the changes, so replaying from there is exactly
+ * once whatever was interrupted. Events are applied in batches of up to
+ * REEL_REPLAY_BATCH_EVENTS events or REEL_REPLAY_BATCH_BYTES payload bytes,
+ * one LMDB transaction each.
+ */
+#ifndef REEL_REPLAY_H
+#define REEL_REPLAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/log.h"
+#include "engine/views.h"
+
+/* A batch: 4096 events (~2.5 MiB of reel_event_t) or 8 MiB of payloads,
+ * whichever comes first: big enough that the commit's sync is amortised,
+ * small enough that one LMDB transaction stays far from MDB_TXN_FULL. */
+#define REEL_REPLAY_BATCH_EVENTS 4096u
+#define REEL_REPLAY_BATCH_BYTES (8u << 20)
+
+/* Called after each applied batch with the views' new applied offset. */
+typedef void (*reel_replay_progress_cb)(void *ctx, uint64_t applied, uint64_t to);
+
+/* Applies the log's events from reel_views_applied(v) up to, not including,
+ * offset `to` (UINT64_MAX: the durable end). progress may be NULL. A
+ * record that is not a valid event stops the replay with REEL_ECORRUPT and
+ * a message naming its offset in err (err_len bytes; may be NULL).
+ * Errors: REEL_ECORRUPT, REEL_EUSAGE (the views are ahead of the log: they
+ * belong to another log), the log iterator's and reel_views_apply's. */
+int reel_replay(reel_log_t *log, reel_views_t *v, uint64_t to, reel_replay_progress_cb progress,
+                void *ctx, char *err, size_t err_len);
+
+#endif /* REEL_REPLAY_H */

@@ -1,0 +1,158 @@
+/*
+ * test_views_cli.c: `reel rebuild`, `reel replay` and `reel views-hash`,
+ * run as the real binary ($REEL_BIN/reel) on a data directory.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "engine/common.h"
+#include "engine/datadir.h"
+#include "engine/event.h"
+#include "engine/log.h"
+#include "engine/replay.h"
+#include "engine/views.h"
+#include "tests/harness.h"
+
+static char data[PATH_MAX];
+static char log_dir[PATH_MAX + 16];
+
+static void setup(void)
+{
+    reel_test_tmpdir(data, sizeof(data), "viewscli");
+    snprintf(log_dir, sizeof(log_dir), "%s/" REEL_DATA_LOG_SUBDIR, data);
+}
+
+static void teardown(void)
+{
+    reel_test_rmtree(data);
+}
+
+TestSuite(views_cli, .init = setup, .fini = teardown, .timeout = 120);
+
+/* Runs reel with the arguments (NULL-terminated); stdout into out. */
+static int run_reel(char *out, size_t cap, const char *first, ...)
+{
+    const char *argv[16];
+    char bin[PATH_MAX], path[PATH_MAX + 16];
+    const char *base = getenv("REEL_BIN");
+    va_list ap;
+    int argc = 1, ws;
+    snprintf(bin, sizeof(bin), "%s/reel", base && base[0] ? base : "build");
+    snprintf(path, sizeof(path), "%s/out.txt", data);
+    argv[0] = bin;
+    va_start(ap, first);
+    for (const char *a = first; a != NULL && argc < 15; a = va_arg(ap, const char *))
+        argv[argc++] = a;
+    va_end(ap);
+    argv[argc] = NULL;
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || dup2(fd, 1) < 0)
+            _exit(127);
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    cr_assert_eq(waitpid(pid, &ws, 0), pid);
+    uint8_t *text;
+    size_t len;
+    cr_assert_eq(reel_test_read_file(path, &text, &len), 0);
+    len = len < cap - 1 ? len : cap - 1;
+    memcpy(out, text, len);
+    out[len] = '\0';
+    free(text);
+    return WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+}
+
+/* 300 events: users, follows and likes. */
+static void make_log(void)
+{
+    reel_log_t *log;
+    uint8_t buf[512];
+    cr_assert_eq(reel_log_open(log_dir, NULL, &log, NULL, 0), 0);
+    for (uint64_t i = 0; i < 300; i++) {
+        char h[16];
+        int len = snprintf(h, sizeof(h), "u%lu", (unsigned long)i + 1);
+        reel_event_t ev = {.type = REEL_EV_USER_CREATED, .user = i + 1, .handle = {h, (uint32_t)len}};
+        if (i >= 100)
+            ev = (reel_event_t){.type = REEL_EV_FOLLOW_CREATED, .user = 1 + i % 100,
+                                .target = 1 + (i * 7) % 100};
+        int n = reel_event_encode(&ev, buf, sizeof(buf));
+        cr_assert_eq(reel_log_append(log, ev.type, buf, (uint32_t)n, NULL), 0);
+    }
+    cr_assert_eq(reel_log_close(log), 0);
+}
+
+/* The hash reel_replay gives in-process for events [0, to). */
+static void hash_in_process(uint64_t to, char hex[40])
+{
+    char vdir[PATH_MAX + 32];
+    reel_log_t *log;
+    reel_views_t *v;
+    uint8_t h[16];
+    reel_log_options_t o = {.read_only = true};
+    snprintf(vdir, sizeof(vdir), "%s/inproc-%lu", data, (unsigned long)to);
+    cr_assert_eq(reel_log_open(log_dir, &o, &log, NULL, 0), 0);
+    cr_assert_eq(reel_views_open(vdir, &v), 0);
+    cr_assert_eq(reel_replay(log, v, to, NULL, NULL, NULL, 0), 0);
+    cr_assert_eq(reel_views_hash(v, h), 0);
+    for (int i = 0; i < 16; i++)
+        snprintf(hex + 2 * i, 3, "%02x", h[i]);
+    reel_views_close(v);
+    reel_log_close(log);
+}
+
+Test(views_cli, rebuild_and_views_hash_agree_with_the_engine)
+{
+    char out[512], want[40], into[PATH_MAX + 16];
+    make_log();
+    hash_in_process(UINT64_MAX, want);
+    cr_assert_eq(run_reel(out, sizeof(out), "rebuild", "--data", data, NULL), 0);
+    cr_assert(strncmp(out, want, 32) == 0 && strstr(out, "applied=300"), "%s vs %s", out, want);
+    cr_assert_eq(run_reel(out, sizeof(out), "views-hash", "--data", data, NULL), 0);
+    cr_assert(strncmp(out, want, 32) == 0, "%s", out);
+    /* A rebuild of rebuilt views gives them again. */
+    cr_assert_eq(run_reel(out, sizeof(out), "rebuild", "--data", data, NULL), 0);
+    cr_assert(strncmp(out, want, 32) == 0, "%s", out);
+    /* replay --to: the views before event 150, in a new directory. */
+    hash_in_process(150, want);
+    snprintf(into, sizeof(into), "%s/past", data);
+    cr_assert_eq(run_reel(out, sizeof(out), "replay", "--data", data, "--to", "150", "--into",
+                          into, NULL), 0);
+    cr_assert(strncmp(out, want, 32) == 0 && strstr(out, "applied=150"), "%s", out);
+    cr_assert_eq(run_reel(out, sizeof(out), "views-hash", "--into", into, NULL), 0);
+    cr_assert(strncmp(out, want, 32) == 0, "%s", out);
+    /* Never over an existing directory with content. */
+    cr_assert_eq(run_reel(out, sizeof(out), "replay", "--data", data, "--to", "10", "--into",
+                          into, NULL), 2);
+}
+
+Test(views_cli, rebuild_refuses_while_the_log_has_a_writer)
+{
+    char out[256];
+    reel_log_t *log;
+    make_log();
+    cr_assert_eq(reel_log_open(log_dir, NULL, &log, NULL, 0), 0);
+    cr_assert_eq(run_reel(out, sizeof(out), "rebuild", "--data", data, NULL), 2);
+    reel_log_close(log);
+    cr_assert_eq(run_reel(out, sizeof(out), "rebuild", "--data", data, NULL), 0);
+}
+
+Test(views_cli, bad_arguments_exit_2)
+{
+    char out[256], absent[PATH_MAX + 16];
+    snprintf(absent, sizeof(absent), "%s/absent", data);
+    cr_assert_eq(run_reel(out, sizeof(out), "replay", "--data", data, NULL), 2);
+    cr_assert_eq(run_reel(out, sizeof(out), "replay", "--to", "x1", "--into", absent, NULL), 2);
+    cr_assert_eq(run_reel(out, sizeof(out), "views-hash", "--data", absent, NULL), 2);
+    cr_assert_eq(run_reel(out, sizeof(out), "rebuild", "--bogus", NULL), 2);
+}
