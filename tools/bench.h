@@ -31,7 +31,8 @@
 
 /* XX(name, one-line description). Order is the order of `reel bench all`. */
 #define REEL_BENCH_LIST(XX)                                                               \
-    XX(log, "durable appends (group commit), 1 MiB records, sync latency, reads, zstd")
+    XX(log, "durable appends (group commit), 1 MiB records, sync latency, reads, zstd")    \
+    XX(views, "rebuild: the log folded into the LMDB views, against read+decode alone")
 
 /* What a benchmark gets from the framework. */
 typedef struct reel_bench_ctx {
