@@ -1652,3 +1652,161 @@ int reel_views_hash(reel_views_t *v, uint8_t out[16])
     XXH3_freeState(st);
     return rc;
 }
+
+/* ---- write sessions ---- */
+
+/* A write session (views.h): one LMDB write txn that the command writer
+ * keeps open across many commands, reading its own changes. It remembers
+ * the events it applied so that when the map fills up mid-session it can
+ * abort, grow the map and apply them again into a new txn (invariant 4)
+ * without the caller noticing: apply is deterministic (invariant 3). */
+struct reel_views_session {
+    reel_views_t *v;        /* not owned; apply_lock held for the session */
+    reel_views_txn_t reader; /* the write txn, seen through the read API */
+    reel_event_t *evs;      /* events applied in this session */
+    size_t n;
+    size_t cap;
+    uint64_t next;          /* offset the next event must have */
+};
+
+static int session_txn_begin(reel_views_session_t *s)
+{
+    grow_rdlock(s->v);
+    int rc = map_mdb(mdb_txn_begin(s->v->env, NULL, 0, &s->reader.txn));
+    if (rc != 0) {
+        s->reader.txn = NULL;
+        grow_unlock(s->v);
+    }
+    return rc;
+}
+
+static void session_txn_abort(reel_views_session_t *s)
+{
+    if (s->reader.txn != NULL) {
+        mdb_txn_abort(s->reader.txn);
+        s->reader.txn = NULL;
+        grow_unlock(s->v);
+    }
+}
+
+/* Grows the map and applies the session's events again in a new txn. */
+static int session_regrow(reel_views_session_t *s, int why)
+{
+    int rc = why;
+    for (unsigned tries = 0; tries < GROW_RETRIES_MAX; tries++) {
+        session_txn_abort(s);
+        rc = grow(s->v, rc == ERR_MAP_RESIZED);
+        if (rc == 0)
+            rc = session_txn_begin(s);
+        for (size_t i = 0; rc == 0 && i < s->n; i++)
+            rc = apply_event(s->v, s->reader.txn, &s->evs[i]);
+        if (rc != ERR_MAP_FULL && rc != ERR_MAP_RESIZED)
+            return rc;
+    }
+    return -ENOSPC;
+}
+
+int reel_views_session_begin(reel_views_t *v, reel_views_session_t **out)
+{
+    REEL_ASSERT(v != NULL);
+    *out = NULL;
+    reel_views_session_t *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return -ENOMEM;
+    s->v = v;
+    s->reader.v = v;
+    int rc = pthread_mutex_lock(&v->apply_lock);
+    REEL_ASSERT(rc == 0);
+    s->next = __atomic_load_n(&v->applied, __ATOMIC_ACQUIRE);
+    rc = session_txn_begin(s);
+    if (rc == ERR_MAP_RESIZED)
+        rc = session_regrow(s, rc);
+    if (rc != 0) {
+        pthread_mutex_unlock(&v->apply_lock);
+        free(s);
+        return rc == ERR_MAP_FULL ? -ENOSPC : rc;
+    }
+    *out = s;
+    return 0;
+}
+
+reel_views_txn_t *reel_views_session_reader(reel_views_session_t *s)
+{
+    REEL_ASSERT(s->reader.txn != NULL);
+    return &s->reader;
+}
+
+int reel_views_session_apply(reel_views_session_t *s, const reel_event_t *ev)
+{
+    REEL_ASSERT(s->reader.txn != NULL);
+    if (ev->offset != s->next)
+        return REEL_EUSAGE; /* invariant 2 */
+    if (s->n == REEL_VIEWS_SESSION_EVENTS_MAX)
+        return REEL_ETOOBIG;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 256;
+        reel_event_t *evs = realloc(s->evs, cap * sizeof(*evs));
+        if (evs == NULL)
+            return -ENOMEM;
+        s->evs = evs;
+        s->cap = cap;
+    }
+    s->evs[s->n] = *ev;
+    int rc = apply_event(s->v, s->reader.txn, ev);
+    if (rc == ERR_MAP_FULL || rc == ERR_MAP_RESIZED) {
+        s->n++; /* kept: the regrow applies it with the others */
+        rc = session_regrow(s, rc);
+        if (rc != 0)
+            s->n--;
+    } else if (rc == 0) {
+        s->n++;
+    }
+    if (rc == 0)
+        s->next++;
+    return rc;
+}
+
+static void session_free(reel_views_session_t *s)
+{
+    pthread_mutex_unlock(&s->v->apply_lock);
+    free(s->evs);
+    free(s);
+}
+
+/* Stores applied and commits (mu: apply_lock held). */
+static int session_commit_once(reel_views_session_t *s)
+{
+    uint8_t applied[8];
+    reel_store_u64(applied, s->next);
+    int rc = db_put(s->reader.txn, s->v->dbi[DBI_META], "applied", 7, applied, sizeof(applied));
+    if (rc != 0)
+        return rc;
+    rc = map_mdb(mdb_txn_commit(s->reader.txn)); /* frees the txn, success or not */
+    s->reader.txn = NULL;
+    grow_unlock(s->v);
+    return rc;
+}
+
+int reel_views_session_commit(reel_views_session_t *s)
+{
+    int rc = session_commit_once(s);
+    for (unsigned tries = 0; (rc == ERR_MAP_FULL || rc == ERR_MAP_RESIZED) &&
+                             tries < GROW_RETRIES_MAX; tries++) {
+        rc = session_regrow(s, rc);
+        if (rc == 0)
+            rc = session_commit_once(s);
+    }
+    if (rc == 0)
+        __atomic_store_n(&s->v->applied, s->next, __ATOMIC_RELEASE);
+    session_txn_abort(s); /* only when a failure left it open */
+    session_free(s);
+    return rc == ERR_MAP_FULL || rc == ERR_MAP_RESIZED ? -ENOSPC : rc;
+}
+
+void reel_views_session_abort(reel_views_session_t *s)
+{
+    if (s == NULL)
+        return;
+    session_txn_abort(s);
+    session_free(s);
+}

@@ -396,6 +396,40 @@ int reel_views_get_feedback(reel_views_txn_t *t, uint64_t user, uint64_t post, u
  * Errors: as reel_views_read_begin, REEL_ECORRUPT, -EIO. */
 int reel_views_hash(reel_views_t *v, uint8_t out[16]);
 
+/* ---- Write sessions ----
+ * The command writer validates each command against the views as they
+ * will be once the events of the commands before it are applied, before
+ * any of them is durable. A session is one LMDB write txn held across many
+ * commands: it applies events one at a time, its reader sees them at once,
+ * other readers see nothing until commit, and commit stores applied (the
+ * log offset after its last event) in the same txn (invariant 1). If the
+ * map fills up, the session grows it and applies its events again into a
+ * new txn, unseen by the caller (invariants 3 and 4): the events (and the
+ * strings they point to) must stay valid until commit or abort.
+ * A session holds the apply lock: no reel_views_apply and no other session
+ * meanwhile; one thread uses it. After any error, abort it. */
+typedef struct reel_views_session reel_views_session_t;
+
+/* Events one session may apply at most: 1 Mi (a command writer commits far
+ * more often; the bound keeps a regrow's re-apply and its memory finite). */
+#define REEL_VIEWS_SESSION_EVENTS_MAX (1u << 20)
+
+/* Begins a session at offset reel_views_applied(v).
+ * Errors: -ENOMEM, -ENOSPC, REEL_EFAILED, -errno. */
+int reel_views_session_begin(reel_views_t *v, reel_views_session_t **out);
+/* The session's txn as a read snapshot, for every read function; valid
+ * until commit or abort; do not pass it to reel_views_read_end. */
+reel_views_txn_t *reel_views_session_reader(reel_views_session_t *s);
+/* Applies ev, whose offset must be the session's next (else REEL_EUSAGE).
+ * Errors: REEL_EUSAGE, REEL_ETOOBIG (REEL_VIEWS_SESSION_EVENTS_MAX),
+ * -ENOSPC, REEL_ECORRUPT, -errno: then abort the session. */
+int reel_views_session_apply(reel_views_session_t *s, const reel_event_t *ev);
+/* Commits the session's events and applied, and frees it (also on error,
+ * when nothing of it is kept). Errors: -ENOSPC, REEL_EFAILED, -errno. */
+int reel_views_session_commit(reel_views_session_t *s);
+/* Drops the session's changes and frees it. NULL is a no-op. */
+void reel_views_session_abort(reel_views_session_t *s);
+
 /* Current map size in bytes (for tests and stats). */
 uint64_t reel_views_map_bytes(reel_views_t *v);
 
