@@ -193,6 +193,11 @@ static bool utf8_ok(const uint8_t *s, uint32_t len)
     return true;
 }
 
+bool reel_utf8_valid(const char *s, size_t len)
+{
+    return len <= UINT32_MAX && utf8_ok((const uint8_t *)s, (uint32_t)len);
+}
+
 static bool str_ok(reel_str_t s, uint32_t len_max)
 {
     if (s.len > len_max || (s.len > 0 && s.ptr == NULL))

@@ -151,6 +151,10 @@ int reel_event_encode(const reel_event_t *ev, uint8_t *buf, size_t cap);
  * and at are left for the caller). */
 int reel_event_decode(uint16_t type, const uint8_t *payload, size_t len, reel_event_t *ev);
 
+/* True when s (len bytes) is well-formed UTF-8, as every string of an
+ * event must be. */
+bool reel_utf8_valid(const char *s, size_t len);
+
 /* Component i of the embedding. */
 float reel_event_embedding_at(const reel_event_t *ev, uint32_t i);
 

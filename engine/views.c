@@ -1810,3 +1810,42 @@ void reel_views_session_abort(reel_views_session_t *s)
     session_txn_abort(s);
     session_free(s);
 }
+
+/* ---- ids ---- */
+
+int reel_views_last_id(reel_views_txn_t *t, reel_views_id_kind_t kind, uint64_t *out)
+{
+    static const int dbis[] = {[REEL_VIEWS_ID_USER] = DBI_USERS,
+                               [REEL_VIEWS_ID_POST] = DBI_POSTS,
+                               [REEL_VIEWS_ID_COMMENT] = DBI_COMMENTS};
+    MDB_cursor *cur;
+    MDB_val k, d;
+    REEL_ASSERT((unsigned)kind < REEL_ARRAY_LEN(dbis));
+    *out = 0;
+    int rc = map_mdb(mdb_cursor_open(t->txn, t->v->dbi[dbis[kind]], &cur));
+    if (rc != 0)
+        return rc;
+    rc = map_mdb(mdb_cursor_get(cur, &k, &d, MDB_LAST));
+    if (rc == 0 && k.mv_size != 8)
+        rc = REEL_ECORRUPT;
+    if (rc == 0)
+        *out = get_be64(k.mv_data);
+    mdb_cursor_close(cur);
+    return rc == REEL_ENOTFOUND ? 0 : rc;
+}
+
+int reel_views_liked(reel_views_txn_t *t, uint64_t post, uint64_t user, bool *out)
+{
+    uint8_t key[16];
+    MDB_val val;
+    put_be64(key, post);
+    put_be64(key + 8, user);
+    int rc = db_get(t->txn, t->v->dbi[DBI_LIKES], key, sizeof key, &val);
+    *out = rc == 0;
+    return rc == REEL_ENOTFOUND ? 0 : rc;
+}
+
+int reel_views_blocks(reel_views_txn_t *t, uint64_t blocker, uint64_t target, bool *out)
+{
+    return pair_exists(t, DBI_BLOCKS, blocker, target, out);
+}

@@ -377,6 +377,9 @@ int reel_views_follows(reel_views_txn_t *t, uint64_t a, uint64_t b, bool *out);
  * REEL_ECORRUPT, -EIO. */
 int reel_views_is_blocked(reel_views_txn_t *t, uint64_t a, uint64_t b, bool *out);
 
+/* *out: whether blocker blocks target (one direction). Errors: as above. */
+int reel_views_blocks(reel_views_txn_t *t, uint64_t blocker, uint64_t target, bool *out);
+
 /* The invite whose code is code (len bytes) into *out. Errors:
  * REEL_EUSAGE (len 0 or over REEL_SHORT_LEN_MAX), REEL_ENOTFOUND,
  * REEL_ECORRUPT, -EIO. */
@@ -429,6 +432,18 @@ int reel_views_session_apply(reel_views_session_t *s, const reel_event_t *ev);
 int reel_views_session_commit(reel_views_session_t *s);
 /* Drops the session's changes and frees it. NULL is a no-op. */
 void reel_views_session_abort(reel_views_session_t *s);
+
+/* *out: user likes post now. Errors: REEL_ECORRUPT, -EIO. */
+int reel_views_liked(reel_views_txn_t *t, uint64_t post, uint64_t user, bool *out);
+
+/* The largest id ever used for users, posts or comments (deleted ones
+ * included: their records stay), 0 when none: the next id is one more. */
+typedef enum reel_views_id_kind {
+    REEL_VIEWS_ID_USER = 0,
+    REEL_VIEWS_ID_POST = 1,
+    REEL_VIEWS_ID_COMMENT = 2,
+} reel_views_id_kind_t;
+int reel_views_last_id(reel_views_txn_t *t, reel_views_id_kind_t kind, uint64_t *out);
 
 /* Current map size in bytes (for tests and stats). */
 uint64_t reel_views_map_bytes(reel_views_t *v);

@@ -1,0 +1,445 @@
+/*
+ * engine.c: the engine: opening a data directory, catching the views up
+ * with the log, and the command writer (reel.h).
+ *
+ * The command writer, one batch at a time:
+ *   1. take up to REEL_ENGINE_BATCH_MAX queued commands;
+ *   2. open a views write session (views.h): reads inside it see every
+ *      event produced so far in the batch;
+ *   3. for each command: judge it (rules.c), apply its events to the
+ *      session, encode them and submit them to the log as one group;
+ *   4. wait until every group of the batch is durable;
+ *   5. commit the session (views and applied offset in one LMDB txn);
+ *   6. answer the commands in order.
+ * Nothing is answered before 4 and 5, so an answered write is durable and
+ * visible to every later read. If the log fails, the session is dropped
+ * and the batch's writes answer 503: the log refuses writes from then on
+ * (sticky) and, at the next open, the views catch up with whatever of the
+ * batch did reach the disk.
+ *
+ * Offsets and times: the writer is the log's only appender, so the events
+ * of a batch get offsets views.applied, applied+1, ... before they are
+ * written, and it stamps their time itself (the log keeps a given time);
+ * both are checked against what the log reports.
+ */
+#include "engine/engine_int.h"
+#include "engine/common.h"
+#include "engine/datadir.h"
+#include "engine/replay.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+typedef struct inflight inflight_t;
+
+struct reel_engine {
+    reel_engine_options_t opts;
+    reel_log_t *log;
+    reel_views_t *views;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;         /* the writer waits for commands */
+    pthread_cond_t cv_done;    /* batch appends and sync runs complete */
+    reel_cmd_req_t *q_head;
+    reel_cmd_req_t *q_tail;
+    uint32_t q_len;
+    bool closing;
+    pthread_t writer;
+    bool writer_started;
+    uint64_t clock_ms;         /* newest event time (writer) */
+    uint32_t pending_appends;  /* of the batch in flight (mu) */
+    int append_error;          /* first failed append of the batch (mu) */
+    int failed;                /* sticky: writes answer 503 from then on (mu) */
+    inflight_t *batch;         /* REEL_ENGINE_BATCH_MAX slots (writer) */
+};
+
+/* One command in flight in a batch: its events and their encoding. */
+struct inflight {
+    reel_engine_t *e;
+    reel_cmd_req_t *req;
+    cmd_out_t out;
+    uint8_t *payloads;
+    reel_log_entry_t entries[REEL_CMD_EVENTS_MAX];
+    reel_log_append_req_t append;
+};
+
+static const char *const routes[REEL_CMD_COUNT] = {
+#define REEL__CMD_ROUTE(name, route) [REEL_CMD_##name] = route,
+    REEL_CMD_MAP(REEL__CMD_ROUTE)
+#undef REEL__CMD_ROUTE
+};
+
+const char *reel_cmd_route(reel_cmd_kind_t kind)
+{
+    return kind > REEL_CMD_NONE && kind < REEL_CMD_COUNT ? routes[kind] : NULL;
+}
+
+void reel__res_error(reel_cmd_result_t *res, int status, const char *code, const char *field,
+                     const char *fmt, ...)
+{
+    va_list ap;
+    res->status = status;
+    res->error = code;
+    snprintf(res->field, sizeof(res->field), "%s", field);
+    va_start(ap, fmt);
+    vsnprintf(res->message, sizeof(res->message), fmt, ap);
+    va_end(ap);
+}
+
+static void options_defaults(reel_engine_options_t *o)
+{
+    o->invites_per_user = o->invites_per_user ? o->invites_per_user : 4;
+    o->generations_per_day = o->generations_per_day ? o->generations_per_day : 30;
+    o->render_attempts = o->render_attempts ? o->render_attempts : 3;
+    o->dim = o->dim ? o->dim : 64;
+    o->log.read_only = false;
+}
+
+reel_log_t *reel_engine_log(reel_engine_t *e)
+{
+    return e->log;
+}
+
+reel_views_t *reel_engine_views(reel_engine_t *e)
+{
+    return e->views;
+}
+
+int reel_engine_read_begin(reel_engine_t *e, reel_views_txn_t **out)
+{
+    return reel_views_read_begin(e->views, out);
+}
+
+/* ---- the command writer ---- */
+
+/* The log calls this (on its writer thread) once a group is durable. */
+static void append_cb(reel_log_append_req_t *areq, int status)
+{
+    inflight_t *f = areq->data;
+    reel_engine_t *e = f->e;
+    pthread_mutex_lock(&e->mu);
+    if (status == 0 && (areq->first_offset != f->out.evs[0].offset ||
+                        areq->stamped_ms != f->out.evs[0].at))
+        status = REEL_ECORRUPT; /* the log disagrees with the writer: a bug */
+    if (status != 0 && e->append_error == 0)
+        e->append_error = status;
+    REEL_ASSERT(e->pending_appends > 0);
+    e->pending_appends--;
+    pthread_cond_broadcast(&e->cv_done);
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* The time of a command's events: the client's (trusted imports) or the
+ * wall clock, never before the newest event. */
+static int command_time(reel_engine_t *e, const reel_cmd_t *cmd, uint64_t *now,
+                        reel_cmd_result_t *res)
+{
+    if (e->opts.trust_client_time && cmd->at != 0) {
+        if (cmd->at < e->clock_ms) {
+            reel__res_error(res, 400, "time_regression", "at",
+                            "at %llu is before the newest event (%llu)",
+                            (unsigned long long)cmd->at, (unsigned long long)e->clock_ms);
+            return -1;
+        }
+        *now = cmd->at;
+        return 0;
+    }
+    uint64_t wall = reel_now_ms();
+    *now = wall > e->clock_ms ? wall : e->clock_ms;
+    return 0;
+}
+
+/* Encodes f's events and submits them to the log as one group. */
+static int submit_events(reel_engine_t *e, inflight_t *f)
+{
+    size_t total = 0, used = 0;
+    for (uint32_t i = 0; i < f->out.n; i++)
+        total += reel_event_encoded_size(&f->out.evs[i]);
+    f->payloads = malloc(total ? total : 1);
+    if (f->payloads == NULL)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < f->out.n; i++) {
+        int n = reel_event_encode(&f->out.evs[i], f->payloads + used, total - used);
+        REEL_ASSERT(n > 0); /* the rules produce only valid events */
+        f->entries[i] = (reel_log_entry_t){f->out.evs[i].type, (uint32_t)n, f->payloads + used};
+        used += (size_t)n;
+    }
+    f->append = (reel_log_append_req_t){.entries = f->entries, .count = f->out.n,
+                                        .time_ms = f->out.evs[0].at, .cb = append_cb, .data = f};
+    pthread_mutex_lock(&e->mu);
+    e->pending_appends++;
+    pthread_mutex_unlock(&e->mu);
+    int rc;
+    while ((rc = reel_log_submit(e->log, &f->append)) == REEL_EFULL)
+        reel_log_wait(e->log, reel_log_end(e->log), 10); /* the log drains its queue */
+    if (rc != 0) {
+        pthread_mutex_lock(&e->mu);
+        e->pending_appends--;
+        pthread_mutex_unlock(&e->mu);
+    }
+    return rc;
+}
+
+/* Judges one command into the session: its events applied and submitted,
+ * or its refusal in res. A negative return fails the whole batch. */
+static int judge(reel_engine_t *e, reel_views_session_t *s, uint64_t *next, inflight_t *f)
+{
+    reel_cmd_result_t *res = &f->req->res;
+    rules_ctx_t ctx = {reel_views_session_reader(s), &e->opts, 0, *next};
+    memset(res, 0, sizeof(*res));
+    res->offset = -1;
+    if (command_time(e, &f->req->cmd, &ctx.now, res) != 0)
+        return 0;
+    int rc = reel__rules_run(&ctx, &f->req->cmd, &f->out, res);
+    if (rc != 0 || res->error != NULL || f->out.n == 0)
+        return rc;
+    for (uint32_t i = 0; i < f->out.n && rc == 0; i++) {
+        f->out.evs[i].offset = *next + i;
+        f->out.evs[i].at = ctx.now;
+        rc = reel_views_session_apply(s, &f->out.evs[i]);
+    }
+    if (rc == 0)
+        rc = submit_events(e, f);
+    if (rc != 0)
+        return rc;
+    *next += f->out.n;
+    e->clock_ms = ctx.now;
+    res->offset = (int64_t)(*next - 1);
+    return 0;
+}
+
+/* Waits until every group submitted by the batch is durable (or failed). */
+static int wait_appends(reel_engine_t *e)
+{
+    pthread_mutex_lock(&e->mu);
+    while (e->pending_appends > 0)
+        pthread_cond_wait(&e->cv_done, &e->mu);
+    int rc = e->append_error;
+    e->append_error = 0;
+    pthread_mutex_unlock(&e->mu);
+    return rc;
+}
+
+static void fail_engine(reel_engine_t *e, int rc)
+{
+    pthread_mutex_lock(&e->mu);
+    if (e->failed == 0) {
+        e->failed = rc;
+        fprintf(stderr, "reeldb: engine: writes stopped: %s (the views catch up with the log "
+                        "at the next start)\n", reel_strerror(rc));
+    }
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* Runs one batch of n commands (batch slots filled), answers them. */
+static void run_batch(reel_engine_t *e, uint32_t n)
+{
+    reel_views_session_t *s = NULL;
+    uint64_t next = reel_views_applied(e->views);
+    int rc = e->failed ? e->failed : reel_views_session_begin(e->views, &s);
+    for (uint32_t i = 0; i < n && rc == 0; i++)
+        rc = judge(e, s, &next, &e->batch[i]);
+    int rc_wait = wait_appends(e); /* even after a failure: groups in flight */
+    rc = rc != 0 ? rc : rc_wait;
+    if (rc == 0)
+        rc = reel_views_session_commit(s);
+    else
+        reel_views_session_abort(s);
+    if (rc != 0 && !e->failed)
+        fail_engine(e, rc);
+    for (uint32_t i = 0; i < n; i++) {
+        inflight_t *f = &e->batch[i];
+        if (rc != 0 && (f->req->res.error == NULL || f->req->res.status == 0))
+            reel__res_error(&f->req->res, 503, "unavailable", "", "storage has failed: %s",
+                            reel_strerror(rc));
+        free(f->payloads);
+        f->payloads = NULL;
+        f->req->cb(f->req);
+    }
+}
+
+/* Takes up to REEL_ENGINE_BATCH_MAX queued commands (mu held). */
+static uint32_t take_batch(reel_engine_t *e)
+{
+    uint32_t n = 0;
+    while (e->q_head != NULL && n < REEL_ENGINE_BATCH_MAX) {
+        reel_cmd_req_t *req = e->q_head;
+        e->q_head = req->next;
+        req->next = NULL;
+        memset(&e->batch[n], 0, sizeof(e->batch[n]));
+        e->batch[n].e = e;
+        e->batch[n].req = req;
+        n++;
+    }
+    if (e->q_head == NULL)
+        e->q_tail = NULL;
+    e->q_len -= n;
+    return n;
+}
+
+static void *writer_main(void *arg)
+{
+    reel_engine_t *e = arg;
+    pthread_mutex_lock(&e->mu);
+    for (;;) {
+        while (e->q_head == NULL && !e->closing)
+            pthread_cond_wait(&e->cv, &e->mu);
+        if (e->q_head == NULL)
+            break; /* closing with nothing left */
+        uint32_t n = take_batch(e);
+        pthread_mutex_unlock(&e->mu);
+        run_batch(e, n);
+        pthread_mutex_lock(&e->mu);
+    }
+    pthread_mutex_unlock(&e->mu);
+    return NULL;
+}
+
+/* ---- submitting ---- */
+
+int reel_engine_submit(reel_engine_t *e, reel_cmd_req_t *req)
+{
+    if (req == NULL || req->cb == NULL || reel_cmd_route(req->cmd.kind) == NULL)
+        return REEL_EUSAGE;
+    req->next = NULL;
+    int rc = 0;
+    pthread_mutex_lock(&e->mu);
+    if (e->closing)
+        rc = REEL_ECLOSED;
+    else if (e->q_len >= REEL_ENGINE_QUEUE_MAX)
+        rc = REEL_EFULL;
+    if (rc == 0) {
+        if (e->q_tail)
+            e->q_tail->next = req;
+        else
+            e->q_head = req;
+        e->q_tail = req;
+        e->q_len++;
+        pthread_cond_signal(&e->cv);
+    }
+    pthread_mutex_unlock(&e->mu);
+    return rc;
+}
+
+typedef struct run_wait {
+    reel_engine_t *e;
+    bool done;
+} run_wait_t;
+
+static void run_cb(reel_cmd_req_t *req)
+{
+    run_wait_t *w = req->data;
+    pthread_mutex_lock(&w->e->mu);
+    w->done = true;
+    pthread_cond_broadcast(&w->e->cv_done);
+    pthread_mutex_unlock(&w->e->mu);
+}
+
+int reel_engine_run(reel_engine_t *e, const reel_cmd_t *cmd, reel_cmd_result_t *res)
+{
+    run_wait_t w = {e, false};
+    reel_cmd_req_t req = {.cmd = *cmd, .cb = run_cb, .data = &w};
+    int rc = reel_engine_submit(e, &req);
+    if (rc != 0)
+        return rc;
+    pthread_mutex_lock(&e->mu);
+    while (!w.done)
+        pthread_cond_wait(&e->cv_done, &e->mu);
+    pthread_mutex_unlock(&e->mu);
+    *res = req.res;
+    return 0;
+}
+
+/* ---- open and close ---- */
+
+static void engine_free(reel_engine_t *e)
+{
+    reel_views_close(e->views);
+    reel_log_close(e->log);
+    pthread_mutex_destroy(&e->mu);
+    pthread_cond_destroy(&e->cv);
+    pthread_cond_destroy(&e->cv_done);
+    free(e->batch);
+    free(e);
+}
+
+/* Opens the log and the views of data_dir and folds the log's new events
+ * into the views. */
+static int open_parts(reel_engine_t *e, const char *data_dir, char *err, size_t err_len)
+{
+    char log_dir[PATH_MAX], views_dir[PATH_MAX];
+    int rc = reel_data_log_path(data_dir, log_dir, sizeof(log_dir));
+    if (rc == 0)
+        rc = reel_data_views_path(data_dir, views_dir, sizeof(views_dir));
+    if (rc == 0 && mkdir(data_dir, 0755) != 0 && errno != EEXIST)
+        rc = REEL_ERR(errno);
+    if (rc != 0) {
+        snprintf(err, err_len, "%s: %s", data_dir, reel_strerror(rc));
+        return rc;
+    }
+    if ((rc = reel_log_open(log_dir, &e->opts.log, &e->log, err, err_len)) != 0)
+        return rc;
+    if ((rc = reel_views_open(views_dir, &e->views)) != 0) {
+        snprintf(err, err_len, "%s: %s", views_dir, reel_strerror(rc));
+        return rc;
+    }
+    rc = reel_replay(e->log, e->views, UINT64_MAX, NULL, NULL, err, err_len);
+    if (rc == 0 && reel_views_applied(e->views) != reel_log_end(e->log)) {
+        snprintf(err, err_len, "%s: the views could not catch up with the log", data_dir);
+        rc = REEL_ECORRUPT;
+    }
+    e->clock_ms = reel_log_last_time_ms(e->log);
+    return rc;
+}
+
+int reel_engine_open(const char *data_dir, const reel_engine_options_t *opts,
+                     reel_engine_t **out, char *err, size_t err_len)
+{
+    static const reel_engine_options_t defaults;
+    char scratch[256];
+    if (err == NULL || err_len == 0) {
+        err = scratch;
+        err_len = sizeof(scratch);
+    }
+    err[0] = '\0';
+    *out = NULL;
+    reel_engine_t *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return -ENOMEM;
+    e->opts = opts ? *opts : defaults;
+    options_defaults(&e->opts);
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->cv, NULL);
+    pthread_cond_init(&e->cv_done, NULL);
+    e->batch = calloc(REEL_ENGINE_BATCH_MAX, sizeof(*e->batch));
+    int rc = e->batch ? open_parts(e, data_dir, err, err_len) : -ENOMEM;
+    if (rc == 0 && pthread_create(&e->writer, NULL, writer_main, e) != 0)
+        rc = -EAGAIN;
+    if (rc != 0) {
+        engine_free(e);
+        return rc;
+    }
+    e->writer_started = true;
+    *out = e;
+    return 0;
+}
+
+int reel_engine_close(reel_engine_t *e)
+{
+    if (e == NULL)
+        return 0;
+    pthread_mutex_lock(&e->mu);
+    e->closing = true;
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    if (e->writer_started)
+        pthread_join(e->writer, NULL);
+    int rc = reel_log_status(e->log);
+    engine_free(e);
+    return rc;
+}

@@ -1,0 +1,133 @@
+/*
+ * reel.h: the embedded API of reeldb: what the server and the tools use,
+ * and what an application may link to run the data tier in-process.
+ *
+ * An engine is a data directory (engine/datadir.h) opened for writing: the
+ * log (engine/log.h), the views (engine/views.h) and one command writer
+ * thread. Commands are the API's writes in structured form. The writer
+ * takes them in order and, for each: checks it against the views as they
+ * stand after every command before it (a views write session), turns it
+ * into events, applies those to the session, and appends them to the log
+ * as one group (atomic on recovery). A batch of commands shares one group
+ * commit and one views commit; every command of the batch is answered
+ * after its events are durable AND the views that include them are
+ * committed, so a read that follows an answer sees it.
+ *
+ * Lifecycle:  reel_engine_open -> reel_engine_submit* / reads -> reel_engine_close.
+ * Threads: submit from any thread; callbacks run on the writer thread and
+ * must be short (no submit_sync from a callback: it would wait for itself).
+ * Reads: reel_engine_read_begin gives a views snapshot (engine/views.h read
+ * functions), never blocked by the writer.
+ *
+ * Errors of the calls (not of commands, which answer with a status):
+ * REEL_EUSAGE, REEL_ELOCKED (another process has the data directory),
+ * REEL_ECORRUPT, REEL_EVERSION, REEL_EFULL (queue bound), REEL_ECLOSED,
+ * REEL_EFAILED, -errno.
+ */
+#ifndef REEL_REEL_H
+#define REEL_REEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/event.h"
+#include "engine/log.h"
+#include "engine/views.h"
+
+typedef struct reel_engine reel_engine_t;
+
+typedef struct reel_engine_options {
+    bool trust_client_time;       /* commands may carry "at" (never backwards) */
+    bool invite_only;             /* sign-up needs an invite code */
+    uint32_t invites_per_user;    /* 0: 4 */
+    uint32_t generations_per_day; /* 0: 30 */
+    uint32_t render_attempts;     /* 0: 3 */
+    uint32_t dim;                 /* embedding dimension; 0: 64 */
+    reel_log_options_t log;       /* segment size, I/O backend (read_only ignored) */
+} reel_engine_options_t;
+
+/* The commands (the API's writes). Arguments travel in reel_cmd_t.args,
+ * named as the events name them (args.user, args.target, args.post, ...). */
+#define REEL_CMD_MAP(XX)                                                   \
+    XX(USER_CREATE, "POST /v1/users")                                      \
+    XX(USER_UPDATE, "PATCH /v1/users/{id}")                                \
+    XX(INVITE_CREATE, "POST /v1/users/{id}/invites")                       \
+    XX(FOLLOW, "PUT /v1/users/{id}/following/{target}")                    \
+    XX(UNFOLLOW, "DELETE /v1/users/{id}/following/{target}")               \
+    XX(BLOCK, "PUT /v1/users/{id}/blocks/{target}")                        \
+    XX(UNBLOCK, "DELETE /v1/users/{id}/blocks/{target}")                   \
+    XX(POST_CREATE, "POST /v1/posts")                                      \
+    XX(POST_PUBLISH, "POST /v1/posts/{id}/publish")                        \
+    XX(POST_DELETE, "DELETE /v1/posts/{id}")                               \
+    XX(LIKE, "PUT /v1/posts/{id}/likes/{user}")                            \
+    XX(UNLIKE, "DELETE /v1/posts/{id}/likes/{user}")                       \
+    XX(COMMENT_CREATE, "POST /v1/posts/{id}/comments")                     \
+    XX(COMMENT_DELETE, "DELETE /v1/comments/{id}")                         \
+    XX(VIEW, "POST /v1/views")                                             \
+    XX(FEEDBACK, "POST /v1/feedback")
+
+typedef enum reel_cmd_kind {
+    REEL_CMD_NONE = 0,
+#define REEL__CMD_ENUM(name, route) REEL_CMD_##name,
+    REEL_CMD_MAP(REEL__CMD_ENUM)
+#undef REEL__CMD_ENUM
+    REEL_CMD_COUNT
+} reel_cmd_kind_t;
+
+typedef struct reel_cmd {
+    reel_cmd_kind_t kind;
+    uint64_t at;        /* client time (ms) with trust_client_time; 0: none */
+    bool admin;         /* the caller has the admin scope */
+    reel_event_t args;  /* the arguments; strings must live until the answer */
+} reel_cmd_t;
+
+/* The answer to a command, as the HTTP API gives it. */
+typedef struct reel_cmd_result {
+    int status;          /* 200, 201, 400, 403, 404, 409, 429, 503 */
+    const char *error;   /* the contract's code ("handle_taken"), NULL: success */
+    char message[160];   /* human text for errors */
+    char field[32];      /* JSON path of the bad field, "" when none */
+    int64_t offset;      /* last event appended, -1: none (JSON null) */
+    uint64_t id;         /* id created: user, post or comment; 0: none */
+    char code[24];       /* invite code created, "" when none */
+} reel_cmd_result_t;
+
+typedef struct reel_cmd_req reel_cmd_req_t;
+typedef void (*reel_cmd_cb)(reel_cmd_req_t *req);
+
+/* An asynchronous command: caller-owned, untouched after its callback. */
+struct reel_cmd_req {
+    reel_cmd_t cmd;          /* in */
+    reel_cmd_result_t res;   /* out, valid in cb */
+    reel_cmd_cb cb;          /* required; runs on the writer thread */
+    void *data;              /* the caller's */
+    reel_cmd_req_t *next;    /* private */
+};
+
+/* Opens (creating when missing) the data directory: takes the log's lock,
+ * recovers the log, opens the views and folds into them what they have not
+ * applied (exactly once), then starts the command writer.
+ * err (err_len bytes, may be NULL) gets a message on failure. */
+int reel_engine_open(const char *data_dir, const reel_engine_options_t *opts,
+                     reel_engine_t **out, char *err, size_t err_len);
+/* Answers everything queued, stops the writer, closes. NULL is a no-op.
+ * Returns the log's sticky error, if any. */
+int reel_engine_close(reel_engine_t *e);
+
+/* Queues a command: 0 (the callback will run once) or REEL_EFULL,
+ * REEL_ECLOSED, REEL_EUSAGE (then it never runs). */
+int reel_engine_submit(reel_engine_t *e, reel_cmd_req_t *req);
+/* Runs one command and waits for its answer in *res. Returns 0 (see
+ * res->status), or the submit errors. */
+int reel_engine_run(reel_engine_t *e, const reel_cmd_t *cmd, reel_cmd_result_t *res);
+
+/* A read snapshot of the views (end it with reel_views_read_end). */
+int reel_engine_read_begin(reel_engine_t *e, reel_views_txn_t **out);
+/* The engine's parts, for tools and tests. */
+reel_log_t *reel_engine_log(reel_engine_t *e);
+reel_views_t *reel_engine_views(reel_engine_t *e);
+/* JSON route of a command kind ("POST /v1/users"), or NULL. */
+const char *reel_cmd_route(reel_cmd_kind_t kind);
+
+#endif /* REEL_REEL_H */
