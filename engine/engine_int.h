@@ -1,20 +1,27 @@
 /*
  * engine_int.h: between the command writer (engine.c) and the rules
- * (rules.c). Not part of the contract (reel.h is).
+ * (rules.c, rules_cameo.c). Not part of the contract (reel.h is).
  */
 #ifndef REEL_ENGINE_INT_H
 #define REEL_ENGINE_INT_H
 
 #include "engine/reel.h"
 
-/* Events one command may produce: a block and its two follow removals is
- * 3, the largest today. Cascades over many posts (account deletion, cameo
- * revocation) will need more than one group per command; until then the
- * bound stays small because every batch slot holds this many events. */
-#define REEL_CMD_EVENTS_MAX 16u
+/* Events one command may produce: the cameo revoke cascade (rules_cameo.c)
+ * hides one post per event, so this bounds the posts one command can hide
+ * (REEL_CASCADE_POSTS_MAX); a cascade larger than that is refused (503)
+ * until cascades can span several groups. Every batch slot holds this many
+ * events (~680 bytes each) plus their log entries (~24 bytes): 128 events
+ * is ~90 KiB a slot, so the batch drops from 256 to 64 slots to keep the
+ * writer's memory near what it was (64 x 90 KiB = ~5.6 MiB, was 2.8 MiB). */
+#define REEL_CMD_EVENTS_MAX 128u
+/* Events of a command besides its cascade: a block, its two follow
+ * removals, a policy or consent event, with room to spare. */
+#define REEL_CMD_EVENTS_OWN 8u
+#define REEL_CASCADE_POSTS_MAX (REEL_CMD_EVENTS_MAX - REEL_CMD_EVENTS_OWN)
 /* Commands the writer takes into one batch: one views session and one
- * group commit for all of them (slots of ~11 KiB: ~2.8 MiB in all). */
-#define REEL_ENGINE_BATCH_MAX 256u
+ * group commit for all of them. */
+#define REEL_ENGINE_BATCH_MAX 64u
 /* Commands waiting for the writer; past it, submit answers REEL_EFULL. */
 #define REEL_ENGINE_QUEUE_MAX 65536u
 
@@ -41,6 +48,57 @@ typedef struct cmd_out {
  * res->status), or a negative error when the views could not be read. */
 int reel__rules_run(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *out,
                     reel_cmd_result_t *res);
+
+/* ---- shared by the rule files (rules.c, rules_cameo.c) ---- */
+
+/* Appends an event of type to out (zeroed but for the type). */
+reel_event_t *reel__emit(cmd_out_t *out, uint16_t type);
+/* Loads a live user: 1 found, 0 judged (400 bad id, 404), < 0 read error. */
+int reel__need_user(const rules_ctx_t *ctx, uint64_t id, const char *field,
+                    reel_cmd_result_t *res, reel_user_view_t *u);
+/* A string field, required when len_min > 0: true valid, false judged. */
+bool reel__check_str(reel_str_t s, uint32_t len_min, uint32_t len_max, const char *field,
+                     reel_cmd_result_t *res);
+
+/* A change about to be made, that consent is judged after: the rules
+ * run before their events are applied, so the cascade asks "who may use
+ * the cameo once this change is in" by overlaying it on the views. */
+typedef struct cameo_change {
+    int policy;          /* the new policy (reel_cameo_policy_t), -1: unchanged */
+    bool deleted;        /* the cameo is deleted */
+    uint64_t unapproved; /* grantee whose approval is revoked, 0: none */
+    uint64_t block_a;    /* a block between a and b begins (both 0: none) */
+    uint64_t block_b;
+    uint64_t unfollow_a; /* a follow a -> b ends (both 0: none) */
+    uint64_t unfollow_b;
+} cameo_change_t;
+#define CAMEO_CHANGE_NONE ((cameo_change_t){.policy = -1})
+
+/* Whether grantee may use owner's cameo once chg is made (NULL: as the
+ * views stand), and why (can-use reasons). Returns 0 or a read error. */
+int reel__consent(reel_views_txn_t *t, uint64_t owner, uint64_t grantee,
+                  const cameo_change_t *chg, bool *allowed, const char **reason);
+
+/* The revoke cascade: hides (post.hidden with reason) every post or draft
+ * featuring owner's cameo, by author (0: any author), that is not hidden
+ * yet and whose author may not use the cameo once chg is made. Returns 1
+ * done, 0 judged (503: more than REEL_CASCADE_POSTS_MAX posts), < 0 read
+ * error. */
+int reel__cameo_cascade(const rules_ctx_t *ctx, uint64_t owner, uint64_t author,
+                        const cameo_change_t *chg, const char *reason, cmd_out_t *out,
+                        reel_cmd_result_t *res);
+
+/* The cameo commands (rules_cameo.c), judged as reel__rules_run says. */
+int reel__cameo_set(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *out,
+                    reel_cmd_result_t *res);
+int reel__cameo_delete(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *out,
+                       reel_cmd_result_t *res);
+int reel__cameo_policy(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *out,
+                       reel_cmd_result_t *res);
+int reel__cameo_approve(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *out,
+                        reel_cmd_result_t *res, bool grant);
+int reel__cameo_takedown(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *out,
+                         reel_cmd_result_t *res);
 
 /* Sets an error answer: status, contract code, field ("" for none), text. */
 void reel__res_error(reel_cmd_result_t *res, int status, const char *code, const char *field,

@@ -48,7 +48,20 @@ typedef struct reel_engine_options {
 } reel_engine_options_t;
 
 /* The commands (the API's writes). Arguments travel in reel_cmd_t.args,
- * named as the events name them (args.user, args.target, args.post, ...). */
+ * named as the events name them (args.user, args.target, args.post, ...).
+ * Cameos (rules_cameo.c): args.user is the cameo's owner; CAMEO_SET takes
+ * args.asset (1..2048 bytes), CAMEO_POLICY args.policy (only_me,
+ * approved, mutuals, everyone), CAMEO_(UN)APPROVE args.target (the
+ * grantee), CAMEO_TAKEDOWN args.post. A change that takes the right to
+ * use a cameo from someone (delete, narrower policy, revoked approval, a
+ * block either way, a mutual follow ended under mutuals) hides their posts
+ * and drafts featuring it, in the same group: reason "cameo_deleted" for a
+ * delete, else "consent_revoked"; a takedown hides one post with
+ * "removed_by_cameo_owner". Deleting when there is no cameo, setting the
+ * same asset or policy, approving twice: 200 with no event. A cascade of
+ * more than REEL_CASCADE_POSTS_MAX (engine_int.h) posts is refused with
+ * 503 unavailable (cascades cannot span groups yet). Generations are not
+ * cancelled yet (there are none). */
 #define REEL_CMD_MAP(XX)                                                   \
     XX(USER_CREATE, "POST /v1/users")                                      \
     XX(USER_UPDATE, "PATCH /v1/users/{id}")                                \
@@ -65,7 +78,13 @@ typedef struct reel_engine_options {
     XX(COMMENT_CREATE, "POST /v1/posts/{id}/comments")                     \
     XX(COMMENT_DELETE, "DELETE /v1/comments/{id}")                         \
     XX(VIEW, "POST /v1/views")                                             \
-    XX(FEEDBACK, "POST /v1/feedback")
+    XX(FEEDBACK, "POST /v1/feedback")                                     \
+    XX(CAMEO_SET, "PUT /v1/users/{id}/cameo")                              \
+    XX(CAMEO_DELETE, "DELETE /v1/users/{id}/cameo")                        \
+    XX(CAMEO_POLICY, "PUT /v1/users/{id}/cameo/policy")                    \
+    XX(CAMEO_APPROVE, "PUT /v1/users/{id}/cameo/approvals/{grantee}")      \
+    XX(CAMEO_UNAPPROVE, "DELETE /v1/users/{id}/cameo/approvals/{grantee}") \
+    XX(CAMEO_TAKEDOWN, "DELETE /v1/posts/{id}/cameos/{owner}")
 
 typedef enum reel_cmd_kind {
     REEL_CMD_NONE = 0,
@@ -124,6 +143,14 @@ int reel_engine_run(reel_engine_t *e, const reel_cmd_t *cmd, reel_cmd_result_t *
 
 /* A read snapshot of the views (end it with reel_views_read_end). */
 int reel_engine_read_begin(reel_engine_t *e, reel_views_txn_t **out);
+/* GET /v1/users/{owner}/cameo/can-use?user={grantee}: whether grantee may
+ * put owner's cameo in a video, as the rules judge it, from snapshot t.
+ * *reason (static) is one of owner, everyone, mutuals, approved (allowed)
+ * or only_me, not_mutual, not_approved, no_cameo, blocked (denied).
+ * Errors: REEL_ENOTFOUND (owner or grantee is not a live user: 404),
+ * REEL_EUSAGE, REEL_ECORRUPT, -EIO. */
+int reel_engine_can_use(reel_views_txn_t *t, uint64_t owner, uint64_t grantee, bool *allowed,
+                        const char **reason);
 /* The engine's parts, for tools and tests. */
 reel_log_t *reel_engine_log(reel_engine_t *e);
 reel_views_t *reel_engine_views(reel_engine_t *e);

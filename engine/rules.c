@@ -290,6 +290,17 @@ static int unfollow_if(const rules_ctx_t *ctx, uint64_t a, uint64_t b, const cha
     return 0;
 }
 
+/* The revoke cascade both ways between user and target (an unfollow or
+ * a block: each may lose the other's cameo): JUDGED or a read error. */
+static int cascade_pair(const rules_ctx_t *ctx, uint64_t a, uint64_t b, const cameo_change_t *chg,
+                        cmd_out_t *out, reel_cmd_result_t *res)
+{
+    int rc = reel__cameo_cascade(ctx, a, b, chg, "consent_revoked", out, res);
+    if (rc > 0)
+        rc = reel__cameo_cascade(ctx, b, a, chg, "consent_revoked", out, res);
+    return rc < 0 ? rc : JUDGED;
+}
+
 static int unfollow(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *out,
                     reel_cmd_result_t *res)
 {
@@ -297,8 +308,15 @@ static int unfollow(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *ou
     if (rc <= 0)
         return rc;
     res->status = 200;
+    uint32_t before = out->n;
     rc = unfollow_if(ctx, cmd->args.user, cmd->args.target, "unfollow", out);
-    return rc < 0 ? rc : JUDGED;
+    if (rc < 0 || out->n == before)
+        return rc < 0 ? rc : JUDGED;
+    /* A mutual follow ended: under `mutuals` each loses the other's cameo. */
+    cameo_change_t chg = CAMEO_CHANGE_NONE;
+    chg.unfollow_a = cmd->args.user;
+    chg.unfollow_b = cmd->args.target;
+    return cascade_pair(ctx, chg.unfollow_a, chg.unfollow_b, &chg, out, res);
 }
 
 /* A block removes follows both ways, in the same batch as its cause, so a
@@ -324,7 +342,13 @@ static int block(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *out,
     ev->target = b;
     if ((rc = unfollow_if(ctx, a, b, "blocked", out)) == 0)
         rc = unfollow_if(ctx, b, a, "blocked", out);
-    return rc < 0 ? rc : JUDGED;
+    if (rc < 0)
+        return rc;
+    /* A block either way takes each one's right to the other's cameo. */
+    cameo_change_t chg = CAMEO_CHANGE_NONE;
+    chg.block_a = a;
+    chg.block_b = b;
+    return cascade_pair(ctx, a, b, &chg, out, res);
 }
 
 static int unblock(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *out,
@@ -345,49 +369,7 @@ static int unblock(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *out
     return JUDGED;
 }
 
-/* ---- consent ---- */
-
-/* Whether grantee may put owner's cameo in a video, and why (the API's
- * can-use reasons). Returns 0 or a read error. */
-static int consent(const rules_ctx_t *ctx, uint64_t owner, uint64_t grantee, bool *allowed,
-                   const char **reason)
-{
-    reel_cameo_view_t c;
-    bool yes = false, back = false;
-    *allowed = false;
-    if (owner == grantee) {
-        *allowed = true, *reason = "owner";
-        return 0;
-    }
-    int rc = reel_views_get_cameo(ctx->txn, owner, &c);
-    if (rc == REEL_ENOTFOUND || (rc == 0 && c.asset_len == 0)) {
-        *reason = "no_cameo";
-        return 0;
-    }
-    if (rc < 0 || (rc = reel_views_is_blocked(ctx->txn, owner, grantee, &yes)) < 0)
-        return rc;
-    if (yes) {
-        *reason = "blocked";
-        return 0;
-    }
-    switch (c.policy) {
-    case REEL_CAMEO_EVERYONE:
-        *allowed = true, *reason = "everyone";
-        return 0;
-    case REEL_CAMEO_MUTUALS:
-        if ((rc = reel_views_follows(ctx->txn, owner, grantee, &yes)) == 0 && yes)
-            rc = reel_views_follows(ctx->txn, grantee, owner, &back);
-        *allowed = yes && back, *reason = *allowed ? "mutuals" : "not_mutual";
-        return rc;
-    case REEL_CAMEO_APPROVED:
-        rc = reel_views_is_approved(ctx->txn, owner, grantee, &yes);
-        *allowed = yes, *reason = yes ? "approved" : "not_approved";
-        return rc;
-    default:
-        *reason = "only_me";
-        return 0;
-    }
-}
+/* ---- consent (the rule itself is in rules_cameo.c) ---- */
 
 /* Every cameo of a post or generation must be usable by its author:
  * 1 all allowed, 0 judged (404 unknown user, 403 cameo_not_allowed with
@@ -404,7 +386,7 @@ static int need_cameos(const rules_ctx_t *ctx, uint64_t author, const reel_event
         int rc = need_user(ctx, a->cameos[i], field, res, &u);
         if (rc <= 0)
             return rc;
-        if ((rc = consent(ctx, u.id, author, &allowed, &why)) < 0)
+        if ((rc = reel__consent(ctx->txn, u.id, author, NULL, &allowed, &why)) < 0)
             return rc;
         if (!allowed) {
             reel__res_error(res, 403, "cameo_not_allowed", field,
@@ -676,6 +658,25 @@ static int feedback(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *ou
     return JUDGED;
 }
 
+/* ---- helpers shared with rules_cameo.c ---- */
+
+reel_event_t *reel__emit(cmd_out_t *out, uint16_t type)
+{
+    return emit(out, type);
+}
+
+int reel__need_user(const rules_ctx_t *ctx, uint64_t id, const char *field,
+                    reel_cmd_result_t *res, reel_user_view_t *u)
+{
+    return need_user(ctx, id, field, res, u);
+}
+
+bool reel__check_str(reel_str_t s, uint32_t len_min, uint32_t len_max, const char *field,
+                     reel_cmd_result_t *res)
+{
+    return check_str(s, len_min, len_max, field, res);
+}
+
 int reel__rules_run(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *out,
                     reel_cmd_result_t *res)
 {
@@ -697,6 +698,12 @@ int reel__rules_run(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *ou
     case REEL_CMD_COMMENT_DELETE: return comment_delete(ctx, cmd, out, res);
     case REEL_CMD_VIEW: return view(ctx, cmd, out, res);
     case REEL_CMD_FEEDBACK: return feedback(ctx, cmd, out, res);
+    case REEL_CMD_CAMEO_SET: return reel__cameo_set(ctx, cmd, out, res);
+    case REEL_CMD_CAMEO_DELETE: return reel__cameo_delete(ctx, cmd, out, res);
+    case REEL_CMD_CAMEO_POLICY: return reel__cameo_policy(ctx, cmd, out, res);
+    case REEL_CMD_CAMEO_APPROVE: return reel__cameo_approve(ctx, cmd, out, res, true);
+    case REEL_CMD_CAMEO_UNAPPROVE: return reel__cameo_approve(ctx, cmd, out, res, false);
+    case REEL_CMD_CAMEO_TAKEDOWN: return reel__cameo_takedown(ctx, cmd, out, res);
     case REEL_CMD_NONE:
     case REEL_CMD_COUNT:
         break;

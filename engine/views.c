@@ -32,7 +32,7 @@
 
 #include "engine/common.h"
 
-/* Named DBIs the environment may hold: 19 today; the rest is headroom
+/* Named DBIs the environment may hold: 20 today; the rest is headroom
  * for the views later work adds (feeds, generations...). LMDB scans the
  * DBI table linearly, so keep it small. */
 #define MAXDBS 32u
@@ -100,13 +100,14 @@ enum {
     DBI_COMMENTS_BY_POST,
     DBI_INVITES,
     DBI_FEEDBACK,
+    DBI_APPEARANCES,
     DBI_COUNT
 };
 static const char *const dbi_names[DBI_COUNT] = {
     "meta",      "users",     "handles",  "counts",           "follows",
     "followers", "following", "likes",    "posts",            "posts_by_author",
     "remixes",   "blocks",    "blocked_by", "cameos",         "approvals",
-    "comments",  "comments_by_post", "invites", "feedback",
+    "comments",  "comments_by_post", "invites", "feedback",         "appearances",
 };
 _Static_assert(DBI_COUNT <= MAXDBS, "DBIs fit maxdbs");
 
@@ -644,6 +645,25 @@ static bool str_is(reel_str_t s, const char *lit)
     return s.len == n && (n == 0 || memcmp(s.ptr, lit, n) == 0);
 }
 
+/* One appearances entry per cameo of a new post (a repeated cameo puts
+ * the same key twice: one entry). The author's own cameo is indexed too,
+ * so the owner's appearances list is every post that features them. The
+ * entries stay when the post is deleted (the post record does not keep
+ * its cameos to find them again); readers skip deleted posts. */
+static int appearances_put(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev)
+{
+    uint8_t key[16], author[8];
+    int rc = 0;
+    REEL_ASSERT(ev->ncameos <= REEL_CAMEOS_MAX);
+    reel_store_u64(author, ev->user);
+    put_be64(key + 8, ev->post);
+    for (uint32_t i = 0; i < ev->ncameos && rc == 0; i++) {
+        put_be64(key, ev->cameos[i]);
+        rc = db_put(txn, v->dbi[DBI_APPEARANCES], key, sizeof key, author, sizeof author);
+    }
+    return rc;
+}
+
 static int apply_post_created(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev)
 {
     post_rec_t p;
@@ -658,7 +678,8 @@ static int apply_post_created(reel_views_t *v, MDB_txn *txn, const reel_event_t 
     if (str_is(ev->visibility, "public"))
         p.flags |= POST_PUBLIC;
     if ((rc = post_store_counted(v, txn, ev->post, &p, 0)) != 0 ||
-        (rc = index24(v, txn, DBI_POSTS_BY_AUTHOR, p.author, ~p.created_at, ev->post, true)) != 0)
+        (rc = index24(v, txn, DBI_POSTS_BY_AUTHOR, p.author, ~p.created_at, ev->post, true)) != 0 ||
+        (rc = appearances_put(v, txn, ev)) != 0)
         return rc;
     return p.remix_of != 0 ? remix_link(v, txn, &p, ev->post, true) : 0;
 }
@@ -1547,6 +1568,61 @@ static int pair_exists(reel_views_txn_t *t, int dbi, uint64_t a, uint64_t b, boo
 int reel_views_is_approved(reel_views_txn_t *t, uint64_t owner, uint64_t grantee, bool *out)
 {
     return pair_exists(t, DBI_APPROVALS, owner, grantee, out);
+}
+
+int reel_views_appears(reel_views_txn_t *t, uint64_t owner, uint64_t post, bool *out)
+{
+    return pair_exists(t, DBI_APPEARANCES, owner, post, out);
+}
+
+/* Fills e from the posts record of an appearance: 1 listed, 0 skipped
+ * (deleted post), or an error (REEL_ECORRUPT: no post for the entry). */
+static int appearance_fill(reel_views_txn_t *t, const MDB_val *k, const MDB_val *d,
+                           reel_appearance_t *e)
+{
+    post_rec_t p;
+    const uint8_t *reason;
+    if (k->mv_size != 16 || d->mv_size != 8)
+        return REEL_ECORRUPT;
+    e->post = get_be64((const uint8_t *)k->mv_data + 8);
+    e->author = reel_load_u64(d->mv_data);
+    int rc = post_read(t, e->post, &p, &reason);
+    if (rc != 0)
+        return rc == REEL_ENOTFOUND ? REEL_ECORRUPT : rc;
+    e->public = (p.flags & POST_PUBLIC) != 0;
+    e->hidden = (p.flags & POST_HIDDEN) != 0;
+    return (p.flags & POST_DELETED) ? 0 : 1;
+}
+
+int reel_views_appearances(reel_views_txn_t *t, uint64_t owner, uint64_t cursor_post,
+                           size_t limit, reel_appearance_t *out, size_t *n_out)
+{
+    MDB_cursor *cur;
+    MDB_val k, d;
+    uint8_t start[16];
+    if (t == NULL || out == NULL || n_out == NULL || limit == 0 || limit > REEL_VIEWS_PAGE_MAX ||
+        cursor_post == UINT64_MAX)
+        return REEL_EUSAGE;
+    *n_out = 0;
+    put_be64(start, owner);
+    put_be64(start + 8, cursor_post + 1); /* just after the cursor; 0 + 1 skips no post */
+    int rc = map_mdb(mdb_cursor_open(t->txn, t->v->dbi[DBI_APPEARANCES], &cur));
+    if (rc != 0)
+        return rc;
+    k = (MDB_val){sizeof start, start};
+    rc = map_mdb(mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE));
+    while (rc == 0 && *n_out < limit && k.mv_size == 16 &&
+           get_be64(k.mv_data) == owner) {
+        int got = appearance_fill(t, &k, &d, &out[*n_out]);
+        if (got < 0) {
+            rc = got;
+            break;
+        }
+        *n_out += (size_t)got;
+        rc = map_mdb(mdb_cursor_get(cur, &k, &d, MDB_NEXT));
+    }
+    mdb_cursor_close(cur);
+    return rc == REEL_ENOTFOUND ? 0 : rc;
 }
 
 int reel_views_follows(reel_views_txn_t *t, uint64_t a, uint64_t b, bool *out)

@@ -84,6 +84,9 @@
  *   feedback   be64 user | be64 post                  kinds u8: bit 0 see_less, 1
  *                                                     see_more, 2 not_interested, 3
  *                                                     hide_creator
+ *   appearances  be64 cameo owner | be64 post          author u64 (every post that
+ *                                                     featured the cameo; entries of
+ *                                                     deleted posts stay, unlisted)
  *
  * Event semantics (types not listed are ignored but still count as
  * applied):
@@ -112,7 +115,8 @@
  *                   unknown policy name: no-op.
  *   consent.granted  approvals entry; idempotent (its `at` stays).
  *   consent.revoked  the reverse; absent: no-op.
- *   post.created    posts record; posts_by_author entry; with remix_of of a
+ *   post.created    posts record; posts_by_author entry; an appearances
+ *                   entry per cameo (the author's own included); with remix_of of a
  *                   known post, a remixes entry and the parent's remixes
  *                   +1. The author's posts count +1 when the visibility is
  *                   "public". An existing post id: no-op.
@@ -168,7 +172,7 @@
 
 /* Format of the views' keys and values; bumped on any layout change (the
  * views are then rebuilt from the log, never converted). */
-#define REEL_VIEWS_VERSION 2u
+#define REEL_VIEWS_VERSION 3u /* 3: appearances */
 /* Entries returned by one page at most: a page is one read txn, and a
  * bounded one keeps snapshots short (see Threads). */
 #define REEL_VIEWS_PAGE_MAX 1000u
@@ -273,6 +277,14 @@ typedef struct reel_invite_view {
     uint64_t used_by; /* that user, 0 while unused */
 } reel_invite_view_t;
 
+/* One post that features a cameo (a page of reel_views_appearances). */
+typedef struct reel_appearance {
+    uint64_t post;   /* post id: the cursor */
+    uint64_t author; /* who posted it */
+    bool public;     /* false: a draft */
+    bool hidden;     /* hidden (by a cascade, a takedown, ...) */
+} reel_appearance_t;
+
 /* One entry of a followers page. */
 typedef struct reel_follow_entry {
     uint64_t user;  /* the follower */
@@ -370,6 +382,19 @@ int reel_views_get_cameo(reel_views_txn_t *t, uint64_t owner, reel_cameo_view_t 
  * REEL_EUSAGE, REEL_ECORRUPT, -EIO. */
 int reel_views_is_approved(reel_views_txn_t *t, uint64_t owner, uint64_t grantee, bool *out);
 
+/* One page of the posts (any author, drafts and hidden ones included,
+ * deleted ones not) that feature owner's cameo, by ascending post id, into
+ * out[0..limit); *n_out says how many. cursor_post 0 starts at the first,
+ * else the page starts just after that post id (the last of the previous
+ * page). limit is 1..REEL_VIEWS_PAGE_MAX; a page may scan past deleted
+ * posts. Errors: REEL_EUSAGE, REEL_ECORRUPT, -EIO. */
+int reel_views_appearances(reel_views_txn_t *t, uint64_t owner, uint64_t cursor_post,
+                           size_t limit, reel_appearance_t *out, size_t *n_out);
+
+/* *out: whether post featured owner's cameo when it was created (deleted
+ * posts included). Errors: REEL_EUSAGE, REEL_ECORRUPT, -EIO. */
+int reel_views_appears(reel_views_txn_t *t, uint64_t owner, uint64_t post, bool *out);
+
 /* *out: whether a follows b. Errors: REEL_EUSAGE, REEL_ECORRUPT, -EIO. */
 int reel_views_follows(reel_views_txn_t *t, uint64_t a, uint64_t b, bool *out);
 
@@ -391,7 +416,7 @@ int reel_views_get_invite(reel_views_txn_t *t, const char *code, size_t len,
 int reel_views_get_feedback(reel_views_txn_t *t, uint64_t user, uint64_t post, uint8_t *kinds);
 
 /* XXH3-128 of the content of every view: for each view DBI in the fixed
- * order of the table above (users .. feedback), its name, then each key and
+ * order of the table above (users .. appearances), its name, then each key and
  * value with their lengths. meta is excluded ("applied" and "version" are
  * bookkeeping, not content), so a live environment and a rebuild from the
  * log compare equal exactly when their views hold the same bytes. The
