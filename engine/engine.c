@@ -56,6 +56,8 @@ struct reel_engine {
     int append_error;          /* first failed append of the batch (mu) */
     int failed;                /* sticky: writes answer 503 from then on (mu) */
     inflight_t *batch;         /* REEL_ENGINE_BATCH_MAX slots (writer) */
+    reel_event_t *arena;       /* REEL_ENGINE_ARENA_EVENTS events (writer) */
+    reel_log_entry_t *entries; /* one log entry per arena event (writer) */
 };
 
 /* One command in flight in a batch: its events and their encoding. */
@@ -64,7 +66,7 @@ struct inflight {
     reel_cmd_req_t *req;
     cmd_out_t out;
     uint8_t *payloads;
-    reel_log_entry_t entries[REEL_CMD_EVENTS_MAX];
+    reel_log_entry_t *entries; /* beside out.evs in the batch's arenas */
     reel_log_append_req_t append;
 };
 
@@ -236,22 +238,34 @@ static void fail_engine(reel_engine_t *e, int rc)
     pthread_mutex_unlock(&e->mu);
 }
 
-/* Runs one batch of n commands (batch slots filled), answers them. */
-static void run_batch(reel_engine_t *e, uint32_t n)
+/* Pops the next command into slot n of the batch, its events at arena
+ * offset used; NULL when the queue is empty. */
+static inflight_t *next_command(reel_engine_t *e, uint32_t n, uint32_t used)
 {
-    reel_views_session_t *s = NULL;
-    uint64_t next = reel_views_applied(e->views);
-    int rc = e->failed ? e->failed : reel_views_session_begin(e->views, &s);
-    for (uint32_t i = 0; i < n && rc == 0; i++)
-        rc = judge(e, s, &next, &e->batch[i]);
-    int rc_wait = wait_appends(e); /* even after a failure: groups in flight */
-    rc = rc != 0 ? rc : rc_wait;
-    if (rc == 0)
-        rc = reel_views_session_commit(s);
-    else
-        reel_views_session_abort(s);
-    if (rc != 0 && !e->failed)
-        fail_engine(e, rc);
+    pthread_mutex_lock(&e->mu);
+    reel_cmd_req_t *req = e->q_head;
+    if (req != NULL) {
+        e->q_head = req->next;
+        if (e->q_head == NULL)
+            e->q_tail = NULL;
+        e->q_len--;
+        req->next = NULL;
+    }
+    pthread_mutex_unlock(&e->mu);
+    if (req == NULL)
+        return NULL;
+    inflight_t *f = &e->batch[n];
+    memset(f, 0, sizeof(*f));
+    f->e = e;
+    f->req = req;
+    f->out.evs = e->arena + used;
+    f->entries = e->entries + used;
+    return f;
+}
+
+/* Answers the batch's n commands in order (503 for all on failure). */
+static void answer_batch(reel_engine_t *e, uint32_t n, int rc)
+{
     for (uint32_t i = 0; i < n; i++) {
         inflight_t *f = &e->batch[i];
         if (rc != 0 && (f->req->res.error == NULL || f->req->res.status == 0))
@@ -263,23 +277,33 @@ static void run_batch(reel_engine_t *e, uint32_t n)
     }
 }
 
-/* Takes up to REEL_ENGINE_BATCH_MAX queued commands (mu held). */
-static uint32_t take_batch(reel_engine_t *e)
+/* Runs one batch: takes queued commands while the batch has room (slots,
+ * and arena for a worst-case command), judges them into one session,
+ * waits for their durability, commits, answers. */
+static void run_batch(reel_engine_t *e)
 {
-    uint32_t n = 0;
-    while (e->q_head != NULL && n < REEL_ENGINE_BATCH_MAX) {
-        reel_cmd_req_t *req = e->q_head;
-        e->q_head = req->next;
-        req->next = NULL;
-        memset(&e->batch[n], 0, sizeof(e->batch[n]));
-        e->batch[n].e = e;
-        e->batch[n].req = req;
+    reel_views_session_t *s = NULL;
+    uint64_t next = reel_views_applied(e->views);
+    uint32_t n = 0, used = 0;
+    int rc = e->failed ? e->failed : reel_views_session_begin(e->views, &s);
+    while (n < REEL_ENGINE_BATCH_MAX && used + REEL_CMD_EVENTS_MAX <= REEL_ENGINE_ARENA_EVENTS) {
+        inflight_t *f = next_command(e, n, used);
+        if (f == NULL)
+            break;
         n++;
+        if (rc == 0)
+            rc = judge(e, s, &next, f);
+        used += f->out.n;
     }
-    if (e->q_head == NULL)
-        e->q_tail = NULL;
-    e->q_len -= n;
-    return n;
+    int rc_wait = wait_appends(e); /* even after a failure: groups in flight */
+    rc = rc != 0 ? rc : rc_wait;
+    if (rc == 0)
+        rc = reel_views_session_commit(s);
+    else
+        reel_views_session_abort(s);
+    if (rc != 0 && !e->failed)
+        fail_engine(e, rc);
+    answer_batch(e, n, rc);
 }
 
 static void *writer_main(void *arg)
@@ -291,9 +315,8 @@ static void *writer_main(void *arg)
             pthread_cond_wait(&e->cv, &e->mu);
         if (e->q_head == NULL)
             break; /* closing with nothing left */
-        uint32_t n = take_batch(e);
         pthread_mutex_unlock(&e->mu);
-        run_batch(e, n);
+        run_batch(e);
         pthread_mutex_lock(&e->mu);
     }
     pthread_mutex_unlock(&e->mu);
@@ -365,6 +388,8 @@ static void engine_free(reel_engine_t *e)
     pthread_cond_destroy(&e->cv);
     pthread_cond_destroy(&e->cv_done);
     free(e->batch);
+    free(e->arena);
+    free(e->entries);
     free(e);
 }
 
@@ -417,7 +442,9 @@ int reel_engine_open(const char *data_dir, const reel_engine_options_t *opts,
     pthread_cond_init(&e->cv, NULL);
     pthread_cond_init(&e->cv_done, NULL);
     e->batch = calloc(REEL_ENGINE_BATCH_MAX, sizeof(*e->batch));
-    int rc = e->batch ? open_parts(e, data_dir, err, err_len) : -ENOMEM;
+    e->arena = calloc(REEL_ENGINE_ARENA_EVENTS, sizeof(*e->arena));
+    e->entries = calloc(REEL_ENGINE_ARENA_EVENTS, sizeof(*e->entries));
+    int rc = e->batch && e->arena && e->entries ? open_parts(e, data_dir, err, err_len) : -ENOMEM;
     if (rc == 0 && pthread_create(&e->writer, NULL, writer_main, e) != 0)
         rc = -EAGAIN;
     if (rc != 0) {

@@ -10,18 +10,22 @@
 /* Events one command may produce: the cameo revoke cascade (rules_cameo.c)
  * hides one post per event, so this bounds the posts one command can hide
  * (REEL_CASCADE_POSTS_MAX); a cascade larger than that is refused (503)
- * until cascades can span several groups. Every batch slot holds this many
- * events (~680 bytes each) plus their log entries (~24 bytes): 128 events
- * is ~90 KiB a slot, so the batch drops from 256 to 64 slots to keep the
- * writer's memory near what it was (64 x 90 KiB = ~5.6 MiB, was 2.8 MiB). */
+ * until cascades can span several groups. */
 #define REEL_CMD_EVENTS_MAX 128u
 /* Events of a command besides its cascade: a block, its two follow
  * removals, a policy or consent event, with room to spare. */
 #define REEL_CMD_EVENTS_OWN 8u
 #define REEL_CASCADE_POSTS_MAX (REEL_CMD_EVENTS_MAX - REEL_CMD_EVENTS_OWN)
-/* Commands the writer takes into one batch: one views session and one
- * group commit for all of them. */
-#define REEL_ENGINE_BATCH_MAX 64u
+/* Commands the writer takes into one batch: one views session, one group
+ * commit and one views commit for all of them. Both commits sync, so the
+ * batch must be large: with 256 commands ingest ran 36k events/s (reel
+ * bench views). A command slot is ~250 bytes: 4096 is ~1 MiB. */
+#define REEL_ENGINE_BATCH_MAX 4096u
+/* The batch's events live in one arena (~680 bytes an event): room for two
+ * events per command on average plus one worst-case command, ~6 MiB. A
+ * command starts only when REEL_CMD_EVENTS_MAX events are free, so the
+ * batch ends early when cascades fill it, never midway through one. */
+#define REEL_ENGINE_ARENA_EVENTS (2u * REEL_ENGINE_BATCH_MAX + REEL_CMD_EVENTS_MAX)
 /* Commands waiting for the writer; past it, submit answers REEL_EFULL. */
 #define REEL_ENGINE_QUEUE_MAX 65536u
 
@@ -37,7 +41,7 @@ typedef struct rules_ctx {
 /* The events a command produces, with room for strings they point to
  * that are not the command's own (generated codes, fixed reasons). */
 typedef struct cmd_out {
-    reel_event_t evs[REEL_CMD_EVENTS_MAX];
+    reel_event_t *evs; /* REEL_CMD_EVENTS_MAX slots in the batch's arena */
     uint32_t n;
     char scratch[64];
 } cmd_out_t;
