@@ -4,6 +4,7 @@
 #include "engine/common.h"
 
 #include <execinfo.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,16 @@ _Noreturn void reel__assert_fail(const char *expr, const char *file, int line, c
     depth = backtrace(frames, (int)REEL_ARRAY_LEN(frames));
     backtrace_symbols_fd(frames, depth, STDERR_FILENO);
     abort();
+}
+
+void reel_errf(char *buf, size_t len, const char *fmt, ...)
+{
+    if (buf == NULL || len == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
 }
 
 uint64_t reel_now_ms(void)

@@ -111,6 +111,10 @@ static inline uint64_t reel_load_u64(const uint8_t *p)
     return v;
 }
 
+/* Formats a message into buf (len bytes) for the callers that report one;
+ * buf NULL or len 0: nothing. */
+void reel_errf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Wall clock in milliseconds and a monotonic clock in nanoseconds. */
 uint64_t reel_now_ms(void);
 uint64_t reel_mono_ns(void);

@@ -111,15 +111,6 @@ int reel__log_index_add(seg_desc_t *d, uint64_t offset, uint64_t pos)
     return 0;
 }
 
-static void set_err(char *err, size_t len, const char *fmt, ...)
-{
-    if (err == NULL || len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-}
 
 /* A segment name found in the directory. */
 typedef struct found_seg {
@@ -206,18 +197,18 @@ static int recover_zseg(reel_log_t *log, uint64_t first, recovery_t *r)
     reel__log_seg_path(log, path, first, SEG_ZSEG);
     int rc = reel_zseg_open(log->io, path, &z);
     if (rc < 0) {
-        set_err(r->err, r->err_len, "%s: %s", path, reel_strerror(rc));
+        reel_errf(r->err, r->err_len, "%s: %s", path, reel_strerror(rc));
         return rc;
     }
     reel_zseg_get_info(z, &info);
     reel_zseg_close(z);
     if (info.first_offset != first || first != r->next) {
-        set_err(r->err, r->err_len, "%s: starts at offset %" PRIu64 ", expected %" PRIu64
+        reel_errf(r->err, r->err_len, "%s: starts at offset %" PRIu64 ", expected %" PRIu64
                 " (a segment is missing)", path, info.first_offset, r->next);
         return REEL_EMISSING;
     }
     if (info.prev_checksum != r->chain) {
-        set_err(r->err, r->err_len, "%s: hash chain broken at offset %" PRIu64, path, first);
+        reel_errf(r->err, r->err_len, "%s: hash chain broken at offset %" PRIu64, path, first);
         return REEL_ECHAIN;
     }
     r->next = info.next_offset;
@@ -273,7 +264,7 @@ static int read_segment(reel_log_t *log, const char *path, bool back_to_front, u
     uint8_t block[REEL_SEGMENT_HEADER_SIZE];
     int fd = log->io->open(log->io, path, O_RDONLY, 0);
     if (fd < 0) {
-        set_err(r->err, r->err_len, "%s: %s", path, reel_strerror(fd));
+        reel_errf(r->err, r->err_len, "%s: %s", path, reel_strerror(fd));
         return fd;
     }
     ssize_t n = log->io->read(log->io, fd, block, sizeof(block), 0);
@@ -288,10 +279,10 @@ static int read_segment(reel_log_t *log, const char *path, bool back_to_front, u
     }
     log->io->close(log->io, fd);
     if (rc == REEL_EVERSION)
-        set_err(r->err, r->err_len, "%s: format version %u; this reeldb reads version %u", path,
+        reel_errf(r->err, r->err_len, "%s: format version %u; this reeldb reads version %u", path,
                 hdr->version, REEL_FORMAT_VERSION);
     else if (rc < 0)
-        set_err(r->err, r->err_len, "%s: %s%s", path, reel_strerror(rc),
+        reel_errf(r->err, r->err_len, "%s: %s%s", path, reel_strerror(rc),
                 rc == REEL_ECORRUPT ? " (bad segment header or short file)" : "");
     return rc;
 }
@@ -308,13 +299,13 @@ static int recover_plain(reel_log_t *log, uint64_t first, bool last, recovery_t 
     if (rc < 0)
         goto out_free;
     if (hdr.first_offset != first || first != r->next) {
-        set_err(r->err, r->err_len, "%s: starts at offset %" PRIu64 ", expected %" PRIu64
+        reel_errf(r->err, r->err_len, "%s: starts at offset %" PRIu64 ", expected %" PRIu64
                 " (a segment is missing)", path, hdr.first_offset, r->next);
         rc = REEL_EMISSING;
         goto out_free;
     }
     if (hdr.prev_checksum != r->chain) {
-        set_err(r->err, r->err_len, "%s: hash chain broken at offset %" PRIu64, path, first);
+        reel_errf(r->err, r->err_len, "%s: hash chain broken at offset %" PRIu64, path, first);
         rc = REEL_ECHAIN;
         goto out_free;
     }
@@ -323,7 +314,7 @@ static int recover_plain(reel_log_t *log, uint64_t first, bool last, recovery_t 
     seg_desc_t *d = &log->segs[log->nsegs - 1];
     rc = reel_segment_scan(image, size, &hdr, last, index_cb, d, &s);
     if (rc != 0 && rc != REEL_ETORN) {
-        set_err(r->err, r->err_len, "%s: offset %" PRIu64 " at byte %" PRIu64 ": %s", path,
+        reel_errf(r->err, r->err_len, "%s: offset %" PRIu64 " at byte %" PRIu64 ": %s", path,
                 s.bad_offset, s.bad_pos, s.why);
         goto out_free;
     }
@@ -333,7 +324,7 @@ static int recover_plain(reel_log_t *log, uint64_t first, bool last, recovery_t 
         if (fd >= 0)
             log->io->close(log->io, fd);
         if (rc < 0) {
-            set_err(r->err, r->err_len, "%s: cutting the torn tail: %s", path, reel_strerror(rc));
+            reel_errf(r->err, r->err_len, "%s: cutting the torn tail: %s", path, reel_strerror(rc));
             goto out_free;
         }
     }
@@ -359,7 +350,7 @@ static int recover_all(reel_log_t *log, recovery_t *r)
         if (last && !found[i].plain) {
             /* Only sealed segments are compressed, and a segment is sealed
              * after its successor exists: that successor is gone. */
-            set_err(r->err, r->err_len, "%s: the active segment after %020" PRIu64
+            reel_errf(r->err, r->err_len, "%s: the active segment after %020" PRIu64
                     ".zseg is missing", log->dir, found[i].first);
             rc = REEL_EMISSING;
         } else if (found[i].zseg) {
@@ -400,7 +391,7 @@ static int take_lock(reel_log_t *log, char *err, size_t err_len)
 {
     int fd = reel_log_lock(log->dir);
     if (fd < 0) {
-        set_err(err, err_len, "%s/LOCK: %s", log->dir,
+        reel_errf(err, err_len, "%s/LOCK: %s", log->dir,
                 fd == REEL_ELOCKED ? "another process is writing this log" : reel_strerror(fd));
         return fd;
     }
@@ -511,15 +502,15 @@ int reel_log_open(const char *dir, const reel_log_options_t *opts, reel_log_t **
     recovery_t r = {0};
     opts = opts ? opts : &defaults;
     *out = NULL;
-    set_err(err, err_len, "%s", "");
+    reel_errf(err, err_len, "%s", "");
     int rc = check_options(opts);
     if (rc < 0) {
-        set_err(err, err_len, "segment size must be %llu..%llu bytes, a multiple of %u",
+        reel_errf(err, err_len, "segment size must be %llu..%llu bytes, a multiple of %u",
                 REEL_SEGMENT_SIZE_MIN, REEL_SEGMENT_SIZE_MAX, REEL_BLOCK_SIZE);
         return rc;
     }
     if (!opts->read_only && mkdir(dir, 0755) < 0 && errno != EEXIST) {
-        set_err(err, err_len, "%s: %s", dir, strerror(errno));
+        reel_errf(err, err_len, "%s: %s", dir, strerror(errno));
         return REEL_ERR(errno);
     }
     rc = log_alloc(dir, opts, &log);
@@ -539,7 +530,7 @@ int reel_log_open(const char *dir, const reel_log_options_t *opts, reel_log_t **
         rc = reel__log_writer_start(log);
     if (rc < 0) {
         if (err != NULL && err[0] == '\0')
-            set_err(err, err_len, "%s: %s", dir, reel_strerror(rc));
+            reel_errf(err, err_len, "%s: %s", dir, reel_strerror(rc));
         reel__log_writer_stop(log);
         log_free(log);
         return rc;

@@ -23,15 +23,6 @@ typedef struct batch {
     size_t used;
 } batch_t;
 
-static void say(char *err, size_t len, const char *fmt, ...)
-{
-    if (err == NULL || len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-}
 
 /* Adds a record to the batch; false when the batch has no room for it. */
 static bool batch_add(batch_t *b, const reel_record_t *rec, int *rc)
@@ -78,7 +69,7 @@ static int replay_range(reel_log_iter_t *it, reel_views_t *v, batch_t *b, uint64
     int rc = 0;
     for (uint64_t next = from; next < to && rc == 0; next++) {
         if ((rc = reel_log_iter_next(it, &rec)) != 0) {
-            say(err, err_len, "reading offset %" PRIu64 ": %s", next, reel_strerror(rc));
+            reel_errf(err, err_len, "reading offset %" PRIu64 ": %s", next, reel_strerror(rc));
             break;
         }
         int rc_add = 0;
@@ -92,7 +83,7 @@ static int replay_range(reel_log_iter_t *it, reel_views_t *v, batch_t *b, uint64
         if (rc == 0 && rc_add != 0) {
             /* Apply what came before it, so the views stop exactly there. */
             rc = batch_flush(b, v, to, progress, ctx);
-            say(err, err_len, "offset %" PRIu64 ": not a valid event (type %u): %s", rec.offset,
+            reel_errf(err, err_len, "offset %" PRIu64 ": not a valid event (type %u): %s", rec.offset,
                 (unsigned)rec.type, reel_strerror(rc_add));
             rc = rc != 0 ? rc : rc_add;
             return rc;
@@ -112,9 +103,9 @@ int reel_replay(reel_log_t *log, reel_views_t *v, uint64_t to, reel_replay_progr
     batch_t b = {0};
     int rc;
     to = to < end ? to : end;
-    say(err, err_len, "%s", "");
+    reel_errf(err, err_len, "%s", "");
     if (from > end) {
-        say(err, err_len, "the views have applied offsets up to %" PRIu64
+        reel_errf(err, err_len, "the views have applied offsets up to %" PRIu64
             " but the log ends at %" PRIu64 ": they belong to another log", from, end);
         return REEL_EUSAGE;
     }
@@ -126,7 +117,7 @@ int reel_replay(reel_log_t *log, reel_views_t *v, uint64_t to, reel_replay_progr
     if (rc == 0)
         rc = replay_range(it, v, &b, from, to, progress, ctx, err, err_len);
     if (rc != 0 && err != NULL && err[0] == '\0')
-        say(err, err_len, "%s", reel_strerror(rc));
+        reel_errf(err, err_len, "%s", reel_strerror(rc));
     reel_log_iter_close(it);
     free(b.evs);
     free(b.arena);
