@@ -40,10 +40,20 @@ typedef struct rules_ctx {
 
 /* The events a command produces, with room for strings they point to
  * that are not the command's own (generated codes, fixed reasons). */
+/* Bytes of text a command's own events may copy from the views: a
+ * completion's post takes the generation's prompt and tags, a claim's
+ * expiries name the workers that held the leases. The views' memory
+ * cannot be pointed to: a session may re-apply its events into a new txn
+ * (views.h), so these strings must live as long as the command slot. */
+#define CMD_TEXT_BYTES (REEL_PROMPT_LEN_MAX + REEL_TAGS_MAX * REEL_TAG_LEN_MAX)
+_Static_assert(REEL_EXPIRE_MAX * REEL_SHORT_LEN_MAX <= CMD_TEXT_BYTES, "expiry workers fit");
+_Static_assert(2 * REEL_EXPIRE_MAX + REEL_CLAIM_MAX <= REEL_CMD_EVENTS_MAX, "a claim fits");
+
 typedef struct cmd_out {
     reel_event_t *evs; /* REEL_CMD_EVENTS_MAX slots in the batch's arena */
     uint32_t n;
     char scratch[64];
+    char text[CMD_TEXT_BYTES]; /* see CMD_TEXT_BYTES */
 } cmd_out_t;
 
 /* Checks cmd against ctx and fills out with its events (n 0: a no-op that
@@ -53,7 +63,7 @@ typedef struct cmd_out {
 int reel__rules_run(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *out,
                     reel_cmd_result_t *res);
 
-/* ---- shared by the rule files (rules.c, rules_cameo.c) ---- */
+/* ---- shared by the rule files (rules.c, rules_cameo.c, rules_gen.c) ---- */
 
 /* Appends an event of type to out (zeroed but for the type). */
 reel_event_t *reel__emit(cmd_out_t *out, uint16_t type);
@@ -83,10 +93,11 @@ typedef struct cameo_change {
 int reel__consent(reel_views_txn_t *t, uint64_t owner, uint64_t grantee,
                   const cameo_change_t *chg, bool *allowed, const char **reason);
 
-/* The revoke cascade: hides (post.hidden with reason) every post or draft
- * featuring owner's cameo, by author (0: any author), that is not hidden
- * yet and whose author may not use the cameo once chg is made. Returns 1
- * done, 0 judged (503: more than REEL_CASCADE_POSTS_MAX posts), < 0 read
+/* The revoke cascade: cancels (generation.cancelled with reason) every
+ * queued or running generation, and hides (post.hidden with reason) every
+ * post or draft not hidden yet, featuring owner's cameo, by author (0: any
+ * author), whose author may not use the cameo once chg is made. Returns 1
+ * done, 0 judged (503: more than REEL_CASCADE_POSTS_MAX of them), < 0 read
  * error. */
 int reel__cameo_cascade(const rules_ctx_t *ctx, uint64_t owner, uint64_t author,
                         const cameo_change_t *chg, const char *reason, cmd_out_t *out,
@@ -103,6 +114,29 @@ int reel__cameo_approve(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t
                         reel_cmd_result_t *res, bool grant);
 int reel__cameo_takedown(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *out,
                          reel_cmd_result_t *res);
+
+/* Loads a post user may see (public, or the user's own draft): 1 found,
+ * 0 judged (400, 404), < 0 read error. */
+int reel__need_post(const rules_ctx_t *ctx, uint64_t id, uint64_t user, const char *field,
+                    reel_cmd_result_t *res, reel_post_view_t *p);
+/* 403 blocked when a and b block each other: 1 clear, 0 judged, < 0. */
+int reel__need_unblocked(const rules_ctx_t *ctx, uint64_t a, uint64_t b, reel_cmd_result_t *res);
+/* Every cameo of a (a->cameos) usable by author: 1, 0 judged (404, 403
+ * cameo_not_allowed with field cameos[i]), < 0 read error. */
+int reel__need_cameos(const rules_ctx_t *ctx, uint64_t author, const reel_event_t *a,
+                      reel_cmd_result_t *res);
+
+/* The generation commands (rules_gen.c), judged as reel__rules_run says. */
+int reel__gen_create(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *out,
+                     reel_cmd_result_t *res);
+int reel__render_claim(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *out,
+                       reel_cmd_result_t *res);
+int reel__render_heartbeat(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *out,
+                           reel_cmd_result_t *res);
+int reel__render_complete(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *out,
+                          reel_cmd_result_t *res);
+int reel__render_fail(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *out,
+                      reel_cmd_result_t *res);
 
 /* Sets an error answer: status, contract code, field ("" for none), text. */
 void reel__res_error(reel_cmd_result_t *res, int status, const char *code, const char *field,

@@ -60,8 +60,28 @@ typedef struct reel_engine_options {
  * "removed_by_cameo_owner". Deleting when there is no cameo, setting the
  * same asset or policy, approving twice: 200 with no event. A cascade of
  * more than REEL_CASCADE_POSTS_MAX (engine_int.h) posts is refused with
- * 503 unavailable (cascades cannot span groups yet). Generations are not
- * cancelled yet (there are none). */
+ * 503 unavailable (cascades cannot span groups yet). The same change
+ * cancels (generation.cancelled, same reason) their queued or running
+ * generations featuring the cameo; those count against the same bound.
+ *
+ * Generations (rules_gen.c; API.md, "Generations and the render queue"):
+ * GENERATION_CREATE takes args.user, args.prompt (1..2000 bytes),
+ * args.cameos, args.remix_of (0: none), args.tags; 202 with res.id (the
+ * generation) and res.quota, or 429 quota_exceeded with res.retry_after_s
+ * and res.quota. The render commands take args.worker (1..128 bytes) and,
+ * for one generation, args.generation. Two API fields have no event field
+ * of their own and travel in args fields the events do not use for these
+ * commands: `lease_ms` in args.lease_until (RENDER_CLAIM, RENDER_HEARTBEAT;
+ * 0: 60000; else 100..3600000) and `max` in args.attempt (RENDER_CLAIM;
+ * 0: 1; else 1..REEL_CLAIM_MAX). RENDER_CLAIM first expires up to
+ * REEL_EXPIRE_MAX leases that ran out (generation.expired, and a final
+ * generation.failed "lease_expired" when the attempts are spent), then
+ * claims the oldest queued generations: 200 with res.claimed[0..nclaimed)
+ * and res.lease_until (the long poll's wait_ms is the server's).
+ * RENDER_HEARTBEAT (res.lease_until), RENDER_COMPLETE (args.video_uri,
+ * args.duration_ms, args.dim/embedding, args.publish; 200 with res.id the
+ * post) and RENDER_FAIL (args.reason, args.retryable) need the worker to
+ * hold an unexpired lease on a running generation, else 409 lease_lost. */
 #define REEL_CMD_MAP(XX)                                                   \
     XX(USER_CREATE, "POST /v1/users")                                      \
     XX(USER_UPDATE, "PATCH /v1/users/{id}")                                \
@@ -84,7 +104,12 @@ typedef struct reel_engine_options {
     XX(CAMEO_POLICY, "PUT /v1/users/{id}/cameo/policy")                    \
     XX(CAMEO_APPROVE, "PUT /v1/users/{id}/cameo/approvals/{grantee}")      \
     XX(CAMEO_UNAPPROVE, "DELETE /v1/users/{id}/cameo/approvals/{grantee}") \
-    XX(CAMEO_TAKEDOWN, "DELETE /v1/posts/{id}/cameos/{owner}")
+    XX(CAMEO_TAKEDOWN, "DELETE /v1/posts/{id}/cameos/{owner}")             \
+    XX(GENERATION_CREATE, "POST /v1/generations")                          \
+    XX(RENDER_CLAIM, "POST /v1/render/claim")                              \
+    XX(RENDER_HEARTBEAT, "POST /v1/render/{id}/heartbeat")                 \
+    XX(RENDER_COMPLETE, "POST /v1/render/{id}/complete")                   \
+    XX(RENDER_FAIL, "POST /v1/render/{id}/fail")
 
 typedef enum reel_cmd_kind {
     REEL_CMD_NONE = 0,
@@ -101,15 +126,35 @@ typedef struct reel_cmd {
     reel_event_t args;  /* the arguments; strings must live until the answer */
 } reel_cmd_t;
 
+/* Generations one RENDER_CLAIM may claim (the API's `max`): 64 claims and
+ * their expiries fit one command's events (engine_int.h). */
+#define REEL_CLAIM_MAX 64u
+/* Leases one RENDER_CLAIM expires at most before claiming (two events
+ * each at worst: expired, then failed); the rest wait for the next claim. */
+#define REEL_EXPIRE_MAX 16u
+
+/* A user's rolling 24 h generation quota (API: {"used", "limit",
+ * "resets_at"}). */
+typedef struct reel_quota {
+    uint64_t used;      /* counted generations in the window */
+    uint64_t limit;     /* --generations-per-day */
+    uint64_t resets_at; /* ms: when the oldest counted one leaves the window */
+} reel_quota_t;
+
 /* The answer to a command, as the HTTP API gives it. */
 typedef struct reel_cmd_result {
-    int status;          /* 200, 201, 400, 403, 404, 409, 429, 503 */
+    int status;          /* 200, 201, 202, 400, 403, 404, 409, 429, 503 */
     const char *error;   /* the contract's code ("handle_taken"), NULL: success */
     char message[160];   /* human text for errors */
     char field[32];      /* JSON path of the bad field, "" when none */
     int64_t offset;      /* last event appended, -1: none (JSON null) */
     uint64_t id;         /* id created: user, post or comment; 0: none */
     char code[24];       /* invite code created, "" when none */
+    uint64_t retry_after_s;  /* 429 quota_exceeded: the Retry-After seconds */
+    reel_quota_t quota;      /* GENERATION_CREATE (202 and 429) */
+    uint64_t lease_until;    /* RENDER_CLAIM, RENDER_HEARTBEAT: the new lease's end */
+    uint32_t nclaimed;       /* RENDER_CLAIM: ids in claimed, oldest first */
+    uint64_t claimed[REEL_CLAIM_MAX];
 } reel_cmd_result_t;
 
 typedef struct reel_cmd_req reel_cmd_req_t;
@@ -151,6 +196,13 @@ int reel_engine_read_begin(reel_engine_t *e, reel_views_txn_t **out);
  * REEL_EUSAGE, REEL_ECORRUPT, -EIO. */
 int reel_engine_can_use(reel_views_txn_t *t, uint64_t owner, uint64_t grantee, bool *allowed,
                         const char **reason);
+/* GET /v1/users/{user}/quota: the rolling 24 h generation quota at now_ms
+ * (the caller's clock, ms) from snapshot t, with limit the engine's
+ * --generations-per-day. resets_at is 0 (JSON null) when nothing counts.
+ * Errors: REEL_ENOTFOUND (not a live user: 404), REEL_EUSAGE,
+ * REEL_ECORRUPT, -EIO. */
+int reel_engine_quota(reel_views_txn_t *t, uint64_t user, uint64_t now_ms, uint32_t limit,
+                      reel_quota_t *out);
 /* The engine's parts, for tools and tests. */
 reel_log_t *reel_engine_log(reel_engine_t *e);
 reel_views_t *reel_engine_views(reel_engine_t *e);

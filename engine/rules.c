@@ -658,7 +658,7 @@ static int feedback(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *ou
     return JUDGED;
 }
 
-/* ---- helpers shared with rules_cameo.c ---- */
+/* ---- helpers shared with rules_cameo.c and rules_gen.c ---- */
 
 reel_event_t *reel__emit(cmd_out_t *out, uint16_t type)
 {
@@ -675,6 +675,23 @@ bool reel__check_str(reel_str_t s, uint32_t len_min, uint32_t len_max, const cha
                      reel_cmd_result_t *res)
 {
     return check_str(s, len_min, len_max, field, res);
+}
+
+int reel__need_post(const rules_ctx_t *ctx, uint64_t id, uint64_t user, const char *field,
+                    reel_cmd_result_t *res, reel_post_view_t *p)
+{
+    return need_post(ctx, id, user, field, res, p);
+}
+
+int reel__need_unblocked(const rules_ctx_t *ctx, uint64_t a, uint64_t b, reel_cmd_result_t *res)
+{
+    return need_unblocked(ctx, a, b, res);
+}
+
+int reel__need_cameos(const rules_ctx_t *ctx, uint64_t author, const reel_event_t *a,
+                      reel_cmd_result_t *res)
+{
+    return need_cameos(ctx, author, a, res);
 }
 
 int reel__rules_run(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *out,
@@ -704,6 +721,11 @@ int reel__rules_run(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *ou
     case REEL_CMD_CAMEO_APPROVE: return reel__cameo_approve(ctx, cmd, out, res, true);
     case REEL_CMD_CAMEO_UNAPPROVE: return reel__cameo_approve(ctx, cmd, out, res, false);
     case REEL_CMD_CAMEO_TAKEDOWN: return reel__cameo_takedown(ctx, cmd, out, res);
+    case REEL_CMD_GENERATION_CREATE: return reel__gen_create(ctx, cmd, out, res);
+    case REEL_CMD_RENDER_CLAIM: return reel__render_claim(ctx, cmd, out, res);
+    case REEL_CMD_RENDER_HEARTBEAT: return reel__render_heartbeat(ctx, cmd, out, res);
+    case REEL_CMD_RENDER_COMPLETE: return reel__render_complete(ctx, cmd, out, res);
+    case REEL_CMD_RENDER_FAIL: return reel__render_fail(ctx, cmd, out, res);
     case REEL_CMD_NONE:
     case REEL_CMD_COUNT:
         break;

@@ -9,10 +9,13 @@
  * cascade's post.hidden events go in the same group as their cause, so a
  * replay folds them like any other event and needs no rule.
  *
- * Not done yet: cancelling queued or running generations (there are no
- * generations in the engine yet), and cascades over more than
- * REEL_CASCADE_POSTS_MAX posts (refused with 503; they need several
- * groups per command).
+ * The cascade cancels the losers' queued or running generations that
+ * feature the cameo (generation.cancelled, same reason) before it hides
+ * their posts, in the same group.
+ *
+ * Not done yet: cascades over more than REEL_CASCADE_POSTS_MAX posts and
+ * generations together (refused with 503; they need several groups per
+ * command).
  */
 #include "engine/engine_int.h"
 #include "engine/common.h"
@@ -146,15 +149,67 @@ static int cascade_one(const rules_ctx_t *ctx, uint64_t owner, const reel_appear
     return 1;
 }
 
+/* Cancels one queued or running generation if its author may not use
+ * the cameo after chg: 1 fine, 0 judged (503 as cascade_one), < 0 error. */
+static int cancel_one(const rules_ctx_t *ctx, uint64_t owner, const reel_gen_entry_t *e,
+                      const cameo_change_t *chg, const char *reason, cmd_out_t *out,
+                      reel_cmd_result_t *res)
+{
+    bool allowed;
+    const char *why;
+    int rc = reel__consent(ctx->txn, owner, e->user, chg, &allowed, &why);
+    if (rc < 0 || allowed)
+        return rc < 0 ? rc : 1;
+    if (out->n == REEL_CMD_EVENTS_MAX) {
+        reel__res_error(res, 503, "unavailable", "",
+                        "the cascade changes more posts and generations than one command may "
+                        "(%u)", REEL_CASCADE_POSTS_MAX);
+        return JUDGED;
+    }
+    reel_event_t *ev = reel__emit(out, REEL_EV_GENERATION_CANCELLED);
+    ev->generation = e->generation;
+    ev->reason = lit(reason);
+    return 1;
+}
+
+/* The generations half of the cascade: every queued or running
+ * generation featuring owner's cameo, by author (0: any), whose author
+ * loses the right is cancelled, so no worker renders or posts it. */
+static int cascade_generations(const rules_ctx_t *ctx, uint64_t owner, uint64_t author,
+                               const cameo_change_t *chg, const char *reason, cmd_out_t *out,
+                               reel_cmd_result_t *res)
+{
+    reel_gen_entry_t page[REEL_VIEWS_GEN_PAGE_MAX];
+    uint64_t cursor = 0;
+    size_t n;
+    do {
+        int rc = reel_views_gen_by_cameo(ctx->txn, owner, cursor, REEL_VIEWS_GEN_PAGE_MAX, page,
+                                         &n);
+        if (rc < 0)
+            return rc;
+        for (size_t i = 0; i < n; i++) {
+            cursor = page[i].generation;
+            if ((author != 0 && page[i].user != author) || page[i].user == owner)
+                continue; /* not this cascade's author, or the owner */
+            if ((rc = cancel_one(ctx, owner, &page[i], chg, reason, out, res)) <= 0)
+                return rc;
+        }
+    } while (n == REEL_VIEWS_GEN_PAGE_MAX); /* a short page is the last */
+    return 1;
+}
+
 int reel__cameo_cascade(const rules_ctx_t *ctx, uint64_t owner, uint64_t author,
                         const cameo_change_t *chg, const char *reason, cmd_out_t *out,
                         reel_cmd_result_t *res)
 {
+    int rc = cascade_generations(ctx, owner, author, chg, reason, out, res);
+    if (rc <= 0)
+        return rc;
     reel_appearance_t page[CASCADE_PAGE];
     uint64_t cursor = 0;
     size_t n;
     do {
-        int rc = reel_views_appearances(ctx->txn, owner, cursor, CASCADE_PAGE, page, &n);
+        rc = reel_views_appearances(ctx->txn, owner, cursor, CASCADE_PAGE, page, &n);
         if (rc < 0)
             return rc;
         for (size_t i = 0; i < n; i++) {

@@ -24,6 +24,7 @@
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,8 +33,8 @@
 
 #include "engine/common.h"
 
-/* Named DBIs the environment may hold: 20 today; the rest is headroom
- * for the views later work adds (feeds, generations...). LMDB scans the
+/* Named DBIs the environment may hold: 25 today; the rest is headroom
+ * for the views later work adds (feeds...). LMDB scans the
  * DBI table linearly, so keep it small. */
 #define MAXDBS 32u
 /* LMDB reader slots: one per concurrent read txn across the process. The
@@ -59,6 +60,13 @@
 #define COMMENT_VALUE_MAX (COMMENT_FIXED_BYTES + REEL_TEXT_LEN_MAX)
 /* A cameos value: policy u8, then the asset URI's bytes (may be none). */
 #define CAMEO_VALUE_MAX (1u + REEL_URI_LEN_MAX)
+/* A generations value: user, created_at, attempts, lease_until, post,
+ * remix_of (u64 each), status u8, ncameos u8, ntags u8, worker_len u8,
+ * prompt_len u16; then the body (cameos, prompt, tags with a u8 length
+ * each) and the worker (the rest). */
+#define GEN_FIXED_BYTES 54u
+#define GEN_BODY_MAX (8u * REEL_CAMEOS_MAX + REEL_PROMPT_LEN_MAX + REEL_TAGS_MAX * (1u + REEL_TAG_LEN_MAX))
+#define GEN_VALUE_MAX (GEN_FIXED_BYTES + GEN_BODY_MAX + REEL_SHORT_LEN_MAX)
 /* An invites value: issuer u64, used u8, used_by u64 (0: unused). */
 #define INVITE_VALUE_BYTES 17u
 /* Private codes for LMDB conditions apply handles itself; they never leave
@@ -78,6 +86,9 @@ _Static_assert(REEL_NAME_LEN_MAX <= 255, "name length fits a u8");
 _Static_assert(REEL_VIEWS_MAP_BYTES_INITIAL <= REEL_VIEWS_MAP_BYTES_MAX, "map bound");
 _Static_assert(REEL_TEXT_LEN_MAX <= UINT16_MAX, "reason length fits a u16");
 _Static_assert(REEL_SHORT_LEN_MAX <= 511, "invite codes fit an LMDB key");
+_Static_assert(REEL_SHORT_LEN_MAX <= 255, "worker length fits a u8");
+_Static_assert(REEL_TAG_LEN_MAX <= 255, "tag length fits a u8");
+_Static_assert(GEN_BODY_MAX <= UINT16_MAX, "generation body length fits a u16");
 
 /* The DBIs, in the fixed order the hash walks (meta first, not hashed). */
 enum {
@@ -101,6 +112,11 @@ enum {
     DBI_INVITES,
     DBI_FEEDBACK,
     DBI_APPEARANCES,
+    DBI_GENERATIONS,
+    DBI_QUEUE,
+    DBI_GEN_BY_USER_TIME,
+    DBI_GEN_BY_CAMEO,
+    DBI_LEASES,
     DBI_COUNT
 };
 static const char *const dbi_names[DBI_COUNT] = {
@@ -108,6 +124,7 @@ static const char *const dbi_names[DBI_COUNT] = {
     "followers", "following", "likes",    "posts",            "posts_by_author",
     "remixes",   "blocks",    "blocked_by", "cameos",         "approvals",
     "comments",  "comments_by_post", "invites", "feedback",         "appearances",
+    "generations", "queue",   "gen_by_user_time", "gen_by_cameo", "leases",
 };
 _Static_assert(DBI_COUNT <= MAXDBS, "DBIs fit maxdbs");
 
@@ -957,6 +974,223 @@ static int apply_invite_issued(reel_views_t *v, MDB_txn *txn, const reel_event_t
     return counts_add(v, txn, ev->user, C_INVITES, 1);
 }
 
+/* ---- generations ---- */
+
+/* A generations value: fixed fields (GEN_FIXED_BYTES), then the body
+ * (cameos u64 each, prompt bytes, each tag as u8 length + bytes), then the
+ * worker's bytes (the rest). The body never changes after generation.requested;
+ * the state events rewrite the fixed fields and the worker only. */
+typedef struct gen_rec {
+    uint64_t user;                       /* requester */
+    uint64_t created_at;                 /* engine time of generation.requested */
+    uint64_t attempts;                   /* claims so far */
+    uint64_t lease_until;                /* ms while running, else 0 */
+    uint64_t post;                       /* post made by the completion, 0: none */
+    uint64_t remix_of;                   /* post remixed, 0: none */
+    uint8_t status;                      /* reel_gen_status_t */
+    uint8_t ncameos;                     /* cameos at the body's start */
+    uint8_t ntags;                       /* tags at the body's end */
+    uint8_t worker_len;                  /* bytes of worker */
+    uint16_t prompt_len;                 /* bytes of the prompt in the body */
+    uint16_t body_len;                   /* bytes of body */
+    uint8_t body[GEN_BODY_MAX];          /* cameos, prompt, tags */
+    char worker[REEL_SHORT_LEN_MAX];     /* last worker to claim it */
+} gen_rec_t;
+
+/* Checks a generations value and fills r's fixed fields and lengths;
+ * *body points at the body inside val. */
+static int gen_decode(const MDB_val *val, gen_rec_t *r, const uint8_t **body)
+{
+    const uint8_t *b = val->mv_data;
+    if (val->mv_size < GEN_FIXED_BYTES || val->mv_size > GEN_VALUE_MAX)
+        return REEL_ECORRUPT;
+    r->user = reel_load_u64(b);
+    r->created_at = reel_load_u64(b + 8);
+    r->attempts = reel_load_u64(b + 16);
+    r->lease_until = reel_load_u64(b + 24);
+    r->post = reel_load_u64(b + 32);
+    r->remix_of = reel_load_u64(b + 40);
+    r->status = b[48], r->ncameos = b[49], r->ntags = b[50], r->worker_len = b[51];
+    r->prompt_len = reel_load_u16(b + 52);
+    size_t rest = val->mv_size - GEN_FIXED_BYTES;
+    if (r->status > REEL_GEN_CANCELLED || r->ncameos > REEL_CAMEOS_MAX ||
+        r->ntags > REEL_TAGS_MAX || r->worker_len > rest)
+        return REEL_ECORRUPT;
+    r->body_len = (uint16_t)(rest - r->worker_len);
+    *body = b + GEN_FIXED_BYTES;
+    return 0;
+}
+
+/* Loads generation id with copies of its body and worker. */
+static int gen_load(reel_views_t *v, MDB_txn *txn, uint64_t id, gen_rec_t *r)
+{
+    uint8_t key[8];
+    MDB_val val;
+    const uint8_t *body;
+    put_be64(key, id);
+    int rc = db_get(txn, v->dbi[DBI_GENERATIONS], key, sizeof key, &val);
+    if (rc == 0)
+        rc = gen_decode(&val, r, &body);
+    if (rc == 0 && r->body_len > GEN_BODY_MAX)
+        return REEL_ECORRUPT;
+    if (rc == 0) {
+        memcpy(r->body, body, r->body_len);
+        memcpy(r->worker, body + r->body_len, r->worker_len);
+    }
+    return rc;
+}
+
+static int gen_store(reel_views_t *v, MDB_txn *txn, uint64_t id, const gen_rec_t *r)
+{
+    uint8_t key[8], val[GEN_VALUE_MAX];
+    REEL_ASSERT(r->body_len <= GEN_BODY_MAX);
+    REEL_ASSERT(r->worker_len <= REEL_SHORT_LEN_MAX);
+    put_be64(key, id);
+    reel_store_u64(val, r->user);
+    reel_store_u64(val + 8, r->created_at);
+    reel_store_u64(val + 16, r->attempts);
+    reel_store_u64(val + 24, r->lease_until);
+    reel_store_u64(val + 32, r->post);
+    reel_store_u64(val + 40, r->remix_of);
+    val[48] = r->status, val[49] = r->ncameos, val[50] = r->ntags, val[51] = r->worker_len;
+    reel_store_u16(val + 52, r->prompt_len);
+    memcpy(val + GEN_FIXED_BYTES, r->body, r->body_len);
+    memcpy(val + GEN_FIXED_BYTES + r->body_len, r->worker, r->worker_len);
+    return db_put(txn, v->dbi[DBI_GENERATIONS], key, sizeof key, val,
+                  GEN_FIXED_BYTES + (size_t)r->body_len + r->worker_len);
+}
+
+/* Puts (create) or deletes a 16-byte index key be64 a | be64 b. */
+static int index16(reel_views_t *v, MDB_txn *txn, int dbi, uint64_t a, uint64_t b, bool create,
+                   uint64_t value)
+{
+    uint8_t key[16], val[8];
+    REEL_ASSERT(dbi > DBI_META && dbi < DBI_COUNT);
+    put_be64(key, a);
+    put_be64(key + 8, b);
+    reel_store_u64(val, value);
+    return create ? db_put(txn, v->dbi[dbi], key, sizeof key, val, dbi == DBI_GEN_BY_CAMEO ? 8 : 0)
+                  : db_del(txn, v->dbi[dbi], key, sizeof key);
+}
+
+/* Puts (create) or deletes every index entry r's status calls for, so a
+ * transition is "drop the old entries, change r, put the new ones":
+ *   queue             queued only (oldest first: created_at | id)
+ *   leases            running only (lease_until | id)
+ *   gen_by_user_time  queued, running, completed: the quota's count
+ *   gen_by_cameo      queued, running: what the revoke cascade cancels */
+static int gen_indexes(reel_views_t *v, MDB_txn *txn, uint64_t id, const gen_rec_t *r, bool create)
+{
+    bool active = r->status == REEL_GEN_QUEUED || r->status == REEL_GEN_RUNNING;
+    int rc = 0;
+    if (r->status == REEL_GEN_QUEUED)
+        rc = index16(v, txn, DBI_QUEUE, r->created_at, id, create, 0);
+    if (rc == 0 && r->status == REEL_GEN_RUNNING)
+        rc = index16(v, txn, DBI_LEASES, r->lease_until, id, create, 0);
+    if (rc == 0 && (active || r->status == REEL_GEN_COMPLETED))
+        rc = index24(v, txn, DBI_GEN_BY_USER_TIME, r->user, r->created_at, id, create);
+    for (uint32_t i = 0; rc == 0 && active && i < r->ncameos; i++)
+        rc = index16(v, txn, DBI_GEN_BY_CAMEO, reel_load_u64(r->body + 8 * i), id, create,
+                     r->user);
+    return rc;
+}
+
+/* Builds the body of a new generation from generation.requested. */
+static int gen_body(const reel_event_t *ev, gen_rec_t *r)
+{
+    if (ev->ncameos > REEL_CAMEOS_MAX || ev->ntags > REEL_TAGS_MAX ||
+        ev->prompt.len > REEL_PROMPT_LEN_MAX)
+        return REEL_EUSAGE;
+    size_t n = 0;
+    for (uint32_t i = 0; i < ev->ncameos; i++, n += 8)
+        reel_store_u64(r->body + n, ev->cameos[i]);
+    if (ev->prompt.len)
+        memcpy(r->body + n, ev->prompt.ptr, ev->prompt.len);
+    n += ev->prompt.len;
+    for (uint32_t i = 0; i < ev->ntags; i++) {
+        if (ev->tags[i].len > REEL_TAG_LEN_MAX)
+            return REEL_EUSAGE;
+        r->body[n++] = (uint8_t)ev->tags[i].len;
+        if (ev->tags[i].len)
+            memcpy(r->body + n, ev->tags[i].ptr, ev->tags[i].len);
+        n += ev->tags[i].len;
+    }
+    REEL_ASSERT(n <= GEN_BODY_MAX);
+    r->ncameos = (uint8_t)ev->ncameos, r->ntags = (uint8_t)ev->ntags;
+    r->prompt_len = (uint16_t)ev->prompt.len, r->body_len = (uint16_t)n;
+    return 0;
+}
+
+/* generation.requested: a queued generation; an existing id: no-op. */
+static int apply_gen_requested(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev)
+{
+    gen_rec_t r;
+    int rc = gen_load(v, txn, ev->generation, &r);
+    if (rc != REEL_ENOTFOUND)
+        return rc; /* 0: exists; first request wins */
+    memset(&r, 0, offsetof(gen_rec_t, body));
+    r.user = ev->user;
+    r.created_at = ev->at;
+    r.remix_of = ev->remix_of;
+    r.status = REEL_GEN_QUEUED;
+    if ((rc = gen_body(ev, &r)) != 0 || (rc = gen_store(v, txn, ev->generation, &r)) != 0)
+        return rc;
+    return gen_indexes(v, txn, ev->generation, &r, true);
+}
+
+/* The status an event moves a generation in status `from` to, or -1 when
+ * the event does not apply to it (a no-op: the rules never emit those, and
+ * replay must not fail on them). */
+static int gen_next_status(const reel_event_t *ev, uint8_t from)
+{
+    bool queued = from == REEL_GEN_QUEUED, running = from == REEL_GEN_RUNNING;
+    switch (ev->type) {
+    case REEL_EV_GENERATION_CLAIMED: return queued ? REEL_GEN_RUNNING : -1;
+    case REEL_EV_GENERATION_HEARTBEAT: return running ? REEL_GEN_RUNNING : -1;
+    case REEL_EV_GENERATION_COMPLETED: return running ? REEL_GEN_COMPLETED : -1;
+    case REEL_EV_GENERATION_EXPIRED: return running ? REEL_GEN_QUEUED : -1;
+    case REEL_EV_GENERATION_FAILED:
+        /* Retryable: back to the queue (the rules clear retryable once the
+         * attempts are spent). Final: from the queue too, as the rules
+         * emit after an expiry that spent the last attempt. */
+        if (ev->retryable)
+            return running ? REEL_GEN_QUEUED : -1;
+        return queued || running ? REEL_GEN_FAILED : -1;
+    case REEL_EV_GENERATION_CANCELLED: return queued || running ? REEL_GEN_CANCELLED : -1;
+    default: return -1;
+    }
+}
+
+/* Every generation event but requested: a status transition with its
+ * index entries moved (gen_indexes), on a known generation. */
+static int apply_gen_state(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev)
+{
+    gen_rec_t r;
+    int rc = gen_load(v, txn, ev->generation, &r);
+    if (rc != 0)
+        return rc == REEL_ENOTFOUND ? 0 : rc;
+    int next = gen_next_status(ev, r.status);
+    if (next < 0)
+        return 0;
+    if ((rc = gen_indexes(v, txn, ev->generation, &r, false)) != 0)
+        return rc;
+    if (ev->type == REEL_EV_GENERATION_CLAIMED) {
+        if (ev->worker.len > REEL_SHORT_LEN_MAX)
+            return REEL_EUSAGE;
+        r.worker_len = (uint8_t)ev->worker.len;
+        if (r.worker_len)
+            memcpy(r.worker, ev->worker.ptr, r.worker_len);
+        r.attempts = ev->attempt;
+    }
+    if (ev->type == REEL_EV_GENERATION_COMPLETED)
+        r.post = ev->post;
+    r.status = (uint8_t)next;
+    r.lease_until = next == REEL_GEN_RUNNING ? ev->lease_until : 0;
+    if ((rc = gen_store(v, txn, ev->generation, &r)) != 0)
+        return rc;
+    return gen_indexes(v, txn, ev->generation, &r, true);
+}
+
 /* ---- apply ---- */
 
 static int apply_event(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev)
@@ -985,7 +1219,14 @@ static int apply_event(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev)
     case REEL_EV_COMMENT_DELETED: return apply_comment_deleted(v, txn, ev);
     case REEL_EV_VIEW_RECORDED: return apply_view_recorded(v, txn, ev);
     case REEL_EV_FEEDBACK_RECORDED: return apply_feedback(v, txn, ev);
-    default: return 0; /* generations: not materialised here; still applied */
+    case REEL_EV_GENERATION_REQUESTED: return apply_gen_requested(v, txn, ev);
+    case REEL_EV_GENERATION_CLAIMED:
+    case REEL_EV_GENERATION_HEARTBEAT:
+    case REEL_EV_GENERATION_COMPLETED:
+    case REEL_EV_GENERATION_FAILED:
+    case REEL_EV_GENERATION_EXPIRED:
+    case REEL_EV_GENERATION_CANCELLED: return apply_gen_state(v, txn, ev);
+    default: return 0; /* unknown types: still applied */
     }
 }
 
@@ -1630,6 +1871,137 @@ int reel_views_follows(reel_views_txn_t *t, uint64_t a, uint64_t b, bool *out)
     return pair_exists(t, DBI_FOLLOWS, a, b, out);
 }
 
+/* ---- generations (reads) ---- */
+
+/* Fills out's strings from a body (validated against r's lengths). */
+static int gen_fill_body(const gen_rec_t *r, const uint8_t *body, reel_generation_view_t *out)
+{
+    size_t n = 8u * r->ncameos;
+    if (n + r->prompt_len > r->body_len)
+        return REEL_ECORRUPT;
+    for (uint32_t i = 0; i < r->ncameos; i++)
+        out->cameos[i] = reel_load_u64(body + 8 * i);
+    out->prompt = (const char *)body + n;
+    n += r->prompt_len;
+    for (uint32_t i = 0; i < r->ntags; i++) {
+        if (n + 1 > r->body_len || n + 1 + body[n] > r->body_len)
+            return REEL_ECORRUPT;
+        out->tags[i] = (reel_str_t){(const char *)body + n + 1, body[n]};
+        n += 1u + body[n];
+    }
+    return n == r->body_len ? 0 : REEL_ECORRUPT;
+}
+
+int reel_views_get_generation(reel_views_txn_t *t, uint64_t id, reel_generation_view_t *out)
+{
+    uint8_t key[8];
+    MDB_val val;
+    const uint8_t *body;
+    gen_rec_t r;
+    if (t == NULL || out == NULL)
+        return REEL_EUSAGE;
+    put_be64(key, id);
+    int rc = db_get(t->txn, t->v->dbi[DBI_GENERATIONS], key, sizeof key, &val);
+    if (rc == 0)
+        rc = gen_decode(&val, &r, &body);
+    if (rc != 0)
+        return rc;
+    memset(out, 0, sizeof(*out));
+    out->id = id, out->user = r.user, out->created_at = r.created_at;
+    out->attempts = r.attempts, out->lease_until = r.lease_until, out->post = r.post;
+    out->remix_of = r.remix_of, out->status = r.status;
+    out->ncameos = r.ncameos, out->ntags = r.ntags, out->prompt_len = r.prompt_len;
+    out->worker_len = r.worker_len;
+    memcpy(out->worker, body + r.body_len, r.worker_len);
+    return gen_fill_body(&r, body, out);
+}
+
+int reel_views_quota(reel_views_txn_t *t, uint64_t user, uint64_t now_ms, uint64_t window_ms,
+                     uint64_t *used, uint64_t *oldest_at)
+{
+    scan24_t s;
+    uint64_t at, id;
+    if (t == NULL || used == NULL || oldest_at == NULL || window_ms == 0)
+        return REEL_EUSAGE;
+    *used = 0, *oldest_at = 0;
+    /* The window is (now - window, now]: its first instant is now - window + 1. */
+    uint64_t from = now_ms >= window_ms ? now_ms - window_ms + 1 : 0;
+    int rc = scan_begin(t, DBI_GEN_BY_USER_TIME, user, from, 0, true, &s);
+    if (rc != 0)
+        return rc;
+    while ((rc = scan_next(&s, &at, &id)) == 1 && at <= now_ms) {
+        if (*used == 0)
+            *oldest_at = at;
+        (*used)++;
+    }
+    scan_end(&s);
+    return rc < 0 ? rc : 0;
+}
+
+/* Collects up to limit keys be64 a | be64 b of a 16-byte index, from
+ * (a0, b0) on, while a <= a_max: b into bs, the u64 value (if any) into
+ * vals (may be NULL). */
+static int scan16(reel_views_txn_t *t, int dbi, uint64_t a0, uint64_t b0, uint64_t a_max,
+                  size_t limit, uint64_t *bs, uint64_t *vals, size_t *n_out)
+{
+    MDB_cursor *cur;
+    MDB_val k, d;
+    uint8_t start[16];
+    REEL_ASSERT(dbi > DBI_META && dbi < DBI_COUNT);
+    REEL_ASSERT(limit <= REEL_VIEWS_PAGE_MAX);
+    *n_out = 0;
+    put_be64(start, a0);
+    put_be64(start + 8, b0);
+    int rc = map_mdb(mdb_cursor_open(t->txn, t->v->dbi[dbi], &cur));
+    if (rc != 0)
+        return rc;
+    k = (MDB_val){sizeof start, start};
+    rc = map_mdb(mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE));
+    while (rc == 0 && *n_out < limit) {
+        if (k.mv_size != 16 || (vals != NULL && d.mv_size != 8)) {
+            rc = REEL_ECORRUPT;
+            break;
+        }
+        if (get_be64(k.mv_data) > a_max)
+            break;
+        bs[*n_out] = get_be64((const uint8_t *)k.mv_data + 8);
+        if (vals != NULL)
+            vals[*n_out] = reel_load_u64(d.mv_data);
+        (*n_out)++;
+        rc = map_mdb(mdb_cursor_get(cur, &k, &d, MDB_NEXT));
+    }
+    mdb_cursor_close(cur);
+    return rc == REEL_ENOTFOUND ? 0 : rc;
+}
+
+int reel_views_queue(reel_views_txn_t *t, size_t limit, uint64_t *out, size_t *n_out)
+{
+    if (t == NULL || out == NULL || n_out == NULL || limit == 0 || limit > REEL_VIEWS_PAGE_MAX)
+        return REEL_EUSAGE;
+    return scan16(t, DBI_QUEUE, 0, 0, UINT64_MAX, limit, out, NULL, n_out);
+}
+
+int reel_views_leases_expired(reel_views_txn_t *t, uint64_t now_ms, size_t limit, uint64_t *out,
+                              size_t *n_out)
+{
+    if (t == NULL || out == NULL || n_out == NULL || limit == 0 || limit > REEL_VIEWS_PAGE_MAX)
+        return REEL_EUSAGE;
+    return scan16(t, DBI_LEASES, 0, 0, now_ms, limit, out, NULL, n_out);
+}
+
+int reel_views_gen_by_cameo(reel_views_txn_t *t, uint64_t owner, uint64_t cursor_gen,
+                            size_t limit, reel_gen_entry_t *out, size_t *n_out)
+{
+    uint64_t gens[REEL_VIEWS_GEN_PAGE_MAX], users[REEL_VIEWS_GEN_PAGE_MAX];
+    if (t == NULL || out == NULL || n_out == NULL || limit == 0 ||
+        limit > REEL_VIEWS_GEN_PAGE_MAX || cursor_gen == UINT64_MAX)
+        return REEL_EUSAGE;
+    int rc = scan16(t, DBI_GEN_BY_CAMEO, owner, cursor_gen + 1, owner, limit, gens, users, n_out);
+    for (size_t i = 0; rc == 0 && i < *n_out; i++)
+        out[i] = (reel_gen_entry_t){gens[i], users[i]};
+    return rc;
+}
+
 int reel_views_is_blocked(reel_views_txn_t *t, uint64_t a, uint64_t b, bool *out)
 {
     int rc = pair_exists(t, DBI_BLOCKS, a, b, out);
@@ -1893,7 +2265,8 @@ int reel_views_last_id(reel_views_txn_t *t, reel_views_id_kind_t kind, uint64_t 
 {
     static const int dbis[] = {[REEL_VIEWS_ID_USER] = DBI_USERS,
                                [REEL_VIEWS_ID_POST] = DBI_POSTS,
-                               [REEL_VIEWS_ID_COMMENT] = DBI_COMMENTS};
+                               [REEL_VIEWS_ID_COMMENT] = DBI_COMMENTS,
+                               [REEL_VIEWS_ID_GENERATION] = DBI_GENERATIONS};
     MDB_cursor *cur;
     MDB_val k, d;
     REEL_ASSERT((unsigned)kind < REEL_ARRAY_LEN(dbis));

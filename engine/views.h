@@ -87,6 +87,21 @@
  *   appearances  be64 cameo owner | be64 post          author u64 (every post that
  *                                                     featured the cameo; entries of
  *                                                     deleted posts stay, unlisted)
+ *   generations  be64 generation                      user, created_at, attempts,
+ *                                                     lease_until (0 unless running),
+ *                                                     post, remix_of: u64 each;
+ *                                                     status u8 (reel_gen_status_t),
+ *                                                     ncameos u8, ntags u8, worker_len
+ *                                                     u8, prompt_len u16; cameos (u64
+ *                                                     each), prompt bytes, tags (u8
+ *                                                     length + bytes each), worker
+ *                                                     bytes (the rest)
+ *   queue      be64 created_at | be64 generation      empty (queued only: oldest first)
+ *   gen_by_user_time  be64 user | be64 created_at     empty (queued, running and
+ *              | be64 generation                      completed: the quota's count)
+ *   gen_by_cameo  be64 cameo owner | be64 generation  user u64 (queued and running
+ *                                                     only: what a revoke cancels)
+ *   leases     be64 lease_until | be64 generation     empty (running only)
  *
  * Event semantics (types not listed are ignored but still count as
  * applied):
@@ -140,6 +155,27 @@
  *                   removed, the post's comments -1; absent or deleted: no-op.
  *   view.recorded   a known post's views +1 and watch_ms added (saturating).
  *   feedback.recorded  the kind's bit ORed into feedback; unknown kind: no-op.
+ *   generation.requested  a queued generation (created_at = the event's
+ *                   time, attempts 0) with its index entries; an existing
+ *                   id: no-op.
+ *   generation.claimed  queued -> running: worker, attempts = attempt,
+ *                   lease_until.
+ *   generation.heartbeat  running: lease_until replaced.
+ *   generation.completed  running -> completed with post (the post itself
+ *                   is the post.created of the same group).
+ *   generation.failed  retryable: running -> queued; not retryable: queued
+ *                   or running -> failed. The rules clear retryable once
+ *                   --render-attempts attempts are spent (apply cannot know
+ *                   the option), and after an expiry that spent the last one
+ *                   they append a final failed to the queued generation.
+ *   generation.expired  running -> queued.
+ *   generation.cancelled  queued or running -> cancelled.
+ *   Every generation event on an unknown generation, or one in a status
+ *   it does not apply to (a second completion, a claim of a running one):
+ *   no-op. Each transition moves the index entries (queue, leases,
+ *   gen_by_user_time, gen_by_cameo) to what the new status calls for, so
+ *   failed and cancelled generations leave the quota's count. Apply
+ *   never checks the worker: the rules did (lease_lost).
  * Counters never go below zero (a decrement of 0 stays 0).
  *
  * Errors (every function that returns int): 0, or
@@ -172,7 +208,7 @@
 
 /* Format of the views' keys and values; bumped on any layout change (the
  * views are then rebuilt from the log, never converted). */
-#define REEL_VIEWS_VERSION 3u /* 3: appearances */
+#define REEL_VIEWS_VERSION 4u /* 3: appearances; 4: generations */
 /* Entries returned by one page at most: a page is one read txn, and a
  * bounded one keeps snapshots short (see Threads). */
 #define REEL_VIEWS_PAGE_MAX 1000u
@@ -415,8 +451,79 @@ int reel_views_get_invite(reel_views_txn_t *t, const char *code, size_t len,
  * Errors: REEL_EUSAGE, REEL_ECORRUPT, -EIO. */
 int reel_views_get_feedback(reel_views_txn_t *t, uint64_t user, uint64_t post, uint8_t *kinds);
 
+/* Generation statuses (the generations value's status byte; API names). */
+typedef enum reel_gen_status {
+    REEL_GEN_QUEUED = 0,    /* "queued": waiting for a worker */
+    REEL_GEN_RUNNING = 1,   /* "running": a worker holds the lease */
+    REEL_GEN_COMPLETED = 2, /* "completed": post made */
+    REEL_GEN_FAILED = 3,    /* "failed": final */
+    REEL_GEN_CANCELLED = 4, /* "cancelled": final (consent revoked) */
+} reel_gen_status_t;
+
+/* A generation. prompt and tags point into the snapshot (valid until
+ * reel_views_read_end(), or in a session until its next apply); the worker
+ * is copied and NUL-terminated. */
+typedef struct reel_generation_view {
+    uint64_t id;                            /* generation id */
+    uint64_t user;                          /* who asked for it */
+    uint64_t created_at;                    /* engine time of generation.requested */
+    uint64_t attempts;                      /* claims so far */
+    uint64_t lease_until;                   /* ms while running, else 0 */
+    uint64_t post;                          /* post made by the completion, 0: none */
+    uint64_t remix_of;                      /* post remixed, 0: none */
+    uint8_t status;                         /* reel_gen_status_t */
+    uint32_t ncameos;                       /* cameo owners in cameos */
+    uint64_t cameos[REEL_CAMEOS_MAX];       /* cameo owners, as requested */
+    uint32_t worker_len;                    /* bytes, without the NUL */
+    char worker[REEL_SHORT_LEN_MAX + 1];    /* last worker to claim it, "" never claimed */
+    uint32_t prompt_len;                    /* bytes */
+    const char *prompt;                     /* into the snapshot; not NUL-terminated */
+    uint32_t ntags;                         /* tags in tags */
+    reel_str_t tags[REEL_TAGS_MAX];         /* into the snapshot */
+} reel_generation_view_t;
+
+/* One queued or running generation that features a cameo. */
+typedef struct reel_gen_entry {
+    uint64_t generation; /* generation id: the cursor */
+    uint64_t user;       /* who asked for it */
+} reel_gen_entry_t;
+
+/* Entries of one reel_views_gen_by_cameo page at most (the cascade's page). */
+#define REEL_VIEWS_GEN_PAGE_MAX 64u
+
+/* Generation id into *out. Errors: REEL_ENOTFOUND, REEL_EUSAGE,
+ * REEL_ECORRUPT, -EIO. */
+int reel_views_get_generation(reel_views_txn_t *t, uint64_t id, reel_generation_view_t *out);
+
+/* The rolling quota of user at now_ms: *used counts the user's generations
+ * created in (now_ms - window_ms, now_ms] that are queued, running or
+ * completed (failed and cancelled ones give their place back), and
+ * *oldest_at is the creation time of the oldest of them (0 when none):
+ * it leaves the window at oldest_at + window_ms. The scan is as long as
+ * the count (bounded by the quota the rules enforce). Errors: REEL_EUSAGE
+ * (window_ms 0), REEL_ECORRUPT, -EIO. */
+int reel_views_quota(reel_views_txn_t *t, uint64_t user, uint64_t now_ms, uint64_t window_ms,
+                     uint64_t *used, uint64_t *oldest_at);
+
+/* The oldest queued generations (by creation time, then id), up to limit
+ * (1..REEL_VIEWS_PAGE_MAX) ids into out; *n_out says how many. Errors:
+ * REEL_EUSAGE, REEL_ECORRUPT, -EIO. */
+int reel_views_queue(reel_views_txn_t *t, size_t limit, uint64_t *out, size_t *n_out);
+
+/* Running generations whose lease_until <= now_ms, soonest lease first, up
+ * to limit (1..REEL_VIEWS_PAGE_MAX) ids into out. Errors: as
+ * reel_views_queue. */
+int reel_views_leases_expired(reel_views_txn_t *t, uint64_t now_ms, size_t limit, uint64_t *out,
+                              size_t *n_out);
+
+/* One page of the queued or running generations featuring owner's cameo,
+ * by ascending generation id, from just after cursor_gen (0: the first),
+ * up to limit (1..REEL_VIEWS_GEN_PAGE_MAX). Errors: as reel_views_queue. */
+int reel_views_gen_by_cameo(reel_views_txn_t *t, uint64_t owner, uint64_t cursor_gen,
+                            size_t limit, reel_gen_entry_t *out, size_t *n_out);
+
 /* XXH3-128 of the content of every view: for each view DBI in the fixed
- * order of the table above (users .. appearances), its name, then each key and
+ * order of the table above (users .. leases), its name, then each key and
  * value with their lengths. meta is excluded ("applied" and "version" are
  * bookkeeping, not content), so a live environment and a rebuild from the
  * log compare equal exactly when their views hold the same bytes. The
@@ -461,12 +568,13 @@ void reel_views_session_abort(reel_views_session_t *s);
 /* *out: user likes post now. Errors: REEL_ECORRUPT, -EIO. */
 int reel_views_liked(reel_views_txn_t *t, uint64_t post, uint64_t user, bool *out);
 
-/* The largest id ever used for users, posts or comments (deleted ones
+/* The largest id ever used for users, posts, comments or generations (deleted ones
  * included: their records stay), 0 when none: the next id is one more. */
 typedef enum reel_views_id_kind {
     REEL_VIEWS_ID_USER = 0,
     REEL_VIEWS_ID_POST = 1,
     REEL_VIEWS_ID_COMMENT = 2,
+    REEL_VIEWS_ID_GENERATION = 3,
 } reel_views_id_kind_t;
 int reel_views_last_id(reel_views_txn_t *t, reel_views_id_kind_t kind, uint64_t *out);
 
