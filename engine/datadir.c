@@ -27,6 +27,18 @@ int reel_data_views_path(const char *data_dir, char *buf, size_t len)
     return join(data_dir, REEL_DATA_VIEWS_SUBDIR, buf, len);
 }
 
+int reel_data_views_remove(const char *views_dir)
+{
+    static const char *const files[] = {"data.mdb", "lock.mdb"};
+    for (size_t i = 0; i < REEL_ARRAY_LEN(files); i++) {
+        char path[PATH_MAX + 16];
+        snprintf(path, sizeof(path), "%s/%s", views_dir, files[i]);
+        if (unlink(path) < 0 && errno != ENOENT)
+            return REEL_ERR(errno);
+    }
+    return 0;
+}
+
 int reel_data_lock(const char *data_dir)
 {
     char log_dir[PATH_MAX];

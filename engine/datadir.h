@@ -22,6 +22,11 @@
 int reel_data_log_path(const char *data_dir, char *buf, size_t len);
 int reel_data_views_path(const char *data_dir, char *buf, size_t len);
 
+/* Removes the views' files (data.mdb, lock.mdb) from views_dir, keeping
+ * the directory: the views are a function of the log, rebuilt from it.
+ * Returns 0 (also when they were not there) or -errno. */
+int reel_data_views_remove(const char *views_dir);
+
 /* Takes the log's writer lock (DATA_DIR/log/LOCK, created with DATA_DIR/log
  * when missing) without waiting. Returns an fd to pass to reel_data_unlock,
  * REEL_ELOCKED while another process writes the log, or -errno. */

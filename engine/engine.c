@@ -409,7 +409,17 @@ static int open_parts(reel_engine_t *e, const char *data_dir, char *err, size_t 
     }
     if ((rc = reel_log_open(log_dir, &e->opts.log, &e->log, err, err_len)) != 0)
         return rc;
-    if ((rc = reel_views_open(views_dir, &e->views)) != 0) {
+    rc = reel_views_open(views_dir, &e->views);
+    if (rc == REEL_EVERSION) {
+        /* Views of another format: they are a cache of the log, so they
+         * are rebuilt from it, never converted (views.h). */
+        fprintf(stderr, "reeldb: %s: views of another format: rebuilding them from the log\n",
+                views_dir);
+        rc = reel_data_views_remove(views_dir);
+        if (rc == 0)
+            rc = reel_views_open(views_dir, &e->views);
+    }
+    if (rc != 0) {
         snprintf(err, err_len, "%s: %s", views_dir, reel_strerror(rc));
         return rc;
     }

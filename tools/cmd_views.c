@@ -141,19 +141,6 @@ static int fold(const char *cmd, const char *data_dir, const char *views_dir, ui
     return rc == 0 ? 0 : 2;
 }
 
-/* Removes the view files of an environment directory (not the directory). */
-static int remove_views(const char *views_dir)
-{
-    static const char *const files[] = {"data.mdb", "lock.mdb"};
-    for (size_t i = 0; i < REEL_ARRAY_LEN(files); i++) {
-        char path[PATH_MAX + 16];
-        snprintf(path, sizeof(path), "%s/%s", views_dir, files[i]);
-        if (unlink(path) < 0 && errno != ENOENT)
-            return REEL_ERR(errno);
-    }
-    return 0;
-}
-
 int reel_cmd_rebuild(int argc, char **argv)
 {
     views_opts_t o;
@@ -176,7 +163,7 @@ int reel_cmd_rebuild(int argc, char **argv)
     }
     int rc = reel_data_views_path(o.data, views_dir, sizeof(views_dir));
     if (rc == 0)
-        rc = remove_views(views_dir);
+        rc = reel_data_views_remove(views_dir);
     int status = 2;
     if (rc != 0)
         fprintf(stderr, "reel rebuild: %s: %s\n", views_dir, reel_strerror(rc));

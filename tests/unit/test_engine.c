@@ -5,6 +5,7 @@
  */
 #include <criterion/criterion.h>
 #include <limits.h>
+#include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -268,4 +269,31 @@ Test(engine, answered_writes_survive_a_restart)
     cr_assert(memcmp(before, after, 16) == 0);
     cr_assert_eq(profile(b).followers, 1);
     cr_assert_eq(user("third"), 3);
+}
+
+/* Views of another format are rebuilt from the log at open, not refused:
+ * they are a cache of the log. */
+Test(engine, views_of_another_format_are_rebuilt)
+{
+    char vdir[PATH_MAX + 16];
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    uint64_t a = user("old"), b = user("fmt");
+    expect(run(REEL_CMD_FOLLOW, (reel_event_t){.user = a, .target = b}), 200, NULL);
+    reel_engine_close(eng);
+    snprintf(vdir, sizeof(vdir), "%s/" REEL_DATA_VIEWS_SUBDIR, dir);
+    cr_assert_eq(mdb_env_create(&env), 0);
+    cr_assert_eq(mdb_env_set_maxdbs(env, 64), 0);
+    cr_assert_eq(mdb_env_open(env, vdir, 0, 0644), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+    uint8_t v99[4] = {99, 0, 0, 0};
+    MDB_val k = {7, (void *)"version"}, d = {4, v99};
+    cr_assert_eq(mdb_put(txn, dbi, &k, &d, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    open_engine(false);
+    cr_assert_eq(profile(b).followers, 1, "rebuilt from the log");
+    expect_views_equal_replay();
 }
