@@ -126,6 +126,10 @@ int reel__need_unblocked(const rules_ctx_t *ctx, uint64_t a, uint64_t b, reel_cm
 int reel__need_cameos(const rules_ctx_t *ctx, uint64_t author, const reel_event_t *a,
                       reel_cmd_result_t *res);
 
+/* USER_DELETE (rules_user.c), judged as reel__rules_run says. */
+int reel__user_delete(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *out,
+                      reel_cmd_result_t *res);
+
 /* The generation commands (rules_gen.c), judged as reel__rules_run says. */
 int reel__gen_create(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *out,
                      reel_cmd_result_t *res);

@@ -81,10 +81,20 @@ typedef struct reel_engine_options {
  * RENDER_HEARTBEAT (res.lease_until), RENDER_COMPLETE (args.video_uri,
  * args.duration_ms, args.dim/embedding, args.publish; 200 with res.id the
  * post) and RENDER_FAIL (args.reason, args.retryable) need the worker to
- * hold an unexpired lease on a running generation, else 409 lease_lost. */
+ * hold an unexpired lease on a running generation, else 409 lease_lost.
+ *
+ * USER_DELETE (rules_user.c) takes args.user: 404 for an unknown or
+ * deleted user, else 200 with the account cascade in one group: the
+ * user's follows (both ways, reason "user_deleted"), likes, comments,
+ * posts (drafts too), cameo (with its revoke cascade, "cameo_deleted"),
+ * approvals given and queued or running generations ("user_deleted")
+ * leave every view, then user.deleted; the handle is free again. Known
+ * limit: an account whose cascade exceeds REEL_CMD_EVENTS_MAX events is
+ * refused with 503 unavailable (cascades cannot span groups yet). */
 #define REEL_CMD_MAP(XX)                                                   \
     XX(USER_CREATE, "POST /v1/users")                                      \
     XX(USER_UPDATE, "PATCH /v1/users/{id}")                                \
+    XX(USER_DELETE, "DELETE /v1/users/{id}")                               \
     XX(INVITE_CREATE, "POST /v1/users/{id}/invites")                       \
     XX(FOLLOW, "PUT /v1/users/{id}/following/{target}")                    \
     XX(UNFOLLOW, "DELETE /v1/users/{id}/following/{target}")               \

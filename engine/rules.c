@@ -701,6 +701,7 @@ int reel__rules_run(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *ou
     switch (cmd->kind) {
     case REEL_CMD_USER_CREATE: return user_create(ctx, cmd, out, res);
     case REEL_CMD_USER_UPDATE: return user_update(ctx, cmd, out, res);
+    case REEL_CMD_USER_DELETE: return reel__user_delete(ctx, cmd, out, res);
     case REEL_CMD_INVITE_CREATE: return invite_create(ctx, cmd, out, res);
     case REEL_CMD_FOLLOW: return follow(ctx, cmd, out, res);
     case REEL_CMD_UNFOLLOW: return unfollow(ctx, cmd, out, res);

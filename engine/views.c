@@ -53,7 +53,7 @@
 #define POST_FIXED_BYTES 73u
 #define POST_VALUE_MAX (POST_FIXED_BYTES + REEL_TEXT_LEN_MAX)
 /* A counts value: six u64 (C_COUNT). */
-#define COUNTS_VALUE_BYTES 48u
+#define COUNTS_VALUE_BYTES 64u
 /* A comments value: post, author, reply_to, created_at (u64 each), flags
  * u8, then the text's bytes (the rest of the value). */
 #define COMMENT_FIXED_BYTES 33u
@@ -117,6 +117,10 @@ enum {
     DBI_GEN_BY_USER_TIME,
     DBI_GEN_BY_CAMEO,
     DBI_LEASES,
+    DBI_LIKES_BY_USER,
+    DBI_COMMENTS_BY_AUTHOR,
+    DBI_POST_CAMEOS,
+    DBI_LEADERBOARD,
     DBI_COUNT
 };
 static const char *const dbi_names[DBI_COUNT] = {
@@ -125,11 +129,15 @@ static const char *const dbi_names[DBI_COUNT] = {
     "remixes",   "blocks",    "blocked_by", "cameos",         "approvals",
     "comments",  "comments_by_post", "invites", "feedback",         "appearances",
     "generations", "queue",   "gen_by_user_time", "gen_by_cameo", "leases",
+    "likes_by_user", "comments_by_author", "post_cameos", "leaderboard",
 };
 _Static_assert(DBI_COUNT <= MAXDBS, "DBIs fit maxdbs");
 
 /* Counter slots of a counts value. */
-enum { C_FOLLOWERS, C_FOLLOWING, C_POSTS, C_LIKES, C_FRIENDS, C_INVITES, C_COUNT };
+enum {
+    C_FOLLOWERS, C_FOLLOWING, C_POSTS, C_LIKES, C_FRIENDS, C_INVITES, C_REMIXES, C_CAMEO_USES,
+    C_COUNT
+};
 _Static_assert(8 * C_COUNT == COUNTS_VALUE_BYTES, "counts value layout");
 
 struct reel_views {
@@ -249,6 +257,23 @@ static int grow(reel_views_t *v, bool adopt)
 
 /* ---- counts ---- */
 
+/* The leaderboard kind (reel_views_board_t) of counter `which`, or -1. */
+static int lb_kind(int which)
+{
+    switch (which) {
+    case C_FOLLOWERS: return REEL_BOARD_FOLLOWERS;
+    case C_LIKES: return REEL_BOARD_LIKES;
+    case C_REMIXES: return REEL_BOARD_REMIXES;
+    case C_CAMEO_USES: return REEL_BOARD_CAMEO_USES;
+    default: return -1;
+    }
+}
+
+static int lb_move(reel_views_t *v, MDB_txn *txn, uint64_t user, int kind, uint64_t from,
+                   uint64_t to);
+static int index16(reel_views_t *v, MDB_txn *txn, int dbi, uint64_t a, uint64_t b, bool create,
+                   uint64_t value);
+
 /* Adds delta (+1 or -1) to counter `which` of user; saturates at 0. */
 static int counts_add(reel_views_t *v, MDB_txn *txn, uint64_t user, int which, int delta)
 {
@@ -269,7 +294,10 @@ static int counts_add(reel_views_t *v, MDB_txn *txn, uint64_t user, int which, i
     if (delta < 0 && c == 0)
         return 0;
     reel_store_u64(val + 8 * which, delta > 0 ? c + 1 : c - 1);
-    return db_put(txn, v->dbi[DBI_COUNTS], key, sizeof key, val, sizeof val);
+    rc = db_put(txn, v->dbi[DBI_COUNTS], key, sizeof key, val, sizeof val);
+    if (rc != 0 || lb_kind(which) < 0)
+        return rc;
+    return lb_move(v, txn, user, lb_kind(which), c, delta > 0 ? c + 1 : c - 1);
 }
 
 /* ---- users ---- */
@@ -400,6 +428,66 @@ static int apply_user_updated(reel_views_t *v, MDB_txn *txn, const reel_event_t 
     return user_store(v, txn, ev->user, &u);
 }
 
+/* ---- leaderboards ---- */
+
+/* The leaderboard key u8 kind | be64 ~value | be64 user. */
+#define LB_KEY_BYTES 17u
+
+static void lb_key(int kind, uint64_t value, uint64_t user, uint8_t *key)
+{
+    key[0] = (uint8_t)kind;
+    put_be64(key + 1, ~value);
+    put_be64(key + 9, user);
+}
+
+/* A leaderboard value of user moved from `from` to `to`: the entry moves
+ * with it. Only live users with a value above 0 are listed, so a deleted
+ * user's counts (which may still move: a remix of theirs deleted later)
+ * never bring them back. */
+static int lb_move(reel_views_t *v, MDB_txn *txn, uint64_t user, int kind, uint64_t from,
+                   uint64_t to)
+{
+    uint8_t key[LB_KEY_BYTES];
+    user_rec_t u;
+    REEL_ASSERT(kind >= 0 && kind < REEL_BOARD_COUNT);
+    int rc = user_load(v, txn, user, &u);
+    if (rc == REEL_ENOTFOUND || (rc == 0 && (u.flags & USER_DELETED)))
+        return 0;
+    if (rc != 0)
+        return rc;
+    if (from > 0) {
+        lb_key(kind, from, user, key);
+        if ((rc = db_del(txn, v->dbi[DBI_LEADERBOARD], key, sizeof key)) != 0)
+            return rc;
+    }
+    if (to == 0)
+        return 0;
+    lb_key(kind, to, user, key);
+    return db_put(txn, v->dbi[DBI_LEADERBOARD], key, sizeof key, "", 0);
+}
+
+/* Removes every leaderboard entry of user (at its current values). */
+static int lb_drop_user(reel_views_t *v, MDB_txn *txn, uint64_t user)
+{
+    static const int which[REEL_BOARD_COUNT] = {C_FOLLOWERS, C_LIKES, C_REMIXES, C_CAMEO_USES};
+    uint8_t key[LB_KEY_BYTES], ckey[8];
+    MDB_val cur;
+    put_be64(ckey, user);
+    int rc = db_get(txn, v->dbi[DBI_COUNTS], ckey, sizeof ckey, &cur);
+    if (rc == REEL_ENOTFOUND)
+        return 0;
+    if (rc == 0 && cur.mv_size != COUNTS_VALUE_BYTES)
+        return REEL_ECORRUPT;
+    for (int i = 0; rc == 0 && i < REEL_BOARD_COUNT; i++) {
+        uint64_t value = reel_load_u64((const uint8_t *)cur.mv_data + 8 * which[i]);
+        if (value == 0)
+            continue;
+        lb_key(lb_kind(which[i]), value, user, key);
+        rc = db_del(txn, v->dbi[DBI_LEADERBOARD], key, sizeof key);
+    }
+    return rc;
+}
+
 /* Marks the user deleted and frees the handle if it still names them. */
 static int apply_user_deleted(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev)
 {
@@ -410,6 +498,8 @@ static int apply_user_deleted(reel_views_t *v, MDB_txn *txn, const reel_event_t 
     if (rc == REEL_ENOTFOUND || (rc == 0 && (u.flags & USER_DELETED)))
         return 0;
     if (rc != 0)
+        return rc;
+    if ((rc = lb_drop_user(v, txn, ev->user)) != 0)
         return rc;
     u.flags |= USER_DELETED;
     rc = user_store(v, txn, ev->user, &u);
@@ -651,7 +741,7 @@ static int remix_link(reel_views_t *v, MDB_txn *txn, const post_rec_t *p, uint64
     rc = post_counter_add(v, txn, p->remix_of, P_REMIXES, create ? 1 : -1, &author);
     if (rc == REEL_ENOTFOUND)
         return 0; /* unknown parent: neither counted nor indexed */
-    if (rc != 0)
+    if (rc != 0 || (rc = counts_add(v, txn, author, C_REMIXES, create ? 1 : -1)) != 0)
         return rc;
     return index24(v, txn, DBI_REMIXES, p->remix_of, ~p->created_at, post, create);
 }
@@ -681,6 +771,61 @@ static int appearances_put(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev
     return rc;
 }
 
+/* post.created: one post_cameos entry (post | owner) per distinct cameo
+ * owner other than the author, and that owner's cameo uses +1. */
+static int cameo_uses_put(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev)
+{
+    uint8_t key[16];
+    MDB_val val;
+    int rc = 0;
+    put_be64(key, ev->post);
+    for (uint32_t i = 0; i < ev->ncameos && rc == 0; i++) {
+        if (ev->cameos[i] == ev->user)
+            continue;
+        put_be64(key + 8, ev->cameos[i]);
+        rc = db_get(txn, v->dbi[DBI_POST_CAMEOS], key, sizeof key, &val);
+        if (rc != REEL_ENOTFOUND)
+            continue; /* 0: a repeated cameo counts once */
+        if ((rc = db_put(txn, v->dbi[DBI_POST_CAMEOS], key, sizeof key, "", 0)) == 0)
+            rc = counts_add(v, txn, ev->cameos[i], C_CAMEO_USES, 1);
+    }
+    return rc;
+}
+
+/* post.deleted: the post's post_cameos entries leave, each owner's cameo
+ * uses -1. */
+static int cameo_uses_drop(reel_views_t *v, MDB_txn *txn, uint64_t post)
+{
+    MDB_cursor *cur;
+    MDB_val k, d;
+    uint8_t key[16];
+    uint64_t owners[REEL_CAMEOS_MAX];
+    size_t n = 0;
+    put_be64(key, post);
+    put_be64(key + 8, 0);
+    int rc = map_mdb(mdb_cursor_open(txn, v->dbi[DBI_POST_CAMEOS], &cur));
+    if (rc != 0)
+        return rc;
+    k = (MDB_val){sizeof key, key};
+    rc = map_mdb(mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE));
+    while (rc == 0 && k.mv_size == 16 && get_be64(k.mv_data) == post) {
+        if (n == REEL_CAMEOS_MAX) {
+            rc = REEL_ECORRUPT; /* more owners than a post has cameos */
+            break;
+        }
+        owners[n++] = get_be64((const uint8_t *)k.mv_data + 8);
+        rc = map_mdb(mdb_cursor_get(cur, &k, &d, MDB_NEXT));
+    }
+    mdb_cursor_close(cur);
+    rc = rc == REEL_ENOTFOUND ? 0 : rc;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        put_be64(key + 8, owners[i]);
+        if ((rc = db_del(txn, v->dbi[DBI_POST_CAMEOS], key, sizeof key)) == 0)
+            rc = counts_add(v, txn, owners[i], C_CAMEO_USES, -1);
+    }
+    return rc;
+}
+
 static int apply_post_created(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev)
 {
     post_rec_t p;
@@ -696,7 +841,7 @@ static int apply_post_created(reel_views_t *v, MDB_txn *txn, const reel_event_t 
         p.flags |= POST_PUBLIC;
     if ((rc = post_store_counted(v, txn, ev->post, &p, 0)) != 0 ||
         (rc = index24(v, txn, DBI_POSTS_BY_AUTHOR, p.author, ~p.created_at, ev->post, true)) != 0 ||
-        (rc = appearances_put(v, txn, ev)) != 0)
+        (rc = appearances_put(v, txn, ev)) != 0 || (rc = cameo_uses_put(v, txn, ev)) != 0)
         return rc;
     return p.remix_of != 0 ? remix_link(v, txn, &p, ev->post, true) : 0;
 }
@@ -730,6 +875,8 @@ static int apply_post_state(reel_views_t *v, MDB_txn *txn, const reel_event_t *e
     if ((rc = post_store_counted(v, txn, ev->post, &p, old)) != 0 || !(p.flags & POST_DELETED))
         return rc;
     rc = index24(v, txn, DBI_POSTS_BY_AUTHOR, p.author, ~p.created_at, ev->post, false);
+    if (rc == 0)
+        rc = cameo_uses_drop(v, txn, ev->post);
     if (rc != 0 || p.remix_of == 0)
         return rc;
     return remix_link(v, txn, &p, ev->post, false);
@@ -761,6 +908,8 @@ static int apply_like(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev, boo
     reel_store_u64(at, ev->at);
     rc = create ? db_put(txn, v->dbi[DBI_LIKES], key, sizeof key, at, sizeof at)
                 : db_del(txn, v->dbi[DBI_LIKES], key, sizeof key);
+    if (rc == 0) /* likes_by_user: user | post */
+        rc = index16(v, txn, DBI_LIKES_BY_USER, ev->user, ev->post, create, 0);
     if (rc != 0)
         return rc;
     return post_likes_add(v, txn, ev->post, create ? 1 : -1);
@@ -832,7 +981,8 @@ static int apply_comment_created(reel_views_t *v, MDB_txn *txn, const reel_event
         memcpy(val + COMMENT_FIXED_BYTES, ev->text.ptr, ev->text.len);
     if ((rc = db_put(txn, v->dbi[DBI_COMMENTS], key, sizeof key, val,
                      COMMENT_FIXED_BYTES + (size_t)ev->text.len)) != 0 ||
-        (rc = index24(v, txn, DBI_COMMENTS_BY_POST, ev->post, ev->at, ev->comment, true)) != 0)
+        (rc = index24(v, txn, DBI_COMMENTS_BY_POST, ev->post, ev->at, ev->comment, true)) != 0 ||
+        (rc = index16(v, txn, DBI_COMMENTS_BY_AUTHOR, ev->user, ev->comment, true, 0)) != 0)
         return rc;
     rc = post_counter_add(v, txn, ev->post, P_COMMENTS, 1, &author);
     return rc == REEL_ENOTFOUND ? 0 : rc;
@@ -860,7 +1010,9 @@ static int apply_comment_deleted(reel_views_t *v, MDB_txn *txn, const reel_event
     uint64_t post = reel_load_u64(val);
     if ((rc = db_put(txn, v->dbi[DBI_COMMENTS], key, sizeof key, val, sizeof val)) != 0 ||
         (rc = index24(v, txn, DBI_COMMENTS_BY_POST, post, reel_load_u64(val + 24), ev->comment,
-                      false)) != 0)
+                      false)) != 0 ||
+        (rc = index16(v, txn, DBI_COMMENTS_BY_AUTHOR, reel_load_u64(val + 8), ev->comment, false,
+                      0)) != 0)
         return rc;
     rc = post_counter_add(v, txn, post, P_COMMENTS, -1, &author);
     return rc == REEL_ENOTFOUND ? 0 : rc;
@@ -1507,6 +1659,8 @@ static int fill_user(reel_views_txn_t *t, uint64_t id, reel_user_view_t *out)
     out->likes_received = reel_load_u64((const uint8_t *)val.mv_data + 8 * C_LIKES);
     out->friends = reel_load_u64((const uint8_t *)val.mv_data + 8 * C_FRIENDS);
     out->invites = reel_load_u64((const uint8_t *)val.mv_data + 8 * C_INVITES);
+    out->remixes_received = reel_load_u64((const uint8_t *)val.mv_data + 8 * C_REMIXES);
+    out->cameo_uses = reel_load_u64((const uint8_t *)val.mv_data + 8 * C_CAMEO_USES);
     return 0;
 }
 
@@ -1598,16 +1752,33 @@ static void scan_end(scan24_t *s)
     s->cur = NULL;
 }
 
+static int follow_page(reel_views_txn_t *t, int dbi, uint64_t user, uint64_t cursor_since,
+                       uint64_t cursor_id, size_t limit, reel_follow_entry_t *out, size_t *n_out);
+
 int reel_views_followers(reel_views_txn_t *t, uint64_t user, uint64_t cursor_since,
                          uint64_t cursor_id, size_t limit, reel_follow_entry_t *out,
                          size_t *n_out)
+{
+    return follow_page(t, DBI_FOLLOWERS, user, cursor_since, cursor_id, limit, out, n_out);
+}
+
+int reel_views_following(reel_views_txn_t *t, uint64_t user, uint64_t cursor_since,
+                         uint64_t cursor_id, size_t limit, reel_follow_entry_t *out,
+                         size_t *n_out)
+{
+    return follow_page(t, DBI_FOLLOWING, user, cursor_since, cursor_id, limit, out, n_out);
+}
+
+/* A page of followers or following (same key layout). */
+static int follow_page(reel_views_txn_t *t, int dbi, uint64_t user, uint64_t cursor_since,
+                       uint64_t cursor_id, size_t limit, reel_follow_entry_t *out, size_t *n_out)
 {
     scan24_t s;
     uint64_t mid, id;
     if (t == NULL || out == NULL || n_out == NULL || limit == 0 || limit > REEL_VIEWS_PAGE_MAX)
         return REEL_EUSAGE;
     *n_out = 0;
-    int rc = scan_begin(t, DBI_FOLLOWERS, user, ~cursor_since, cursor_id,
+    int rc = scan_begin(t, dbi, user, ~cursor_since, cursor_id,
                         cursor_since != 0 || cursor_id != 0, &s);
     if (rc != 0)
         return rc;
@@ -2000,6 +2171,85 @@ int reel_views_gen_by_cameo(reel_views_txn_t *t, uint64_t owner, uint64_t cursor
     for (size_t i = 0; rc == 0 && i < *n_out; i++)
         out[i] = (reel_gen_entry_t){gens[i], users[i]};
     return rc;
+}
+
+/* A page of a 16-byte index be64 a | be64 b for one a, from just after
+ * b = cursor (0: the first). */
+static int page16(reel_views_txn_t *t, int dbi, uint64_t a, uint64_t cursor, size_t limit,
+                  uint64_t *out, size_t *n_out)
+{
+    if (t == NULL || out == NULL || n_out == NULL || limit == 0 || limit > REEL_VIEWS_PAGE_MAX ||
+        cursor == UINT64_MAX)
+        return REEL_EUSAGE;
+    return scan16(t, dbi, a, cursor + 1, a, limit, out, NULL, n_out);
+}
+
+int reel_views_likes_by_user(reel_views_txn_t *t, uint64_t user, uint64_t cursor_post,
+                             size_t limit, uint64_t *out, size_t *n_out)
+{
+    return page16(t, DBI_LIKES_BY_USER, user, cursor_post, limit, out, n_out);
+}
+
+int reel_views_comments_by_author(reel_views_txn_t *t, uint64_t author, uint64_t cursor_comment,
+                                  size_t limit, uint64_t *out, size_t *n_out)
+{
+    return page16(t, DBI_COMMENTS_BY_AUTHOR, author, cursor_comment, limit, out, n_out);
+}
+
+int reel_views_approvals(reel_views_txn_t *t, uint64_t owner, uint64_t cursor_grantee,
+                         size_t limit, uint64_t *out, size_t *n_out)
+{
+    return page16(t, DBI_APPROVALS, owner, cursor_grantee, limit, out, n_out);
+}
+
+int reel_views_gens_by_user(reel_views_txn_t *t, uint64_t user, uint64_t cursor_at,
+                            uint64_t cursor_id, size_t limit, reel_gen_by_user_t *out,
+                            size_t *n_out)
+{
+    scan24_t s;
+    uint64_t at, id;
+    if (t == NULL || out == NULL || n_out == NULL || limit == 0 || limit > REEL_VIEWS_PAGE_MAX)
+        return REEL_EUSAGE;
+    *n_out = 0;
+    int rc = scan_begin(t, DBI_GEN_BY_USER_TIME, user, cursor_at, cursor_id,
+                        cursor_at != 0 || cursor_id != 0, &s);
+    if (rc != 0)
+        return rc;
+    while (*n_out < limit && (rc = scan_next(&s, &at, &id)) == 1)
+        out[(*n_out)++] = (reel_gen_by_user_t){id, at};
+    scan_end(&s);
+    return rc < 0 ? rc : 0;
+}
+
+int reel_views_leaderboard(reel_views_txn_t *t, reel_views_board_t kind, size_t limit,
+                           reel_leader_t *out, size_t *n_out)
+{
+    MDB_cursor *cur;
+    MDB_val k, d;
+    uint8_t start[1];
+    if (t == NULL || out == NULL || n_out == NULL || limit == 0 || limit > REEL_VIEWS_PAGE_MAX ||
+        (int)kind < 0 || kind >= REEL_BOARD_COUNT)
+        return REEL_EUSAGE;
+    *n_out = 0;
+    start[0] = (uint8_t)kind;
+    int rc = map_mdb(mdb_cursor_open(t->txn, t->v->dbi[DBI_LEADERBOARD], &cur));
+    if (rc != 0)
+        return rc;
+    k = (MDB_val){sizeof start, start};
+    rc = map_mdb(mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE));
+    while (rc == 0 && *n_out < limit) {
+        const uint8_t *p = k.mv_data;
+        if (k.mv_size != LB_KEY_BYTES) {
+            rc = REEL_ECORRUPT;
+            break;
+        }
+        if (p[0] != (uint8_t)kind)
+            break;
+        out[(*n_out)++] = (reel_leader_t){get_be64(p + 9), ~get_be64(p + 1)};
+        rc = map_mdb(mdb_cursor_get(cur, &k, &d, MDB_NEXT));
+    }
+    mdb_cursor_close(cur);
+    return rc == REEL_ENOTFOUND ? 0 : rc;
 }
 
 int reel_views_is_blocked(reel_views_txn_t *t, uint64_t a, uint64_t b, bool *out)

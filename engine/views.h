@@ -52,7 +52,9 @@
  *   handles    lower-case handle (ASCII A-Z folded)   u64 user
  *   counts     be64 user                              followers, following, posts,
  *                                                     likes_received, friends,
- *                                                     invites (issued): u64 each
+ *                                                     invites (issued),
+ *                                                     remixes_received, cameo_uses:
+ *                                                     u64 each
  *   follows    be64 follower | be64 target            u64 since (event time)
  *   followers  be64 target | be64 ~since | be64 fol.  empty
  *   following  be64 follower | be64 ~since | be64 tgt empty
@@ -102,6 +104,23 @@
  *   gen_by_cameo  be64 cameo owner | be64 generation  user u64 (queued and running
  *                                                     only: what a revoke cancels)
  *   leases     be64 lease_until | be64 generation     empty (running only)
+ *   likes_by_user  be64 user | be64 post              empty (reverse of likes)
+ *   comments_by_author  be64 author | be64 comment    empty (not deleted comments)
+ *   post_cameos  be64 post | be64 cameo owner          empty (each distinct owner other
+ *                                                     than the author, of a post not
+ *                                                     deleted: its cameo uses)
+ *   leaderboard  u8 board | be64 ~value | be64 user    empty (reel_views_board_t; live
+ *                                                     users whose value is above 0)
+ *
+ * Leaderboard values (counts): followers and likes_received as above;
+ * remixes_received: direct remixes (not deleted, of a known parent) of the
+ * user's posts, moved with the parent's remixes count (a deleted parent
+ * keeps its remixes counted); cameo_uses: posts, not deleted, by other
+ * authors that feature the user's cameo (drafts and hidden posts count:
+ * they were made with the cameo; a repeated cameo counts once). Every
+ * change of one of the four moves its leaderboard entry in the same txn;
+ * user.deleted removes the user's entries, and later changes of a deleted
+ * user's counts never bring them back.
  *
  * Event semantics (types not listed are ignored but still count as
  * applied):
@@ -109,7 +128,8 @@
  *                   already is left as it is (first creation wins). With an
  *                   invite code, a known unused invite becomes used by them.
  *   user.updated    display_name replaced (unknown or deleted user: no-op).
- *   user.deleted    deleted flag set; handle entry removed; counts kept.
+ *   user.deleted    deleted flag set; handle entry removed; counts kept;
+ *                   leaderboard entries removed.
  *                   The command layer appends the cascade (follows, posts,
  *                   likes, comments, cameo, consents) as events of its own.
  *   invite.issued   invites entry (unused) and the issuer's invites count
@@ -130,7 +150,8 @@
  *                   unknown policy name: no-op.
  *   consent.granted  approvals entry; idempotent (its `at` stays).
  *   consent.revoked  the reverse; absent: no-op.
- *   post.created    posts record; posts_by_author entry; an appearances
+ *   post.created    posts record; posts_by_author entry; post_cameos entries
+ *                   and cameo_uses of those owners +1; an appearances
  *                   entry per cameo (the author's own included); with remix_of of a
  *                   known post, a remixes entry and the parent's remixes
  *                   +1. The author's posts count +1 when the visibility is
@@ -142,10 +163,11 @@
  *   post.hidden     hidden flag and reason set (the first reason stays);
  *                   posts count -1 if it was counted.
  *   post.deleted    deleted flag set; posts count -1 if it was counted; the
- *                   posts_by_author and remixes entries removed (parent's
- *                   remixes -1). Likes stay (likes_received is unchanged).
+ *                   posts_by_author, post_cameos and remixes entries
+ *                   removed (parent's remixes and its author's
+ *                   remixes_received -1; each owner's cameo_uses -1). Likes stay (likes_received is unchanged).
  *                   Every flag event on a deleted or unknown post: no-op.
- *   like.created    likes entry; post like count and the author's
+ *   like.created    likes + likes_by_user entries; post like count and the author's
  *                   likes_received +1 (only when the post is known);
  *                   idempotent.
  *   like.removed    the reverse; absent like: no-op.
@@ -208,7 +230,7 @@
 
 /* Format of the views' keys and values; bumped on any layout change (the
  * views are then rebuilt from the log, never converted). */
-#define REEL_VIEWS_VERSION 4u /* 3: appearances; 4: generations */
+#define REEL_VIEWS_VERSION 5u /* 3: appearances; 4: generations; 5: accounts, leaderboards */
 /* Entries returned by one page at most: a page is one read txn, and a
  * bounded one keeps snapshots short (see Threads). */
 #define REEL_VIEWS_PAGE_MAX 1000u
@@ -238,6 +260,8 @@ typedef struct reel_user_view {
     uint64_t likes_received;                    /* likes on this user's posts */
     uint64_t friends;                           /* mutual follows */
     uint64_t invites;                           /* invites this user issued */
+    uint64_t remixes_received;                  /* direct remixes of this user's posts */
+    uint64_t cameo_uses;                        /* others' live posts featuring their cameo */
 } reel_user_view_t;
 
 /* Cameo policies (the cameos value's policy byte; API names in comments). */
@@ -377,6 +401,45 @@ int reel_views_followers(reel_views_txn_t *t, uint64_t user, uint64_t cursor_sin
                          uint64_t cursor_id, size_t limit, reel_follow_entry_t *out,
                          size_t *n_out);
 
+/* One page of the users user follows, as reel_views_followers (entry.user
+ * is the followed user). */
+int reel_views_following(reel_views_txn_t *t, uint64_t user, uint64_t cursor_since,
+                         uint64_t cursor_id, size_t limit, reel_follow_entry_t *out,
+                         size_t *n_out);
+
+/* One page of the posts user likes, by ascending post id, from just after
+ * cursor_post (0: the first); limit 1..REEL_VIEWS_PAGE_MAX. Errors:
+ * REEL_EUSAGE, REEL_ECORRUPT, -EIO. */
+int reel_views_likes_by_user(reel_views_txn_t *t, uint64_t user, uint64_t cursor_post,
+                             size_t limit, uint64_t *out, size_t *n_out);
+/* One page of author's comments (not deleted), by ascending id; as above. */
+int reel_views_comments_by_author(reel_views_txn_t *t, uint64_t author, uint64_t cursor_comment,
+                                  size_t limit, uint64_t *out, size_t *n_out);
+/* One page of the grantees owner approved, by ascending id; as above. */
+int reel_views_approvals(reel_views_txn_t *t, uint64_t owner, uint64_t cursor_grantee,
+                         size_t limit, uint64_t *out, size_t *n_out);
+
+/* Leaderboards (GET /v1/leaderboard?by=...). */
+typedef enum reel_views_board {
+    REEL_BOARD_FOLLOWERS = 0,  /* "followers" */
+    REEL_BOARD_LIKES = 1,      /* "likes": likes_received */
+    REEL_BOARD_REMIXES = 2,    /* "remixes": remixes_received */
+    REEL_BOARD_CAMEO_USES = 3, /* "cameo_uses" */
+    REEL_BOARD_COUNT
+} reel_views_board_t;
+
+/* One leaderboard row. */
+typedef struct reel_leader {
+    uint64_t user;  /* user id */
+    uint64_t value; /* the board's value, above 0 */
+} reel_leader_t;
+
+/* The first limit (1..REEL_VIEWS_PAGE_MAX) rows of a leaderboard, highest
+ * value first (ties: lower user id first); live users with a value above
+ * 0 only. Errors: REEL_EUSAGE, REEL_ECORRUPT, -EIO. */
+int reel_views_leaderboard(reel_views_txn_t *t, reel_views_board_t kind, size_t limit,
+                           reel_leader_t *out, size_t *n_out);
+
 /* Post id with its counts into *out. Errors: REEL_ENOTFOUND (absent or
  * deleted), REEL_ECORRUPT, -EIO. */
 int reel_views_get_post(reel_views_txn_t *t, uint64_t id, reel_post_view_t *out);
@@ -488,6 +551,20 @@ typedef struct reel_gen_entry {
     uint64_t user;       /* who asked for it */
 } reel_gen_entry_t;
 
+/* One entry of reel_views_gens_by_user. */
+typedef struct reel_gen_by_user {
+    uint64_t generation; /* generation id */
+    uint64_t created_at; /* the cursor with generation */
+} reel_gen_by_user_t;
+
+/* One page of user's queued, running and completed generations, oldest
+ * first: (0, 0) starts at the oldest, else just after (cursor_at,
+ * cursor_id); limit 1..REEL_VIEWS_PAGE_MAX. Errors: REEL_EUSAGE,
+ * REEL_ECORRUPT, -EIO. */
+int reel_views_gens_by_user(reel_views_txn_t *t, uint64_t user, uint64_t cursor_at,
+                            uint64_t cursor_id, size_t limit, reel_gen_by_user_t *out,
+                            size_t *n_out);
+
 /* Entries of one reel_views_gen_by_cameo page at most (the cascade's page). */
 #define REEL_VIEWS_GEN_PAGE_MAX 64u
 
@@ -523,7 +600,7 @@ int reel_views_gen_by_cameo(reel_views_txn_t *t, uint64_t owner, uint64_t cursor
                             size_t limit, reel_gen_entry_t *out, size_t *n_out);
 
 /* XXH3-128 of the content of every view: for each view DBI in the fixed
- * order of the table above (users .. leases), its name, then each key and
+ * order of the table above (users .. leaderboard), its name, then each key and
  * value with their lengths. meta is excluded ("applied" and "version" are
  * bookkeeping, not content), so a live environment and a rebuild from the
  * log compare equal exactly when their views hold the same bytes. The
