@@ -2,8 +2,12 @@
  * harness.c: helpers shared by the tests (see harness.h).
  */
 #include "tests/harness.h"
+#include "engine/replay.h"
+
+#include <criterion/criterion.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -67,4 +71,39 @@ int reel_test_write_file(const char *path, const void *data, size_t len)
     size_t n = fwrite(data, 1, len, f);
     fclose(f);
     return n == len ? 0 : -EIO;
+}
+
+reel_cmd_result_t reel_test_cmd(reel_engine_t *e, reel_cmd_kind_t kind, uint64_t at,
+                                reel_event_t args)
+{
+    reel_cmd_t cmd = {.kind = kind, .at = at, .args = args};
+    reel_cmd_result_t res;
+    cr_assert_eq(reel_engine_run(e, &cmd, &res), 0);
+    return res;
+}
+
+void reel_test_expect(reel_cmd_result_t r, int status, const char *code)
+{
+    cr_assert_eq(r.status, status, "status %d (%s: %s), want %d", r.status,
+                 r.error ? r.error : "ok", r.message, status);
+    if (code == NULL)
+        cr_assert_null(r.error, "%s", r.error);
+    else
+        cr_assert(r.error != NULL && strcmp(r.error, code) == 0, "error %s, want %s", r.error, code);
+}
+
+void reel_test_views_equal_replay(reel_engine_t *e, const char *dir)
+{
+    char vdir[PATH_MAX + 32];
+    uint8_t live[16], fresh[16];
+    reel_views_t *v;
+    snprintf(vdir, sizeof(vdir), "%s/replayed-%lu", dir,
+             (unsigned long)reel_views_applied(reel_engine_views(e)));
+    cr_assert_eq(reel_views_hash(reel_engine_views(e), live), 0);
+    cr_assert_eq(reel_views_open(vdir, &v), 0);
+    cr_assert_eq(reel_replay(reel_engine_log(e), v, UINT64_MAX, NULL, NULL, NULL, 0), 0);
+    cr_assert_eq(reel_views_hash(v, fresh), 0);
+    cr_assert_eq(reel_views_applied(v), reel_views_applied(reel_engine_views(e)));
+    cr_assert(memcmp(live, fresh, 16) == 0, "live views == replay of the log");
+    reel_views_close(v);
 }

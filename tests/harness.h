@@ -18,4 +18,17 @@ uint64_t reel_test_rand(uint64_t *state);
 int reel_test_read_file(const char *path, uint8_t **data, size_t *len);
 int reel_test_write_file(const char *path, const void *data, size_t len);
 
+/* For engine tests (engine/reel.h). */
+#include "engine/reel.h"
+
+/* Runs one command on e (at: its client time, 0 for none) and returns the
+ * answer; the submission itself must succeed. */
+reel_cmd_result_t reel_test_cmd(reel_engine_t *e, reel_cmd_kind_t kind, uint64_t at,
+                                reel_event_t args);
+/* Asserts an answer's status and error code (NULL: a success). */
+void reel_test_expect(reel_cmd_result_t r, int status, const char *code);
+/* Asserts that e's live views equal a fold of its log into fresh views
+ * (made under dir): the views are a function of the log. */
+void reel_test_views_equal_replay(reel_engine_t *e, const char *dir);
+
 #endif

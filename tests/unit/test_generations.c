@@ -66,20 +66,12 @@ static reel_str_t S(const char *s)
 /* Runs a command at the test clock. */
 static reel_cmd_result_t run(reel_cmd_kind_t kind, reel_event_t args)
 {
-    reel_cmd_t cmd = {.kind = kind, .at = now_ms, .args = args};
-    reel_cmd_result_t res;
-    cr_assert_eq(reel_engine_run(eng, &cmd, &res), 0);
-    return res;
+    return reel_test_cmd(eng, kind, now_ms, args);
 }
 
 static void expect(reel_cmd_result_t r, int status, const char *code)
 {
-    cr_assert_eq(r.status, status, "status %d (%s: %s), want %d", r.status,
-                 r.error ? r.error : "ok", r.message, status);
-    if (code == NULL)
-        cr_assert_null(r.error, "%s", r.error);
-    else
-        cr_assert(r.error != NULL && strcmp(r.error, code) == 0, "error %s, want %s", r.error, code);
+    reel_test_expect(r, status, code);
 }
 
 static uint64_t user(const char *handle)
@@ -92,18 +84,7 @@ static uint64_t user(const char *handle)
 /* The live views equal a fold of the log into fresh views. */
 static void expect_views_equal_replay(void)
 {
-    char vdir[PATH_MAX + 32];
-    uint8_t live[16], fresh[16];
-    reel_views_t *v;
-    snprintf(vdir, sizeof(vdir), "%s/replayed-%lu", dir,
-             (unsigned long)reel_views_applied(reel_engine_views(eng)));
-    cr_assert_eq(reel_views_hash(reel_engine_views(eng), live), 0);
-    cr_assert_eq(reel_views_open(vdir, &v), 0);
-    cr_assert_eq(reel_replay(reel_engine_log(eng), v, UINT64_MAX, NULL, NULL, NULL, 0), 0);
-    cr_assert_eq(reel_views_hash(v, fresh), 0);
-    cr_assert_eq(reel_views_applied(v), reel_views_applied(reel_engine_views(eng)));
-    cr_assert(memcmp(live, fresh, 16) == 0, "live views == replay of the log");
-    reel_views_close(v);
+    reel_test_views_equal_replay(eng, dir);
 }
 
 /* A generation by u featuring cameo (0: none), accepted. */
