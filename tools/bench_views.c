@@ -12,6 +12,8 @@
  *             against the same mix written as plain LMDB puts (one put per
  *             event, a commit per 4096 like the engine's largest batch,
  *             MDB_NOMETASYNC) in the same run.
+ *   profile_reads  profiles (a user with counts) from one thread in one
+ *             snapshot, by random id, against raw mdb_get of as many keys.
  *
  * The worlds are synthetic and deterministic (seeded): users, then
  * follows, likes, views, posts and comments among them in the mix of a
@@ -301,11 +303,68 @@ static int baseline_puts(const char *dir, uint64_t n, double *rate)
     return rc == 0 ? 0 : -EIO;
 }
 
+#define READS_N 1000000u
+
+/* Profiles (user with counts) read from one thread in one snapshot, by
+ * random id: per second. */
+static int read_profiles(reel_engine_t *e, double *rate)
+{
+    reel_views_txn_t *t;
+    reel_user_view_t u;
+    uint64_t rng = 11, found = 0;
+    int rc = reel_engine_read_begin(e, &t);
+    if (rc != 0)
+        return rc;
+    uint64_t t0 = reel_bench_now_ns();
+    for (uint32_t i = 0; i < READS_N && rc == 0; i++) {
+        rc = reel_views_get_user(t, 1 + rnd(&rng) % INGEST_USERS, &u);
+        found += rc == 0;
+        rc = rc == REEL_ENOTFOUND ? 0 : rc;
+    }
+    *rate = (double)READS_N / ((double)(reel_bench_now_ns() - t0) / 1e9);
+    reel_views_read_end(t);
+    return rc == 0 && found == 0 ? REEL_ENOTFOUND : rc;
+}
+
+/* The baseline: raw mdb_get of 16-byte keys in the LMDB baseline's
+ * environment, as many, from one thread in one snapshot. */
+static int read_baseline(const char *dir, double *rate)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    uint64_t rng = 5;
+    int rc = mdb_env_create(&env);
+    if (rc == 0)
+        rc = mdb_env_open(env, dir, MDB_RDONLY, 0644);
+    if (rc == 0)
+        rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+    if (rc == 0 && (rc = mdb_dbi_open(txn, NULL, 0, &dbi)) != 0)
+        mdb_txn_abort(txn);
+    uint64_t t0 = reel_bench_now_ns();
+    for (uint32_t i = 0; rc == 0 && i < READS_N; i++) {
+        uint8_t key[16];
+        uint64_t a = rnd(&rng) % INGEST_USERS, b = rnd(&rng) % 200000;
+        for (int k = 0; k < 8; k++) {
+            key[k] = (uint8_t)(a >> (56 - 8 * k));
+            key[8 + k] = (uint8_t)(b >> (56 - 8 * k));
+        }
+        MDB_val kv = {sizeof(key), key}, vv;
+        int g = mdb_get(txn, dbi, &kv, &vv);
+        rc = g == MDB_NOTFOUND ? 0 : g;
+    }
+    *rate = (double)READS_N / ((double)(reel_bench_now_ns() - t0) / 1e9);
+    if (rc == 0)
+        mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return rc == 0 ? 0 : -EIO;
+}
+
 static int bench_ingest(const reel_bench_ctx_t *ctx)
 {
     uint64_t n = ctx->quick ? 100000 : 1000000;
     uint32_t rounds = ctx->rounds < ROUNDS_MAX ? ctx->rounds : ROUNDS_MAX;
-    double eng_rate[ROUNDS_MAX], base_rate[ROUNDS_MAX];
+    double eng_rate[ROUNDS_MAX], base_rate[ROUNDS_MAX], read_rate[ROUNDS_MAX], read_base[ROUNDS_MAX];
     int rc = 0;
     for (uint32_t r = 0; rc == 0 && r < rounds; r++) {
         char name[32], data[PATH_MAX], lmdb_dir[PATH_MAX], err[256];
@@ -324,13 +383,18 @@ static int bench_ingest(const reel_bench_ctx_t *ctx)
             rc = ingest_seed(&in);
         if (rc == 0)
             rc = ingest_run(&in, n, 1000 + r, 1000, &eng_rate[r]);
+        if (rc == 0)
+            rc = read_profiles(in.e, &read_rate[r]);
         reel_engine_close(in.e);
         free(in.slots);
         if (rc == 0)
             rc = baseline_puts(lmdb_dir, (uint64_t)(eng_rate[r] > 0 ? n : n), &base_rate[r]);
         if (rc == 0)
-            fprintf(stderr, "  round %u: ingest %.0f events/s, plain LMDB puts %.0f/s\n", r + 1,
-                    eng_rate[r], base_rate[r]);
+            rc = read_baseline(lmdb_dir, &read_base[r]);
+        if (rc == 0)
+            fprintf(stderr, "  round %u: ingest %.0f events/s, plain LMDB puts %.0f/s; profiles "
+                    "%.0f reads/s, raw mdb_get %.0f/s\n", r + 1, eng_rate[r], base_rate[r],
+                    read_rate[r], read_base[r]);
     }
     if (rc != 0) {
         fprintf(stderr, "bench views: ingest failed: %s\n", reel_strerror(rc));
@@ -338,6 +402,8 @@ static int bench_ingest(const reel_bench_ctx_t *ctx)
     }
     reel_bench_emit("views", "ingest", reel_bench_median(eng_rate, rounds), "events/s",
                     reel_bench_median(base_rate, rounds));
+    reel_bench_emit("views", "profile_reads", reel_bench_median(read_rate, rounds), "reads/s",
+                    reel_bench_median(read_base, rounds));
     return 0;
 }
 
