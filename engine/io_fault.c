@@ -945,19 +945,30 @@ static int fault_allocate(reel_io_t *io, int fd, uint64_t size)
     return fault_truncate(io, fd, size);
 }
 
-static int fault_rename(reel_io_t *io, const char *from, const char *to)
+/* The start every numbered namespace operation shares (f->lock held): its
+ * number and plan (op_begin, act_early), the bound on pending operations,
+ * then its undo record in *op. Returns 0 to go on, or what the operation
+ * returns without touching anything. */
+static int ns_begin(reel_fault_io_t *f, reel_fault_op_t kind, int ns_kind, const char *path,
+                    const char *path_to, ns_op_t *op)
 {
-    reel_fault_io_t *f = fault_of(io);
     act_t act;
-    ns_op_t op = {.keep_fd = -1};
-    pthread_mutex_lock(&f->lock);
-    int rc = op_begin(f, REEL_FAULT_OP_RENAME, &act);
+    int rc = op_begin(f, kind, &act);
     if (rc == 0)
         rc = act_early(&act, false, false);
     if (rc == 1 && f->ns_count == REEL_FAULT_NS_OPS_MAX)
         rc = -ENOMEM; /* the documented bound */
     if (rc == 1)
-        rc = ns_init(&op, NS_RENAME, from, to);
+        rc = ns_init(op, ns_kind, path, path_to);
+    return rc;
+}
+
+static int fault_rename(reel_io_t *io, const char *from, const char *to)
+{
+    reel_fault_io_t *f = fault_of(io);
+    ns_op_t op = {.keep_fd = -1};
+    pthread_mutex_lock(&f->lock);
+    int rc = ns_begin(f, REEL_FAULT_OP_RENAME, NS_RENAME, from, to, &op);
     if (rc == 0 && op.kind == NS_RENAME) {
         ns_keep(&op, to); /* the file it replaces, if any */
         rc = f->inner->rename(f->inner, from, to);
@@ -973,16 +984,9 @@ static int fault_rename(reel_io_t *io, const char *from, const char *to)
 static int fault_unlink(reel_io_t *io, const char *path)
 {
     reel_fault_io_t *f = fault_of(io);
-    act_t act;
     ns_op_t op = {.keep_fd = -1};
     pthread_mutex_lock(&f->lock);
-    int rc = op_begin(f, REEL_FAULT_OP_UNLINK, &act);
-    if (rc == 0)
-        rc = act_early(&act, false, false);
-    if (rc == 1 && f->ns_count == REEL_FAULT_NS_OPS_MAX)
-        rc = -ENOMEM; /* the documented bound */
-    if (rc == 1)
-        rc = ns_init(&op, NS_UNLINK, path, NULL);
+    int rc = ns_begin(f, REEL_FAULT_OP_UNLINK, NS_UNLINK, path, NULL, &op);
     if (rc == 0 && op.kind == NS_UNLINK) {
         ns_keep(&op, path); /* so an undo can bring the bytes back */
         rc = f->inner->unlink(f->inner, path);
