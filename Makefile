@@ -2,7 +2,8 @@
 # Sources are found by wildcard so that a new module needs no edit here:
 #   engine/*.c index/*.c  -> build/libreel.a
 #   tools/*.c             -> build/reel (the CLI, benchmarks included)
-#   server/*.c            -> build/reeld
+#   server/*.c            -> build/libreelsrv.a (the HTTP API layer), and with
+#                            server/main.c -> build/reeld; tools and tests link it too
 #   tests/*/test_*.c      -> one Criterion binary each, build/tests/<dir>_<name>
 #   tests/fuzz/*_fuzz.c   -> libFuzzer targets (make fuzz, clang)
 
@@ -26,10 +27,12 @@ FUZZ_SRC   := $(wildcard tests/fuzz/*_fuzz.c)
 
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
 TOOLS_OBJ  := $(TOOLS_SRC:%.c=$(BUILD)/obj/%.o)
-SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
+SERVER_OBJ := $(filter-out %/server/main.o,$(SERVER_SRC:%.c=$(BUILD)/obj/%.o))
+SERVER_MAIN := $(filter %/server/main.o,$(SERVER_SRC:%.c=$(BUILD)/obj/%.o))
+SRVLIB     := $(BUILD)/libreelsrv.a
 TEST_BIN   := $(foreach t,$(TEST_SRC),$(BUILD)/tests/$(subst /,_,$(patsubst tests/%.c,%,$(t))))
 LIB        := $(BUILD)/libreel.a
-BINS       := $(BUILD)/reel $(if $(SERVER_SRC),$(BUILD)/reeld)
+BINS       := $(BUILD)/reel $(if $(SERVER_MAIN),$(BUILD)/reeld)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
@@ -57,14 +60,20 @@ $(LIB): $(ENGINE_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/reel: $(TOOLS_OBJ) $(LIB)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TOOLS_OBJ) $(LIB) $(LDLIBS)
+# The server's API layer is a library of its own so that the CLI (imports,
+# the load generator) and tests use the same request parsing as reeld.
+$(SRVLIB): $(SERVER_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/reeld: $(SERVER_OBJ) $(LIB)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(SERVER_OBJ) $(LIB) $(LDLIBS)
+$(BUILD)/reel: $(TOOLS_OBJ) $(SRVLIB) $(LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TOOLS_OBJ) $(SRVLIB) $(LIB) $(LDLIBS)
+
+$(BUILD)/reeld: $(SERVER_MAIN) $(SRVLIB) $(LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(SERVER_MAIN) $(SRVLIB) $(LIB) $(LDLIBS)
 
 define test_rule
-$(BUILD)/tests/$(subst /,_,$(patsubst tests/%.c,%,$(1))): $(BUILD)/obj/$(1:.c=.o) $(BUILD)/obj/tests/harness.o $(LIB)
+$(BUILD)/tests/$(subst /,_,$(patsubst tests/%.c,%,$(1))): $(BUILD)/obj/$(1:.c=.o) $(BUILD)/obj/tests/harness.o $(SRVLIB) $(LIB)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS) -lcriterion
 endef
