@@ -13,5 +13,6 @@ int reel_cmd_bench(int argc, char **argv);
 int reel_cmd_rebuild(int argc, char **argv);
 int reel_cmd_replay(int argc, char **argv);
 int reel_cmd_views_hash(int argc, char **argv);
+int reel_cmd_import(int argc, char **argv);
 
 #endif

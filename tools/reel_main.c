@@ -37,6 +37,7 @@ static const command_t commands[] = {
     {"rebuild", reel_cmd_rebuild, "rebuild the views from the log (reeld stopped)"},
     {"replay", reel_cmd_replay, "build the views as of an offset: replay --to N --into DIR"},
     {"views-hash", reel_cmd_views_hash, "digest of the views' content, to compare with a rebuild"},
+    {"import", reel_cmd_import, "replay MovieLens 100K or CollegeMsg with their own times"},
     {"io-probe", cmd_io_probe, "say which I/O backend the log gets here: uring, or sync and why"},
     {"bench", reel_cmd_bench, "run benchmarks: reel bench NAME|all [--quick]; JSON lines"},
 };
