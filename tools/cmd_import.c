@@ -250,6 +250,8 @@ static void progress(const pipeline_t *p, uint64_t done, uint64_t t0, uint64_t *
         return;
     *last_ns = now;
     double secs = (double)(now - t0) / 1e9, rate = (double)done / secs;
+    if (done == 0)
+        return; /* no rate yet to say anything with */
     fprintf(stderr, "\r  %" PRIu64 " / %" PRIu64 " commands (%3.0f%%), %.0f commands/s, %.0f s left   ",
             done, p->plan->nops, 100.0 * (double)done / (double)p->plan->nops, rate,
             (double)(p->plan->nops - done) / rate);
@@ -293,7 +295,7 @@ static int read_plan(const import_opts_t *o, reel_import_plan_t *plan)
     return reel_import_read_collegemsg(o->collegemsg, o->strict, stderr, plan);
 }
 
-static void summary(const pipeline_t *p, uint64_t events, uint64_t ns)
+static void summary(const pipeline_t *p, uint64_t read_ns, uint64_t events, uint64_t ns)
 {
     const reel_import_plan_t *plan = p->plan;
     double secs = (double)ns / 1e9;
@@ -301,7 +303,8 @@ static void summary(const pipeline_t *p, uint64_t events, uint64_t ns)
            plan->lines, plan->bad);
     if (plan->skipped > 0)
         printf(", %" PRIu64 " self-messages (skipped)", plan->skipped);
-    printf("; %" PRIu32 " users and %" PRIu32 " posts to create\n", plan->nusers, plan->nposts);
+    printf("; %" PRIu32 " users and %" PRIu32 " posts to create (read and sorted in %.2f s)\n",
+           plan->nusers, plan->nposts, (double)read_ns / 1e9);
     printf("reel import: %" PRIu64 " of %" PRIu64 " commands answered (%" PRIu64
            " rejected), %" PRIu64 " events appended in %.2f s: %.0f events/s, %.0f commands/s\n",
            p->answered, plan->nops, p->rejected, events, secs, secs > 0 ? (double)events / secs : 0.0,
@@ -309,7 +312,7 @@ static void summary(const pipeline_t *p, uint64_t events, uint64_t ns)
 }
 
 /* Opens the engine, checks, runs the plan, closes: the exit status. */
-static int import_plan(const import_opts_t *o, const reel_import_plan_t *plan)
+static int import_plan(const import_opts_t *o, const reel_import_plan_t *plan, uint64_t read_ns)
 {
     reel_engine_options_t eo = {.trust_client_time = true, .invite_only = false};
     pipeline_t p = {.plan = plan};
@@ -332,7 +335,7 @@ static int import_plan(const import_opts_t *o, const reel_import_plan_t *plan)
     if (rc_close != 0)
         fprintf(stderr, "reel import: closing the engine: %s\n", reel_strerror(rc_close));
     if (rc == 0 || p.answered > 0)
-        summary(&p, events, ns);
+        summary(&p, read_ns, events, ns);
     if (p.rejected > 0)
         fprintf(stderr, "reel import: stopped at the first refusal: %s\n", p.first_error);
     if (rc == -ENOMEM)
@@ -354,6 +357,7 @@ int reel_cmd_import(int argc, char **argv)
     }
     if (parse_opts(argc, argv, &o) != 0)
         return 2;
+    uint64_t t0 = reel_mono_ns();
     int rc = read_plan(&o, &plan);
     if (rc == REEL_EUSAGE)
         return 1; /* --strict and a bad line: reported, nothing written */
@@ -362,7 +366,7 @@ int reel_cmd_import(int argc, char **argv)
             fprintf(stderr, "reel import: %s\n", reel_strerror(rc));
         return 2;
     }
-    int status = import_plan(&o, &plan);
+    int status = import_plan(&o, &plan, reel_mono_ns() - t0);
     reel_import_plan_free(&plan);
     return status;
 }
