@@ -17,6 +17,11 @@
  * (sticky) and, at the next open, the views catch up with whatever of the
  * batch did reach the disk.
  *
+ * Chunked cascades (reel.h): when the rules say a command's events are a
+ * chunk (out.more), the writer judges the same command again in the next
+ * slot of the batch, or first in the next batch when this one is full,
+ * before any other command. Only the slot of its last chunk is answered.
+ *
  * Offsets and times: the writer is the log's only appender, so the events
  * of a batch get offsets views.applied, applied+1, ... before they are
  * written, and it stamps their time itself (the log keeps a given time);
@@ -64,6 +69,7 @@ struct reel_engine {
 struct inflight {
     reel_engine_t *e;
     reel_cmd_req_t *req;
+    bool continued;            /* a chunk whose command goes on in a later slot */
     cmd_out_t out;
     uint8_t *payloads;
     reel_log_entry_t *entries; /* beside out.evs in the batch's arenas */
@@ -191,14 +197,29 @@ static int submit_events(reel_engine_t *e, inflight_t *f)
  * or its refusal in res. A negative return fails the whole batch. */
 static int judge(reel_engine_t *e, reel_views_session_t *s, uint64_t *next, inflight_t *f)
 {
+    const reel_cmd_t *cmd = &f->req->cmd;
     reel_cmd_result_t *res = &f->req->res;
     rules_ctx_t ctx = {reel_views_session_reader(s), &e->opts, 0, *next};
     memset(res, 0, sizeof(*res));
     res->offset = -1;
-    if (command_time(e, &f->req->cmd, &ctx.now, res) != 0)
+    if (command_time(e, cmd, &ctx.now, res) != 0)
         return 0;
-    int rc = reel__rules_run(&ctx, &f->req->cmd, &f->out, res);
-    if (rc != 0 || res->error != NULL || f->out.n == 0)
+    int rc = cmd->idem_key ? reel__idem_check(&ctx, cmd, res) : 0;
+    if (rc != 0)
+        return rc > 0 ? 0 : rc; /* answered from the key, or a read error */
+    if (f->req->chunks >= REEL_CMD_CHUNKS_MAX) {
+        reel__res_error(res, 503, "unavailable", "",
+                        "this command's cascade passed %u groups of %u events; the part "
+                        "appended stays", REEL_CMD_CHUNKS_MAX, REEL_CMD_EVENTS_MAX);
+        return 0;
+    }
+    rc = reel__rules_run(&ctx, cmd, &f->out, res);
+    if (rc != 0 || (res->error != NULL && !f->out.keep) || f->out.n == 0)
+        return rc;
+    REEL_ASSERT(!f->out.more || f->out.n > 0);
+    f->req->chunks += f->out.more;
+    if (cmd->idem_key && !f->out.more && res->error == NULL &&
+        (rc = reel__idem_record(cmd, res, &f->out)) != 0)
         return rc;
     for (uint32_t i = 0; i < f->out.n && rc == 0; i++) {
         f->out.evs[i].offset = *next + i;
@@ -238,13 +259,26 @@ static void fail_engine(reel_engine_t *e, int rc)
     pthread_mutex_unlock(&e->mu);
 }
 
-/* Pops the next command into slot n of the batch, its events at arena
- * offset used; NULL when the queue is empty. */
-static inflight_t *next_command(reel_engine_t *e, uint32_t n, uint32_t used)
+/* Puts a command whose cascade goes on back at the head of the queue:
+ * the next batch judges it first. */
+static void requeue_front(reel_engine_t *e, reel_cmd_req_t *req)
 {
     pthread_mutex_lock(&e->mu);
-    reel_cmd_req_t *req = e->q_head;
-    if (req != NULL) {
+    req->next = e->q_head;
+    e->q_head = req;
+    if (e->q_tail == NULL)
+        e->q_tail = req;
+    e->q_len++;
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* Pops the next command (or takes req, a cascade's next chunk) into slot n
+ * of the batch, its events at arena offset used; NULL when the queue is
+ * empty. */
+static inflight_t *next_command(reel_engine_t *e, reel_cmd_req_t *req, uint32_t n, uint32_t used)
+{
+    pthread_mutex_lock(&e->mu);
+    if (req == NULL && (req = e->q_head) != NULL) {
         e->q_head = req->next;
         if (e->q_head == NULL)
             e->q_tail = NULL;
@@ -273,7 +307,8 @@ static void answer_batch(reel_engine_t *e, uint32_t n, int rc)
                             reel_strerror(rc));
         free(f->payloads);
         f->payloads = NULL;
-        f->req->cb(f->req);
+        if (!f->continued) /* a chunk: its command is answered by its last slot */
+            f->req->cb(f->req);
     }
 }
 
@@ -285,16 +320,22 @@ static void run_batch(reel_engine_t *e)
     reel_views_session_t *s = NULL;
     uint64_t next = reel_views_applied(e->views);
     uint32_t n = 0, used = 0;
+    reel_cmd_req_t *carry = NULL; /* a command whose cascade goes on */
     int rc = e->failed ? e->failed : reel_views_session_begin(e->views, &s);
-    while (n < REEL_ENGINE_BATCH_MAX && used + REEL_CMD_EVENTS_MAX <= REEL_ENGINE_ARENA_EVENTS) {
-        inflight_t *f = next_command(e, n, used);
+    while (n < REEL_ENGINE_BATCH_MAX && used + REEL_CMD_SLOTS <= REEL_ENGINE_ARENA_EVENTS) {
+        inflight_t *f = next_command(e, carry, n, used);
         if (f == NULL)
             break;
         n++;
+        carry = NULL;
         if (rc == 0)
             rc = judge(e, s, &next, f);
         used += f->out.n;
+        if (rc == 0 && f->out.more && f->req->res.error == NULL)
+            carry = f->req, f->continued = true;
     }
+    if (carry != NULL)
+        requeue_front(e, carry); /* the batch is full: first in the next one */
     int rc_wait = wait_appends(e); /* even after a failure: groups in flight */
     rc = rc != 0 ? rc : rc_wait;
     if (rc == 0)

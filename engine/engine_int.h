@@ -7,15 +7,24 @@
 
 #include "engine/reel.h"
 
-/* Events one command may produce: the cameo revoke cascade (rules_cameo.c)
- * hides one post per event, so this bounds the posts one command can hide
- * (REEL_CASCADE_POSTS_MAX); a cascade larger than that is refused (503)
- * until cascades can span several groups. */
+/* Events one judgement of a command may produce (one log group). A
+ * cascade larger than that (a revoke hiding many posts, an account with
+ * many follows) is judged in chunks: each chunk is a prefix of the
+ * cascade, never its cause, and the writer judges the command again,
+ * against the views that now include the chunk, until a judgement fits
+ * and ends with the cause (engine.c, "Chunked cascades"). */
 #define REEL_CMD_EVENTS_MAX 128u
+/* Chunks one command may take: ~1M events, far beyond any account the
+ * app has (a top creator's tens of thousands of followers); past it the
+ * command answers 503 (its chunks so far stay: each is a valid state). */
+#define REEL_CMD_CHUNKS_MAX 8192u
+/* Event slots of a command: its rules' events, then the engine's
+ * idempotency.recorded when it carries a key (idem.c). */
+#define REEL_CMD_SLOTS (REEL_CMD_EVENTS_MAX + 1u)
 /* Events of a command besides its cascade: a block, its two follow
  * removals, a policy or consent event, with room to spare. */
 #define REEL_CMD_EVENTS_OWN 8u
-#define REEL_CASCADE_POSTS_MAX (REEL_CMD_EVENTS_MAX - REEL_CMD_EVENTS_OWN)
+#define REEL_CASCADE_CHUNK_MAX (REEL_CMD_EVENTS_MAX - REEL_CMD_EVENTS_OWN)
 /* Commands the writer takes into one batch: one views session, one group
  * commit and one views commit for all of them. Both commits sync, so the
  * batch must be large: with 256 commands ingest ran 36k events/s (reel
@@ -25,7 +34,7 @@
  * events per command on average plus one worst-case command, ~6 MiB. A
  * command starts only when REEL_CMD_EVENTS_MAX events are free, so the
  * batch ends early when cascades fill it, never midway through one. */
-#define REEL_ENGINE_ARENA_EVENTS (2u * REEL_ENGINE_BATCH_MAX + REEL_CMD_EVENTS_MAX)
+#define REEL_ENGINE_ARENA_EVENTS (2u * REEL_ENGINE_BATCH_MAX + REEL_CMD_SLOTS)
 /* Commands waiting for the writer; past it, submit answers REEL_EFULL. */
 #define REEL_ENGINE_QUEUE_MAX 65536u
 
@@ -49,15 +58,26 @@ typedef struct rules_ctx {
 _Static_assert(REEL_EXPIRE_MAX * REEL_SHORT_LEN_MAX <= CMD_TEXT_BYTES, "expiry workers fit");
 _Static_assert(2 * REEL_EXPIRE_MAX + REEL_CLAIM_MAX <= REEL_CMD_EVENTS_MAX, "a claim fits");
 
+/* A recorded answer (idem.c): status, id, code, quota, lease, and up to
+ * REEL_CLAIM_MAX claimed ids of 16 digits. */
+#define CMD_ANSWER_BYTES 1400u
+_Static_assert(CMD_ANSWER_BYTES <= REEL_ANSWER_LEN_MAX, "an answer fits its event field");
+_Static_assert(200 + REEL_CLAIM_MAX * 17 <= CMD_ANSWER_BYTES, "a claim's answer fits");
+
 typedef struct cmd_out {
-    reel_event_t *evs; /* REEL_CMD_EVENTS_MAX slots in the batch's arena */
+    reel_event_t *evs; /* REEL_CMD_SLOTS slots in the batch's arena */
     uint32_t n;
+    bool more;         /* a chunk of a cascade: judge the command again */
+    bool keep;         /* an error answer whose events are appended all the same (a
+                          completion refused for consent cancels its generation) */
     char scratch[64];
     char text[CMD_TEXT_BYTES]; /* see CMD_TEXT_BYTES */
+    char answer[CMD_ANSWER_BYTES]; /* the idempotency record's answer */
 } cmd_out_t;
 
 /* Checks cmd against ctx and fills out with its events (n 0: a no-op that
- * still succeeds) and res with the answer (status, error, id; not offset).
+ * still succeeds) and res with the answer (status, error, id; not offset);
+ * out->more: the events are a chunk of a cascade, judge it again.
  * Returns 0 when the command was judged (accepted or refused: see
  * res->status), or a negative error when the views could not be read. */
 int reel__rules_run(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *out,
@@ -97,8 +117,10 @@ int reel__consent(reel_views_txn_t *t, uint64_t owner, uint64_t grantee,
  * queued or running generation, and hides (post.hidden with reason) every
  * post or draft not hidden yet, featuring owner's cameo, by author (0: any
  * author), whose author may not use the cameo once chg is made. Returns 1
- * done, 0 judged (503: more than REEL_CASCADE_POSTS_MAX of them), < 0 read
- * error. */
+ * done, 0 when the command's events reach REEL_CASCADE_CHUNK_MAX (out->more
+ * set: the caller stops and emits no cause; the writer judges the command
+ * again), < 0 read error. Callers emit the cause after the cascade, so a
+ * chunk never carries it. */
 int reel__cameo_cascade(const rules_ctx_t *ctx, uint64_t owner, uint64_t author,
                         const cameo_change_t *chg, const char *reason, cmd_out_t *out,
                         reel_cmd_result_t *res);
@@ -141,6 +163,20 @@ int reel__render_complete(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out
                           reel_cmd_result_t *res);
 int reel__render_fail(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *out,
                       reel_cmd_result_t *res);
+
+/* ---- idempotency keys (idem.c) ---- */
+
+/* 1..REEL_IDEM_KEY_LEN_MAX bytes of printable ASCII (0x20..0x7e). */
+bool reel__idem_key_valid(const char *key, size_t len);
+/* A command with a key, before its rules: 1 answered in res (the first
+ * answer replayed, 409 conflict, 400 for a bad key), 0 judge it, < 0 a
+ * views read failed. */
+int reel__idem_check(const rules_ctx_t *ctx, const reel_cmd_t *cmd, reel_cmd_result_t *res);
+/* After a command with a key appended events: its idempotency.recorded
+ * event (res: the answer) in out's last slot. 0 or -ENOSPC. */
+int reel__idem_record(const reel_cmd_t *cmd, const reel_cmd_result_t *res, cmd_out_t *out);
+/* The JSON text of res's success fields into buf: its length or -ENOSPC. */
+int reel__idem_answer_encode(const reel_cmd_result_t *res, char *buf, size_t cap);
 
 /* Sets an error answer: status, contract code, field ("" for none), text. */
 void reel__res_error(reel_cmd_result_t *res, int status, const char *code, const char *field,

@@ -34,7 +34,8 @@ enum field_id {
     F_REPLY_TO, F_REMIX_OF, F_REMIX_ROOT, F_INVITED_BY, F_WATCH_MS, F_DURATION_MS,
     F_LEASE_UNTIL, F_ATTEMPT, F_COMPLETED, F_PUBLISH, F_RETRYABLE, F_HANDLE, F_DISPLAY_NAME,
     F_CODE, F_INVITE_CODE, F_ASSET, F_POLICY, F_PROMPT, F_VIDEO_URI, F_WORKER, F_REASON,
-    F_TEXT, F_KIND, F_VISIBILITY, F_CAMEOS, F_TAGS, F_EMBEDDING, F_COUNT
+    F_TEXT, F_KIND, F_VISIBILITY, F_CAMEOS, F_TAGS, F_EMBEDDING, F_KEY, F_FINGERPRINT, F_ANSWER,
+    F_COUNT
 };
 
 static const field_def_t fields[F_COUNT] = {
@@ -74,6 +75,9 @@ static const field_def_t fields[F_COUNT] = {
     [F_CAMEOS] = FIELD("cameos", K_IDS, cameos, 0),
     [F_TAGS] = FIELD("tags", K_STRS, tags, REEL_TAG_LEN_MAX),
     [F_EMBEDDING] = FIELD("embedding", K_VEC, embedding, 0),
+    [F_KEY] = FIELD("key", K_STR, key, REEL_IDEM_KEY_LEN_MAX),
+    [F_FINGERPRINT] = FIELD("fingerprint", K_U64, fingerprint, 0),
+    [F_ANSWER] = FIELD("answer", K_STR, answer, REEL_ANSWER_LEN_MAX),
 };
 
 #define SCHEMA_FIELDS_MAX 12
@@ -118,6 +122,7 @@ static const schema_t schemas[REEL_EV_MAX + 1] = {
     [REEL_EV_COMMENT_DELETED] = {"comment.deleted", S(F_COMMENT)},
     [REEL_EV_VIEW_RECORDED] = {"view.recorded", S(F_USER_ID, F_POST, F_WATCH_MS, F_COMPLETED)},
     [REEL_EV_FEEDBACK_RECORDED] = {"feedback.recorded", S(F_USER_ID, F_POST, F_KIND)},
+    [REEL_EV_IDEMPOTENCY_RECORDED] = {"idempotency.recorded", S(F_KEY, F_FINGERPRINT, F_ANSWER)},
 };
 
 static const schema_t *schema_of(uint16_t type)

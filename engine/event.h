@@ -64,14 +64,15 @@
     XX(COMMENT_CREATED, 27, "comment.created")               \
     XX(COMMENT_DELETED, 28, "comment.deleted")               \
     XX(VIEW_RECORDED, 29, "view.recorded")                   \
-    XX(FEEDBACK_RECORDED, 30, "feedback.recorded")
+    XX(FEEDBACK_RECORDED, 30, "feedback.recorded")                 \
+    XX(IDEMPOTENCY_RECORDED, 31, "idempotency.recorded")
 
 typedef enum reel_event_type {
     REEL_EV_NONE = 0,
 #define REEL__EV_ENUM(name, num, json) REEL_EV_##name = (num),
     REEL_EVENT_MAP(REEL__EV_ENUM)
 #undef REEL__EV_ENUM
-    REEL_EV_MAX = 30,
+    REEL_EV_MAX = 31,
 } reel_event_type_t;
 
 /* Limits of event fields: the API's, and bounds for the rest. */
@@ -85,6 +86,8 @@ typedef enum reel_event_type {
 #define REEL_TAG_LEN_MAX 64u
 #define REEL_CAMEOS_MAX 8u
 #define REEL_DIM_MAX 1024u
+#define REEL_IDEM_KEY_LEN_MAX 64u  /* Idempotency-Key: 1..64 printable ASCII */
+#define REEL_ANSWER_LEN_MAX 2000u  /* a recorded answer (idempotency.recorded) */
 /* Ids, and every other integer of an event, are below 2^53 (the API's
  * JSON-safe integers). */
 #define REEL_ID_MAX ((1ull << 53) - 1)
@@ -133,6 +136,9 @@ typedef struct reel_event {
     uint64_t cameos[REEL_CAMEOS_MAX];
     uint32_t ntags;
     reel_str_t tags[REEL_TAGS_MAX];
+    reel_str_t key;        /* idempotency key */
+    reel_str_t answer;     /* the recorded answer (JSON text) */
+    uint64_t fingerprint;  /* of the request that carried key */
     uint32_t dim;             /* embedding dimension, 0: none */
     const uint8_t *embedding; /* dim float32 LE (decoded: into the payload) */
 } reel_event_t;

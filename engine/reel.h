@@ -58,11 +58,11 @@ typedef struct reel_engine_options {
  * and drafts featuring it, in the same group: reason "cameo_deleted" for a
  * delete, else "consent_revoked"; a takedown hides one post with
  * "removed_by_cameo_owner". Deleting when there is no cameo, setting the
- * same asset or policy, approving twice: 200 with no event. A cascade of
- * more than REEL_CASCADE_POSTS_MAX (engine_int.h) posts is refused with
- * 503 unavailable (cascades cannot span groups yet). The same change
- * cancels (generation.cancelled, same reason) their queued or running
- * generations featuring the cameo; those count against the same bound.
+ * same asset or policy, approving twice: 200 with no event. The same
+ * change cancels (generation.cancelled, same reason) their queued or
+ * running generations featuring the cameo. The cascade comes first in the
+ * log and its cause last; a cascade too large for one group is appended as
+ * several, cause in the last (see "Chunked cascades" below).
  *
  * Generations (rules_gen.c; API.md, "Generations and the render queue"):
  * GENERATION_CREATE takes args.user, args.prompt (1..2000 bytes),
@@ -88,9 +88,20 @@ typedef struct reel_engine_options {
  * user's follows (both ways, reason "user_deleted"), likes, comments,
  * posts (drafts too), cameo (with its revoke cascade, "cameo_deleted"),
  * approvals given and queued or running generations ("user_deleted")
- * leave every view, then user.deleted; the handle is free again. Known
- * limit: an account whose cascade exceeds REEL_CMD_EVENTS_MAX events is
- * refused with 503 unavailable (cascades cannot span groups yet). */
+ * leave every view, then user.deleted; the handle is free again.
+ *
+ * Chunked cascades. A command whose cascade does not fit one log group
+ * (REEL_CMD_EVENTS_MAX events, engine_int.h) is judged in chunks: each
+ * chunk, a prefix of the cascade without its cause, is appended as a
+ * group of its own and applied, then the command is judged again, until
+ * the last chunk ends with the cause; nothing else is judged in between,
+ * and the answer (one, after the last chunk is durable) carries the last
+ * offset. Each group is atomic, the command as a whole is not: a crash
+ * between chunks leaves a prefix of the cascade (posts hidden, follows
+ * removed: a state the users could have made; never a cameo in use without
+ * consent, since the cause comes last), and the retried command finishes
+ * it. Past REEL_CMD_CHUNKS_MAX chunks (~1M events) the command answers 503
+ * unavailable and keeps the chunks it appended. */
 #define REEL_CMD_MAP(XX)                                                   \
     XX(USER_CREATE, "POST /v1/users")                                      \
     XX(USER_UPDATE, "PATCH /v1/users/{id}")                                \
@@ -129,10 +140,24 @@ typedef enum reel_cmd_kind {
     REEL_CMD_COUNT
 } reel_cmd_kind_t;
 
+/* Idempotency (API.md): a command may carry a key (Idempotency-Key, or a
+ * /v1/batch line's idempotency_key) and the fingerprint of the request
+ * (the caller's hash of method, path and body; compared on its low 53
+ * bits). A repeat of a key within REEL_IDEM_WINDOW_MS (24 h) of engine
+ * time gets the first answer again (res.replayed) and appends nothing;
+ * across restarts too, since the key and answer are in the log
+ * (idempotency.recorded, appended last in the write's group, so its
+ * offset is the answer's). The same key with another fingerprint is 409
+ * conflict (field "idempotency_key"); a bad key (not 1..64 printable
+ * ASCII bytes) 400 bad_field. Only writes that appended events are
+ * recorded: a refused write or a no-op is judged again when repeated. */
 typedef struct reel_cmd {
     reel_cmd_kind_t kind;
     uint64_t at;        /* client time (ms) with trust_client_time; 0: none */
     bool admin;         /* the caller has the admin scope */
+    const char *idem_key;  /* idempotency key, NULL: none; lives until the answer */
+    uint32_t idem_key_len; /* bytes */
+    uint64_t idem_fp;      /* fingerprint of the request that carried the key */
     reel_event_t args;  /* the arguments; strings must live until the answer */
 } reel_cmd_t;
 
@@ -165,6 +190,7 @@ typedef struct reel_cmd_result {
     uint64_t lease_until;    /* RENDER_CLAIM, RENDER_HEARTBEAT: the new lease's end */
     uint32_t nclaimed;       /* RENDER_CLAIM: ids in claimed, oldest first */
     uint64_t claimed[REEL_CLAIM_MAX];
+    bool replayed;           /* the first answer to this idempotency key, again */
 } reel_cmd_result_t;
 
 typedef struct reel_cmd_req reel_cmd_req_t;
@@ -177,6 +203,7 @@ struct reel_cmd_req {
     reel_cmd_cb cb;          /* required; runs on the writer thread */
     void *data;              /* the caller's */
     reel_cmd_req_t *next;    /* private */
+    uint32_t chunks;         /* private: chunks of a cascade judged so far */
 };
 
 /* Opens (creating when missing) the data directory: takes the log's lock,

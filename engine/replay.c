@@ -122,3 +122,23 @@ int reel_replay(reel_log_t *log, reel_views_t *v, uint64_t to, reel_replay_progr
     free(b.arena);
     return rc;
 }
+
+int reel_replay_offset_at(reel_log_t *log, uint64_t at_ms, uint64_t *out)
+{
+    reel_log_iter_t *it = NULL;
+    reel_record_t rec;
+    uint64_t end = reel_log_end(log);
+    *out = end;
+    int rc = reel_log_iter_open(log, 0, &it);
+    /* A scan, not a search: the log has no time index, and reading runs at
+     * GB/s (reel bench log); event times never go back, so the first
+     * record after at_ms ends the scan. */
+    while (rc == 0 && (rc = reel_log_iter_next(it, &rec)) == 0) {
+        if (rec.offset >= end || rec.time_ms > at_ms) {
+            *out = rec.offset < end ? rec.offset : end;
+            break;
+        }
+    }
+    reel_log_iter_close(it);
+    return rc == REEL_EEND ? 0 : rc;
+}

@@ -39,4 +39,9 @@ typedef void (*reel_replay_progress_cb)(void *ctx, uint64_t applied, uint64_t to
 int reel_replay(reel_log_t *log, reel_views_t *v, uint64_t to, reel_replay_progress_cb progress,
                 void *ctx, char *err, size_t err_len);
 
+/* The first offset whose engine time is after at_ms (the log's end when
+ * none is): replaying up to it gives the views as they stood at at_ms
+ * (`reel replay --at`). Errors: the log iterator's. */
+int reel_replay_offset_at(reel_log_t *log, uint64_t at_ms, uint64_t *out);
+
 #endif /* REEL_REPLAY_H */

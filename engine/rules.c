@@ -291,32 +291,37 @@ static int unfollow_if(const rules_ctx_t *ctx, uint64_t a, uint64_t b, const cha
 }
 
 /* The revoke cascade both ways between user and target (an unfollow or
- * a block: each may lose the other's cameo): JUDGED or a read error. */
+ * a block: each may lose the other's cameo): 1 done, 0 a chunk (out->more:
+ * the caller emits no cause), < 0 a read error. */
 static int cascade_pair(const rules_ctx_t *ctx, uint64_t a, uint64_t b, const cameo_change_t *chg,
                         cmd_out_t *out, reel_cmd_result_t *res)
 {
     int rc = reel__cameo_cascade(ctx, a, b, chg, "consent_revoked", out, res);
     if (rc > 0)
         rc = reel__cameo_cascade(ctx, b, a, chg, "consent_revoked", out, res);
-    return rc < 0 ? rc : JUDGED;
+    return rc;
 }
 
 static int unfollow(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *out,
                     reel_cmd_result_t *res)
 {
+    bool follows;
     int rc = need_pair(ctx, cmd, res);
     if (rc <= 0)
         return rc;
     res->status = 200;
-    uint32_t before = out->n;
-    rc = unfollow_if(ctx, cmd->args.user, cmd->args.target, "unfollow", out);
-    if (rc < 0 || out->n == before)
-        return rc < 0 ? rc : JUDGED;
-    /* A mutual follow ended: under `mutuals` each loses the other's cameo. */
+    if ((rc = reel_views_follows(ctx->txn, cmd->args.user, cmd->args.target, &follows)) < 0)
+        return rc;
+    if (!follows)
+        return JUDGED;
+    /* A mutual follow ends: under `mutuals` each loses the other's cameo.
+     * The cascade first, the cause last (a chunk never carries it). */
     cameo_change_t chg = CAMEO_CHANGE_NONE;
     chg.unfollow_a = cmd->args.user;
     chg.unfollow_b = cmd->args.target;
-    return cascade_pair(ctx, chg.unfollow_a, chg.unfollow_b, &chg, out, res);
+    if ((rc = cascade_pair(ctx, chg.unfollow_a, chg.unfollow_b, &chg, out, res)) <= 0)
+        return rc;
+    return unfollow_if(ctx, cmd->args.user, cmd->args.target, "unfollow", out);
 }
 
 /* A block removes follows both ways, in the same batch as its cause, so a
@@ -337,18 +342,19 @@ static int block(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *out,
         return rc;
     if (mine)
         return JUDGED; /* a blocks b already */
+    /* A block either way takes each one's right to the other's cameo:
+     * the cascade first, then the block and its follow removals. */
+    cameo_change_t chg = CAMEO_CHANGE_NONE;
+    chg.block_a = a;
+    chg.block_b = b;
+    if ((rc = cascade_pair(ctx, a, b, &chg, out, res)) <= 0)
+        return rc;
     reel_event_t *ev = emit(out, REEL_EV_BLOCK_CREATED);
     ev->user = a;
     ev->target = b;
     if ((rc = unfollow_if(ctx, a, b, "blocked", out)) == 0)
         rc = unfollow_if(ctx, b, a, "blocked", out);
-    if (rc < 0)
-        return rc;
-    /* A block either way takes each one's right to the other's cameo. */
-    cameo_change_t chg = CAMEO_CHANGE_NONE;
-    chg.block_a = a;
-    chg.block_b = b;
-    return cascade_pair(ctx, a, b, &chg, out, res);
+    return rc < 0 ? rc : JUDGED;
 }
 
 static int unblock(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *out,

@@ -11,11 +11,13 @@
  *
  * The cascade cancels the losers' queued or running generations that
  * feature the cameo (generation.cancelled, same reason) before it hides
- * their posts, in the same group.
- *
- * Not done yet: cascades over more than REEL_CASCADE_POSTS_MAX posts and
- * generations together (refused with 503; they need several groups per
- * command).
+ * their posts, in the same group, and the commands emit their cause (the
+ * policy, the revoked consent, the deleted cameo) after it. A cascade
+ * beyond REEL_CASCADE_CHUNK_MAX events is cut into chunks (out->more):
+ * each is appended as a group of its own before the cause, so a crash
+ * between chunks leaves posts hidden early, never a cameo used without
+ * consent; judged again, the command finds those posts hidden and those
+ * generations ended, and goes on where it stopped.
  */
 #include "engine/engine_int.h"
 #include "engine/common.h"
@@ -127,7 +129,7 @@ int reel_engine_can_use(reel_views_txn_t *t, uint64_t owner, uint64_t grantee, b
 }
 
 /* Hides one appearance if its author may not use the cameo after chg:
- * 1 fine, 0 judged (503: the command's events are full), < 0 error. */
+ * 1 fine, 0 the chunk is full (out->more), < 0 error. */
 static int cascade_one(const rules_ctx_t *ctx, uint64_t owner, const reel_appearance_t *e,
                        const cameo_change_t *chg, const char *reason, cmd_out_t *out,
                        reel_cmd_result_t *res)
@@ -137,10 +139,9 @@ static int cascade_one(const rules_ctx_t *ctx, uint64_t owner, const reel_appear
     int rc = reel__consent(ctx->txn, owner, e->author, chg, &allowed, &why);
     if (rc < 0 || allowed)
         return rc < 0 ? rc : 1;
-    if (out->n == REEL_CMD_EVENTS_MAX) {
-        reel__res_error(res, 503, "unavailable", "",
-                        "the cascade hides more posts than one command may (%u)",
-                        REEL_CASCADE_POSTS_MAX);
+    (void)res; /* a full chunk is no refusal */
+    if (out->n >= REEL_CASCADE_CHUNK_MAX) {
+        out->more = true; /* this chunk is full: the command is judged again */
         return JUDGED;
     }
     reel_event_t *ev = reel__emit(out, REEL_EV_POST_HIDDEN);
@@ -150,7 +151,7 @@ static int cascade_one(const rules_ctx_t *ctx, uint64_t owner, const reel_appear
 }
 
 /* Cancels one queued or running generation if its author may not use
- * the cameo after chg: 1 fine, 0 judged (503 as cascade_one), < 0 error. */
+ * the cameo after chg: 1 fine, 0 the chunk is full, < 0 error. */
 static int cancel_one(const rules_ctx_t *ctx, uint64_t owner, const reel_gen_entry_t *e,
                       const cameo_change_t *chg, const char *reason, cmd_out_t *out,
                       reel_cmd_result_t *res)
@@ -160,10 +161,9 @@ static int cancel_one(const rules_ctx_t *ctx, uint64_t owner, const reel_gen_ent
     int rc = reel__consent(ctx->txn, owner, e->user, chg, &allowed, &why);
     if (rc < 0 || allowed)
         return rc < 0 ? rc : 1;
-    if (out->n == REEL_CMD_EVENTS_MAX) {
-        reel__res_error(res, 503, "unavailable", "",
-                        "the cascade changes more posts and generations than one command may "
-                        "(%u)", REEL_CASCADE_POSTS_MAX);
+    (void)res; /* a full chunk is no refusal */
+    if (out->n >= REEL_CASCADE_CHUNK_MAX) {
+        out->more = true; /* this chunk is full: the command is judged again */
         return JUDGED;
     }
     reel_event_t *ev = reel__emit(out, REEL_EV_GENERATION_CANCELLED);
@@ -268,11 +268,13 @@ int reel__cameo_delete(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t 
         return JUDGED;
     if (rc < 0)
         return rc;
-    reel__emit(out, REEL_EV_CAMEO_DELETED)->user = u.id;
     cameo_change_t chg = CAMEO_CHANGE_NONE;
     chg.deleted = true;
     rc = reel__cameo_cascade(ctx, u.id, 0, &chg, "cameo_deleted", out, res);
-    return rc < 0 ? rc : JUDGED;
+    if (rc <= 0)
+        return rc; /* a read error, or a chunk (out->more): the cause comes last */
+    reel__emit(out, REEL_EV_CAMEO_DELETED)->user = u.id;
+    return JUDGED;
 }
 
 /* The policy named s: its value, or -1. */
@@ -307,15 +309,17 @@ int reel__cameo_policy(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t 
     int cur = rc == REEL_ENOTFOUND ? REEL_CAMEO_ONLY_ME : c.policy; /* the default */
     if (cur == policy)
         return JUDGED;
-    reel_event_t *ev = reel__emit(out, REEL_EV_CAMEO_POLICY_SET);
-    ev->user = u.id;
-    ev->policy = lit(policy_names[policy]);
     /* A wider policy takes nobody's right; a narrower one is checked
      * against every appearance. */
     cameo_change_t chg = CAMEO_CHANGE_NONE;
     chg.policy = policy;
     rc = reel__cameo_cascade(ctx, u.id, 0, &chg, "consent_revoked", out, res);
-    return rc < 0 ? rc : JUDGED;
+    if (rc <= 0)
+        return rc;
+    reel_event_t *ev = reel__emit(out, REEL_EV_CAMEO_POLICY_SET);
+    ev->user = u.id;
+    ev->policy = lit(policy_names[policy]);
+    return JUDGED;
 }
 
 /* Owner (args.user) and grantee (args.target): both live, not the same,
@@ -357,17 +361,19 @@ int reel__cameo_approve(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t
         return rc;
     if (approved == grant)
         return JUDGED; /* approving twice, or revoking what is not there */
+    if (!grant) {
+        /* Under `approved` the grantee loses the right; under the other
+         * policies approval does not count, and consent says so. */
+        cameo_change_t chg = CAMEO_CHANGE_NONE;
+        chg.unapproved = grantee;
+        rc = reel__cameo_cascade(ctx, owner, grantee, &chg, "consent_revoked", out, res);
+        if (rc <= 0)
+            return rc;
+    }
     reel_event_t *ev = reel__emit(out, grant ? REEL_EV_CONSENT_GRANTED : REEL_EV_CONSENT_REVOKED);
     ev->user = owner;
     ev->target = grantee;
-    if (grant)
-        return JUDGED;
-    /* Under `approved` the grantee loses the right; under the other
-     * policies approval does not count, and consent says so. */
-    cameo_change_t chg = CAMEO_CHANGE_NONE;
-    chg.unapproved = grantee;
-    rc = reel__cameo_cascade(ctx, owner, grantee, &chg, "consent_revoked", out, res);
-    return rc < 0 ? rc : JUDGED;
+    return JUDGED;
 }
 
 /* The cameo's owner takes down a post (any author, draft or public) that

@@ -20,10 +20,12 @@
  *     is logged with retryable false, and an expiry that spent it is
  *     followed by a final generation.failed "lease_expired".
  *
- * Not done: the long poll (wait_ms) is the server's; a completion that
- * finds a cameo no longer allowed (the revoke cascade cancels those
- * first, so only a missed cascade gets here) is refused with 409 but
- * cannot record the cancellation, since a refused command appends nothing.
+ * The long poll (wait_ms) is the server's. A completion that finds a
+ * cameo no longer allowed is answered 409 lease_lost AND records the
+ * generation's end (generation.cancelled, "consent_revoked"): the result
+ * is cancelled, not posted, and no worker renders it again. The revoke
+ * cascade cancels such generations when consent ends, so only a path the
+ * cascade missed gets here: this is the last line of the consent rule.
  */
 #include "engine/engine_int.h"
 #include "engine/common.h"
@@ -342,8 +344,9 @@ static bool check_completion(const rules_ctx_t *ctx, const reel_event_t *a, reel
     return true;
 }
 
-/* Every cameo of g still allowed to its author: 1, 0 judged (409), < 0. */
-static int need_consent(const rules_ctx_t *ctx, const reel_generation_view_t *g,
+/* Every cameo of g still allowed to its author: 1, 0 judged (409 with
+ * the generation cancelled: out->keep), < 0. */
+static int need_consent(const rules_ctx_t *ctx, const reel_generation_view_t *g, cmd_out_t *out,
                         reel_cmd_result_t *res)
 {
     for (uint32_t i = 0; i < g->ncameos; i++) {
@@ -356,6 +359,10 @@ static int need_consent(const rules_ctx_t *ctx, const reel_generation_view_t *g,
             reel__res_error(res, 409, "lease_lost", "",
                             "cancelled: user %llu may no longer use the cameo of user %llu (%s)",
                             (unsigned long long)g->user, (unsigned long long)g->cameos[i], why);
+            reel_event_t *ev = reel__emit(out, REEL_EV_GENERATION_CANCELLED);
+            ev->generation = g->id;
+            ev->reason = lit("consent_revoked");
+            out->keep = true; /* refused, and the refusal is an event */
             return JUDGED;
         }
     }
@@ -419,7 +426,7 @@ int reel__render_complete(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out
         return JUDGED;
     int rc = need_lease(ctx, cmd, &g, res);
     if (rc > 0)
-        rc = need_consent(ctx, &g, res);
+        rc = need_consent(ctx, &g, out, res);
     if (rc <= 0)
         return rc;
     if ((rc = reel_views_last_id(ctx->txn, REEL_VIEWS_ID_POST, &last)) < 0)

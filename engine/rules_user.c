@@ -20,10 +20,12 @@
  * approvals others gave the user, others' likes and comments on the
  * user's posts (the posts are gone from every listing).
  *
- * Known limit: the whole cascade must fit one command's events
- * (REEL_CMD_EVENTS_MAX, user.deleted included); a larger account is
- * refused with 503 unavailable and nothing changes. Cascades that span
- * several groups are future work.
+ * An account whose cascade does not fit one group (REEL_CMD_EVENTS_MAX)
+ * is deleted in chunks (out->more, engine.c "Chunked cascades"): each
+ * chunk removes a prefix of the above, the cameo's cascade comes before
+ * cameo.deleted, and user.deleted comes only in the last chunk, so a crash
+ * between chunks leaves a live account with fewer follows, likes and posts
+ * (a state its owner could have made), and the retried delete finishes.
  */
 #include "engine/engine_int.h"
 #include "engine/common.h"
@@ -39,14 +41,13 @@ static reel_str_t lit(const char *s)
     return (reel_str_t){s, (uint32_t)strlen(s)};
 }
 
-/* One event of the cascade, keeping the last slot for user.deleted: the
- * event, or NULL with res set to 503 (the cascade is too large). */
+/* One event of the cascade, keeping room for the cause (cameo.deleted,
+ * user.deleted): the event, or NULL when this chunk is full (out->more). */
 static reel_event_t *emit_bounded(cmd_out_t *out, uint16_t type, reel_cmd_result_t *res)
 {
-    if (out->n + 1 >= REEL_CMD_EVENTS_MAX) {
-        reel__res_error(res, 503, "unavailable", "",
-                        "deleting this account changes more than one command may (%u events); "
-                        "remove some of its content first", REEL_CMD_EVENTS_MAX);
+    (void)res;
+    if (out->n >= REEL_CASCADE_CHUNK_MAX) {
+        out->more = true;
         return NULL;
     }
     return reel__emit(out, type);
@@ -150,13 +151,15 @@ static int drop_cameo(const rules_ctx_t *ctx, uint64_t user, cmd_out_t *out,
         return 1;
     if (rc < 0)
         return rc;
+    cameo_change_t chg = CAMEO_CHANGE_NONE;
+    chg.deleted = true;
+    if ((rc = reel__cameo_cascade(ctx, user, 0, &chg, "cameo_deleted", out, res)) <= 0)
+        return rc; /* a chunk: cameo.deleted comes after all of its cascade */
     reel_event_t *ev = emit_bounded(out, REEL_EV_CAMEO_DELETED, res);
     if (ev == NULL)
         return JUDGED;
     ev->user = user;
-    cameo_change_t chg = CAMEO_CHANGE_NONE;
-    chg.deleted = true;
-    return reel__cameo_cascade(ctx, user, 0, &chg, "cameo_deleted", out, res);
+    return 1;
 }
 
 /* generation.cancelled for the user's queued or running generations. */
@@ -202,13 +205,8 @@ int reel__user_delete(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *
         (rc = drop_posts(ctx, u.id, out, res)) <= 0 || (rc = drop_cameo(ctx, u.id, out, res)) <= 0 ||
         (rc = drop_list(ctx, u.id, LIST_APPROVALS, out, res)) <= 0 ||
         (rc = drop_generations(ctx, u.id, out, res)) <= 0)
-        return rc;
-    if (out->n >= REEL_CMD_EVENTS_MAX) { /* the cameo cascade took the last slot */
-        reel__res_error(res, 503, "unavailable", "",
-                        "deleting this account changes more than one command may (%u events)",
-                        REEL_CMD_EVENTS_MAX);
-        return JUDGED;
-    }
+        return rc; /* a read error, or a chunk (out->more) */
+    REEL_ASSERT(out->n < REEL_CMD_EVENTS_MAX); /* emit_bounded kept room */
     reel__emit(out, REEL_EV_USER_DELETED)->user = u.id;
     return JUDGED;
 }

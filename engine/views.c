@@ -19,7 +19,7 @@
  * only the txn and the events, so the retry after growth computes the same
  * changes (invariant 3).
  */
-#include "engine/views.h"
+#include "engine/views_int.h"
 
 #include <lmdb.h>
 #include <pthread.h>
@@ -33,10 +33,6 @@
 
 #include "engine/common.h"
 
-/* Named DBIs the environment may hold: 25 today; the rest is headroom
- * for the views later work adds (feeds...). LMDB scans the
- * DBI table linearly, so keep it small. */
-#define MAXDBS 32u
 /* LMDB reader slots: one per concurrent read txn across the process. The
  * server's worker threads and the HTTP loop stay far below this; a full
  * table answers REEL_EFULL instead of blocking. */
@@ -90,48 +86,15 @@ _Static_assert(REEL_SHORT_LEN_MAX <= 255, "worker length fits a u8");
 _Static_assert(REEL_TAG_LEN_MAX <= 255, "tag length fits a u8");
 _Static_assert(GEN_BODY_MAX <= UINT16_MAX, "generation body length fits a u16");
 
-/* The DBIs, in the fixed order the hash walks (meta first, not hashed). */
-enum {
-    DBI_META,
-    DBI_USERS,
-    DBI_HANDLES,
-    DBI_COUNTS,
-    DBI_FOLLOWS,
-    DBI_FOLLOWERS,
-    DBI_FOLLOWING,
-    DBI_LIKES,
-    DBI_POSTS,
-    DBI_POSTS_BY_AUTHOR,
-    DBI_REMIXES,
-    DBI_BLOCKS,
-    DBI_BLOCKED_BY,
-    DBI_CAMEOS,
-    DBI_APPROVALS,
-    DBI_COMMENTS,
-    DBI_COMMENTS_BY_POST,
-    DBI_INVITES,
-    DBI_FEEDBACK,
-    DBI_APPEARANCES,
-    DBI_GENERATIONS,
-    DBI_QUEUE,
-    DBI_GEN_BY_USER_TIME,
-    DBI_GEN_BY_CAMEO,
-    DBI_LEASES,
-    DBI_LIKES_BY_USER,
-    DBI_COMMENTS_BY_AUTHOR,
-    DBI_POST_CAMEOS,
-    DBI_LEADERBOARD,
-    DBI_COUNT
-};
-static const char *const dbi_names[DBI_COUNT] = {
+const char *const reel__views_dbi_names[DBI_COUNT] = {
     "meta",      "users",     "handles",  "counts",           "follows",
     "followers", "following", "likes",    "posts",            "posts_by_author",
     "remixes",   "blocks",    "blocked_by", "cameos",         "approvals",
     "comments",  "comments_by_post", "invites", "feedback",         "appearances",
     "generations", "queue",   "gen_by_user_time", "gen_by_cameo", "leases",
-    "likes_by_user", "comments_by_author", "post_cameos", "leaderboard",
+    "likes_by_user", "comments_by_author", "post_cameos", "leaderboard", "post_bodies",
+    "friends", "idem", "idem_by_time",
 };
-_Static_assert(DBI_COUNT <= MAXDBS, "DBIs fit maxdbs");
 
 /* Counter slots of a counts value. */
 enum {
@@ -140,22 +103,8 @@ enum {
 };
 _Static_assert(8 * C_COUNT == COUNTS_VALUE_BYTES, "counts value layout");
 
-struct reel_views {
-    MDB_env *env;                /* owned */
-    MDB_dbi dbi[DBI_COUNT];      /* valid for the env's life */
-    pthread_rwlock_t grow_lock;  /* read: any open txn; write: resize */
-    pthread_mutex_t apply_lock;  /* one apply at a time */
-    uint64_t map_bytes;          /* current map size (atomic access) */
-    uint64_t applied;            /* cache of meta "applied" (atomic access) */
-};
-
-struct reel_views_txn {
-    reel_views_t *v;  /* not owned */
-    MDB_txn *txn;     /* read-only; holds grow_lock (read) */
-};
-
 /* Maps an LMDB or errno code to reeldb's (views.h, "Errors"). */
-static int map_mdb(int rc)
+int reel__vmdb(int rc)
 {
     switch (rc) {
     case MDB_SUCCESS: return 0;
@@ -173,13 +122,13 @@ static int map_mdb(int rc)
     }
 }
 
-static void put_be64(uint8_t *p, uint64_t x)
+void reel__vput_be64(uint8_t *p, uint64_t x)
 {
     for (int i = 7; i >= 0; i--, x >>= 8)
         p[i] = (uint8_t)x;
 }
 
-static uint64_t get_be64(const uint8_t *p)
+uint64_t reel__vget_be64(const uint8_t *p)
 {
     uint64_t x = 0;
     for (int i = 0; i < 8; i++)
@@ -189,26 +138,26 @@ static uint64_t get_be64(const uint8_t *p)
 
 /* ---- raw access: every LMDB call goes through these three ---- */
 
-static int db_get(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl, MDB_val *out)
+int reel__vdb_get(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl, MDB_val *out)
 {
     MDB_val key = {kl, (void *)k};
     REEL_ASSERT(kl > 0);
-    return map_mdb(mdb_get(txn, dbi, &key, out));
+    return reel__vmdb(mdb_get(txn, dbi, &key, out));
 }
 
-static int db_put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl, const void *d, size_t dl)
+int reel__vdb_put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl, const void *d, size_t dl)
 {
     MDB_val key = {kl, (void *)k};
     MDB_val val = {dl, (void *)d};
     REEL_ASSERT(kl > 0);
-    return map_mdb(mdb_put(txn, dbi, &key, &val, 0));
+    return reel__vmdb(mdb_put(txn, dbi, &key, &val, 0));
 }
 
 /* Deletes a key; an absent key is fine (callers checked or do not care). */
-static int db_del(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl)
+int reel__vdb_del(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl)
 {
     MDB_val key = {kl, (void *)k};
-    int rc = map_mdb(mdb_del(txn, dbi, &key, NULL));
+    int rc = reel__vmdb(mdb_del(txn, dbi, &key, NULL));
     return rc == REEL_ENOTFOUND ? 0 : rc;
 }
 
@@ -243,12 +192,12 @@ static int grow(reel_views_t *v, bool adopt)
     REEL_ASSERT(rc == 0);
     uint64_t cur = __atomic_load_n(&v->map_bytes, __ATOMIC_RELAXED);
     if (adopt) {
-        rc = map_mdb(mdb_env_set_mapsize(v->env, 0));
+        rc = reel__vmdb(mdb_env_set_mapsize(v->env, 0));
     } else if (cur >= REEL_VIEWS_MAP_BYTES_MAX) {
         rc = -ENOSPC;
     } else {
         uint64_t next = cur * 2 < REEL_VIEWS_MAP_BYTES_MAX ? cur * 2 : REEL_VIEWS_MAP_BYTES_MAX;
-        rc = map_mdb(mdb_env_set_mapsize(v->env, (size_t)next));
+        rc = reel__vmdb(mdb_env_set_mapsize(v->env, (size_t)next));
     }
     refresh_map_bytes(v);
     grow_unlock(v);
@@ -281,8 +230,8 @@ static int counts_add(reel_views_t *v, MDB_txn *txn, uint64_t user, int which, i
     MDB_val cur;
     REEL_ASSERT(which >= 0 && which < C_COUNT);
     REEL_ASSERT(delta == 1 || delta == -1);
-    put_be64(key, user);
-    int rc = db_get(txn, v->dbi[DBI_COUNTS], key, sizeof key, &cur);
+    reel__vput_be64(key, user);
+    int rc = reel__vdb_get(txn, v->dbi[DBI_COUNTS], key, sizeof key, &cur);
     if (rc == 0) {
         if (cur.mv_size != COUNTS_VALUE_BYTES)
             return REEL_ECORRUPT;
@@ -294,7 +243,7 @@ static int counts_add(reel_views_t *v, MDB_txn *txn, uint64_t user, int which, i
     if (delta < 0 && c == 0)
         return 0;
     reel_store_u64(val + 8 * which, delta > 0 ? c + 1 : c - 1);
-    rc = db_put(txn, v->dbi[DBI_COUNTS], key, sizeof key, val, sizeof val);
+    rc = reel__vdb_put(txn, v->dbi[DBI_COUNTS], key, sizeof key, val, sizeof val);
     if (rc != 0 || lb_kind(which) < 0)
         return rc;
     return lb_move(v, txn, user, lb_kind(which), c, delta > 0 ? c + 1 : c - 1);
@@ -315,8 +264,8 @@ static int user_load(reel_views_t *v, MDB_txn *txn, uint64_t id, user_rec_t *u)
 {
     uint8_t key[8];
     MDB_val val;
-    put_be64(key, id);
-    int rc = db_get(txn, v->dbi[DBI_USERS], key, sizeof key, &val);
+    reel__vput_be64(key, id);
+    int rc = reel__vdb_get(txn, v->dbi[DBI_USERS], key, sizeof key, &val);
     if (rc != 0)
         return rc;
     const uint8_t *p = val.mv_data;
@@ -339,14 +288,14 @@ static int user_store(reel_views_t *v, MDB_txn *txn, uint64_t id, const user_rec
     uint8_t key[8], val[USER_VALUE_MAX];
     REEL_ASSERT(u->hlen <= REEL_HANDLE_LEN_MAX);
     REEL_ASSERT(u->nlen <= REEL_NAME_LEN_MAX);
-    put_be64(key, id);
+    reel__vput_be64(key, id);
     reel_store_u64(val, u->created_at);
     val[8] = u->flags;
     val[9] = u->hlen;
     val[10] = u->nlen;
     memcpy(val + USER_FIXED_BYTES, u->handle, u->hlen);
     memcpy(val + USER_FIXED_BYTES + u->hlen, u->name, u->nlen);
-    return db_put(txn, v->dbi[DBI_USERS], key, sizeof key, val,
+    return reel__vdb_put(txn, v->dbi[DBI_USERS], key, sizeof key, val,
                   USER_FIXED_BYTES + (size_t)u->hlen + u->nlen);
 }
 
@@ -370,7 +319,7 @@ static int invite_use(reel_views_t *v, MDB_txn *txn, reel_str_t code, uint64_t u
         return 0;
     if (code.len > REEL_SHORT_LEN_MAX)
         return REEL_EUSAGE;
-    int rc = db_get(txn, v->dbi[DBI_INVITES], code.ptr, code.len, &cur);
+    int rc = reel__vdb_get(txn, v->dbi[DBI_INVITES], code.ptr, code.len, &cur);
     if (rc == REEL_ENOTFOUND)
         return 0;
     if (rc != 0)
@@ -382,7 +331,7 @@ static int invite_use(reel_views_t *v, MDB_txn *txn, reel_str_t code, uint64_t u
         return 0;
     val[8] = 1;
     reel_store_u64(val + 9, user);
-    return db_put(txn, v->dbi[DBI_INVITES], code.ptr, code.len, val, sizeof val);
+    return reel__vdb_put(txn, v->dbi[DBI_INVITES], code.ptr, code.len, val, sizeof val);
 }
 
 static int apply_user_created(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev)
@@ -406,7 +355,7 @@ static int apply_user_created(reel_views_t *v, MDB_txn *txn, const reel_event_t 
         return rc;
     handle_key(u.handle, u.hlen, hkey);
     reel_store_u64(idv, ev->user);
-    rc = db_put(txn, v->dbi[DBI_HANDLES], hkey, u.hlen, idv, sizeof idv);
+    rc = reel__vdb_put(txn, v->dbi[DBI_HANDLES], hkey, u.hlen, idv, sizeof idv);
     if (rc != 0)
         return rc;
     return invite_use(v, txn, ev->code, ev->user);
@@ -436,8 +385,8 @@ static int apply_user_updated(reel_views_t *v, MDB_txn *txn, const reel_event_t 
 static void lb_key(int kind, uint64_t value, uint64_t user, uint8_t *key)
 {
     key[0] = (uint8_t)kind;
-    put_be64(key + 1, ~value);
-    put_be64(key + 9, user);
+    reel__vput_be64(key + 1, ~value);
+    reel__vput_be64(key + 9, user);
 }
 
 /* A leaderboard value of user moved from `from` to `to`: the entry moves
@@ -457,13 +406,13 @@ static int lb_move(reel_views_t *v, MDB_txn *txn, uint64_t user, int kind, uint6
         return rc;
     if (from > 0) {
         lb_key(kind, from, user, key);
-        if ((rc = db_del(txn, v->dbi[DBI_LEADERBOARD], key, sizeof key)) != 0)
+        if ((rc = reel__vdb_del(txn, v->dbi[DBI_LEADERBOARD], key, sizeof key)) != 0)
             return rc;
     }
     if (to == 0)
         return 0;
     lb_key(kind, to, user, key);
-    return db_put(txn, v->dbi[DBI_LEADERBOARD], key, sizeof key, "", 0);
+    return reel__vdb_put(txn, v->dbi[DBI_LEADERBOARD], key, sizeof key, "", 0);
 }
 
 /* Removes every leaderboard entry of user (at its current values). */
@@ -472,8 +421,8 @@ static int lb_drop_user(reel_views_t *v, MDB_txn *txn, uint64_t user)
     static const int which[REEL_BOARD_COUNT] = {C_FOLLOWERS, C_LIKES, C_REMIXES, C_CAMEO_USES};
     uint8_t key[LB_KEY_BYTES], ckey[8];
     MDB_val cur;
-    put_be64(ckey, user);
-    int rc = db_get(txn, v->dbi[DBI_COUNTS], ckey, sizeof ckey, &cur);
+    reel__vput_be64(ckey, user);
+    int rc = reel__vdb_get(txn, v->dbi[DBI_COUNTS], ckey, sizeof ckey, &cur);
     if (rc == REEL_ENOTFOUND)
         return 0;
     if (rc == 0 && cur.mv_size != COUNTS_VALUE_BYTES)
@@ -483,7 +432,7 @@ static int lb_drop_user(reel_views_t *v, MDB_txn *txn, uint64_t user)
         if (value == 0)
             continue;
         lb_key(lb_kind(which[i]), value, user, key);
-        rc = db_del(txn, v->dbi[DBI_LEADERBOARD], key, sizeof key);
+        rc = reel__vdb_del(txn, v->dbi[DBI_LEADERBOARD], key, sizeof key);
     }
     return rc;
 }
@@ -506,7 +455,7 @@ static int apply_user_deleted(reel_views_t *v, MDB_txn *txn, const reel_event_t 
     if (rc != 0)
         return rc;
     handle_key(u.handle, u.hlen, hkey);
-    rc = db_get(txn, v->dbi[DBI_HANDLES], hkey, u.hlen, &val);
+    rc = reel__vdb_get(txn, v->dbi[DBI_HANDLES], hkey, u.hlen, &val);
     if (rc == REEL_ENOTFOUND)
         return 0;
     if (rc != 0)
@@ -515,7 +464,7 @@ static int apply_user_deleted(reel_views_t *v, MDB_txn *txn, const reel_event_t 
         return REEL_ECORRUPT;
     if (reel_load_u64(val.mv_data) != ev->user)
         return 0;
-    return db_del(txn, v->dbi[DBI_HANDLES], hkey, u.hlen);
+    return reel__vdb_del(txn, v->dbi[DBI_HANDLES], hkey, u.hlen);
 }
 
 /* ---- follows ---- */
@@ -529,33 +478,41 @@ typedef struct follow_keys {
 
 static void follow_keys(uint64_t follower, uint64_t target, uint64_t since, follow_keys_t *k)
 {
-    put_be64(k->pair, follower);
-    put_be64(k->pair + 8, target);
-    put_be64(k->followers, target);
-    put_be64(k->followers + 8, ~since);
-    put_be64(k->followers + 16, follower);
-    put_be64(k->following, follower);
-    put_be64(k->following + 8, ~since);
-    put_be64(k->following + 16, target);
+    reel__vput_be64(k->pair, follower);
+    reel__vput_be64(k->pair + 8, target);
+    reel__vput_be64(k->followers, target);
+    reel__vput_be64(k->followers + 8, ~since);
+    reel__vput_be64(k->followers + 16, follower);
+    reel__vput_be64(k->following, follower);
+    reel__vput_be64(k->following + 8, ~since);
+    reel__vput_be64(k->following + 16, target);
 }
 
-/* A follow user -> target began (+1) or ended (-1): when target follows
- * user back, the pair is (or was) mutual, so both friends counts move. */
-static int friends_add(reel_views_t *v, MDB_txn *txn, uint64_t user, uint64_t target, int delta)
+/* A follow user -> target (since `since`) began (+1) or ended (-1): when
+ * target follows user back, the pair is (or was) mutual, so both friends
+ * counts move and the friends index gains or loses the pair, dated by the
+ * later of the two follows (when the friendship began). */
+static int friends_add(reel_views_t *v, MDB_txn *txn, uint64_t user, uint64_t target, int delta,
+                       uint64_t since)
 {
     uint8_t rev[16];
     MDB_val val;
     REEL_ASSERT(delta == 1 || delta == -1);
     if (user == target)
         return 0; /* a self-follow is no friendship */
-    put_be64(rev, target);
-    put_be64(rev + 8, user);
-    int rc = db_get(txn, v->dbi[DBI_FOLLOWS], rev, sizeof rev, &val);
+    reel__vput_be64(rev, target);
+    reel__vput_be64(rev + 8, user);
+    int rc = reel__vdb_get(txn, v->dbi[DBI_FOLLOWS], rev, sizeof rev, &val);
     if (rc == REEL_ENOTFOUND)
         return 0;
-    if (rc != 0 || (rc = counts_add(v, txn, user, C_FRIENDS, delta)) != 0)
+    if (rc == 0 && val.mv_size != 8)
+        rc = REEL_ECORRUPT;
+    if (rc != 0 || (rc = counts_add(v, txn, user, C_FRIENDS, delta)) != 0 ||
+        (rc = counts_add(v, txn, target, C_FRIENDS, delta)) != 0)
         return rc;
-    return counts_add(v, txn, target, C_FRIENDS, delta);
+    uint64_t rev_since = reel_load_u64(val.mv_data);
+    return reel__views_friend_set(v, txn, user, target, since > rev_since ? since : rev_since,
+                                  delta > 0);
 }
 
 static int apply_follow_created(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev)
@@ -564,17 +521,17 @@ static int apply_follow_created(reel_views_t *v, MDB_txn *txn, const reel_event_
     uint8_t since[8];
     MDB_val val;
     follow_keys(ev->user, ev->target, ev->at, &k);
-    int rc = db_get(txn, v->dbi[DBI_FOLLOWS], k.pair, sizeof k.pair, &val);
+    int rc = reel__vdb_get(txn, v->dbi[DBI_FOLLOWS], k.pair, sizeof k.pair, &val);
     if (rc != REEL_ENOTFOUND)
         return rc; /* 0: the pair exists; idempotent */
     reel_store_u64(since, ev->at);
-    if ((rc = db_put(txn, v->dbi[DBI_FOLLOWS], k.pair, sizeof k.pair, since, 8)) != 0 ||
-        (rc = db_put(txn, v->dbi[DBI_FOLLOWERS], k.followers, 24, "", 0)) != 0 ||
-        (rc = db_put(txn, v->dbi[DBI_FOLLOWING], k.following, 24, "", 0)) != 0 ||
+    if ((rc = reel__vdb_put(txn, v->dbi[DBI_FOLLOWS], k.pair, sizeof k.pair, since, 8)) != 0 ||
+        (rc = reel__vdb_put(txn, v->dbi[DBI_FOLLOWERS], k.followers, 24, "", 0)) != 0 ||
+        (rc = reel__vdb_put(txn, v->dbi[DBI_FOLLOWING], k.following, 24, "", 0)) != 0 ||
         (rc = counts_add(v, txn, ev->target, C_FOLLOWERS, 1)) != 0 ||
         (rc = counts_add(v, txn, ev->user, C_FOLLOWING, 1)) != 0)
         return rc;
-    return friends_add(v, txn, ev->user, ev->target, 1);
+    return friends_add(v, txn, ev->user, ev->target, 1, ev->at);
 }
 
 static int apply_follow_removed(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev)
@@ -582,21 +539,22 @@ static int apply_follow_removed(reel_views_t *v, MDB_txn *txn, const reel_event_
     follow_keys_t k;
     MDB_val val;
     follow_keys(ev->user, ev->target, 0, &k);
-    int rc = db_get(txn, v->dbi[DBI_FOLLOWS], k.pair, sizeof k.pair, &val);
+    int rc = reel__vdb_get(txn, v->dbi[DBI_FOLLOWS], k.pair, sizeof k.pair, &val);
     if (rc == REEL_ENOTFOUND)
         return 0;
     if (rc != 0)
         return rc;
     if (val.mv_size != 8)
         return REEL_ECORRUPT;
-    follow_keys(ev->user, ev->target, reel_load_u64(val.mv_data), &k);
-    if ((rc = db_del(txn, v->dbi[DBI_FOLLOWS], k.pair, sizeof k.pair)) != 0 ||
-        (rc = db_del(txn, v->dbi[DBI_FOLLOWERS], k.followers, 24)) != 0 ||
-        (rc = db_del(txn, v->dbi[DBI_FOLLOWING], k.following, 24)) != 0 ||
+    uint64_t since = reel_load_u64(val.mv_data); /* val dies with the deletes */
+    follow_keys(ev->user, ev->target, since, &k);
+    if ((rc = reel__vdb_del(txn, v->dbi[DBI_FOLLOWS], k.pair, sizeof k.pair)) != 0 ||
+        (rc = reel__vdb_del(txn, v->dbi[DBI_FOLLOWERS], k.followers, 24)) != 0 ||
+        (rc = reel__vdb_del(txn, v->dbi[DBI_FOLLOWING], k.following, 24)) != 0 ||
         (rc = counts_add(v, txn, ev->target, C_FOLLOWERS, -1)) != 0 ||
         (rc = counts_add(v, txn, ev->user, C_FOLLOWING, -1)) != 0)
         return rc;
-    return friends_add(v, txn, ev->user, ev->target, -1);
+    return friends_add(v, txn, ev->user, ev->target, -1, since);
 }
 
 /* ---- posts, likes, views ---- */
@@ -643,8 +601,8 @@ static int post_load(reel_views_t *v, MDB_txn *txn, uint64_t id, post_rec_t *p)
     uint8_t key[8];
     MDB_val val;
     const uint8_t *reason;
-    put_be64(key, id);
-    int rc = db_get(txn, v->dbi[DBI_POSTS], key, sizeof key, &val);
+    reel__vput_be64(key, id);
+    int rc = reel__vdb_get(txn, v->dbi[DBI_POSTS], key, sizeof key, &val);
     if (rc == 0)
         rc = post_decode(&val, p, &reason);
     if (rc == 0)
@@ -657,7 +615,7 @@ static int post_store(reel_views_t *v, MDB_txn *txn, uint64_t id, const post_rec
     uint8_t key[8], val[POST_VALUE_MAX];
     REEL_ASSERT((p->flags & ~POST_FLAGS_ALL) == 0);
     REEL_ASSERT(p->reason_len <= REEL_TEXT_LEN_MAX);
-    put_be64(key, id);
+    reel__vput_be64(key, id);
     reel_store_u64(val, p->author);
     reel_store_u64(val + 8, p->created_at);
     reel_store_u64(val + 16, p->remix_of);
@@ -666,7 +624,7 @@ static int post_store(reel_views_t *v, MDB_txn *txn, uint64_t id, const post_rec
         reel_store_u64(val + 32 + 8 * i, p->n[i]);
     val[POST_FIXED_BYTES - 1] = p->flags;
     memcpy(val + POST_FIXED_BYTES, p->reason, p->reason_len);
-    return db_put(txn, v->dbi[DBI_POSTS], key, sizeof key, val,
+    return reel__vdb_put(txn, v->dbi[DBI_POSTS], key, sizeof key, val,
                   POST_FIXED_BYTES + (size_t)p->reason_len);
 }
 
@@ -694,11 +652,11 @@ static int index24(reel_views_t *v, MDB_txn *txn, int dbi, uint64_t a, uint64_t 
 {
     uint8_t key[24];
     REEL_ASSERT(dbi > DBI_META && dbi < DBI_COUNT);
-    put_be64(key, a);
-    put_be64(key + 8, mid);
-    put_be64(key + 16, id);
-    return create ? db_put(txn, v->dbi[dbi], key, sizeof key, "", 0)
-                  : db_del(txn, v->dbi[dbi], key, sizeof key);
+    reel__vput_be64(key, a);
+    reel__vput_be64(key + 8, mid);
+    reel__vput_be64(key + 16, id);
+    return create ? reel__vdb_put(txn, v->dbi[dbi], key, sizeof key, "", 0)
+                  : reel__vdb_del(txn, v->dbi[dbi], key, sizeof key);
 }
 
 /* Adds delta (+1, -1) to counter `which` of a known post (saturating at
@@ -730,10 +688,10 @@ static int remix_link(reel_views_t *v, MDB_txn *txn, const post_rec_t *p, uint64
     uint64_t author;
     MDB_val val;
     REEL_ASSERT(p->remix_of != 0);
-    put_be64(key, p->remix_of);
-    put_be64(key + 8, ~p->created_at);
-    put_be64(key + 16, post);
-    int rc = db_get(txn, v->dbi[DBI_REMIXES], key, sizeof key, &val);
+    reel__vput_be64(key, p->remix_of);
+    reel__vput_be64(key + 8, ~p->created_at);
+    reel__vput_be64(key + 16, post);
+    int rc = reel__vdb_get(txn, v->dbi[DBI_REMIXES], key, sizeof key, &val);
     if (rc != 0 && rc != REEL_ENOTFOUND)
         return rc;
     if ((rc == 0) == create)
@@ -763,10 +721,10 @@ static int appearances_put(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev
     int rc = 0;
     REEL_ASSERT(ev->ncameos <= REEL_CAMEOS_MAX);
     reel_store_u64(author, ev->user);
-    put_be64(key + 8, ev->post);
+    reel__vput_be64(key + 8, ev->post);
     for (uint32_t i = 0; i < ev->ncameos && rc == 0; i++) {
-        put_be64(key, ev->cameos[i]);
-        rc = db_put(txn, v->dbi[DBI_APPEARANCES], key, sizeof key, author, sizeof author);
+        reel__vput_be64(key, ev->cameos[i]);
+        rc = reel__vdb_put(txn, v->dbi[DBI_APPEARANCES], key, sizeof key, author, sizeof author);
     }
     return rc;
 }
@@ -778,15 +736,15 @@ static int cameo_uses_put(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev)
     uint8_t key[16];
     MDB_val val;
     int rc = 0;
-    put_be64(key, ev->post);
+    reel__vput_be64(key, ev->post);
     for (uint32_t i = 0; i < ev->ncameos && rc == 0; i++) {
         if (ev->cameos[i] == ev->user)
             continue;
-        put_be64(key + 8, ev->cameos[i]);
-        rc = db_get(txn, v->dbi[DBI_POST_CAMEOS], key, sizeof key, &val);
+        reel__vput_be64(key + 8, ev->cameos[i]);
+        rc = reel__vdb_get(txn, v->dbi[DBI_POST_CAMEOS], key, sizeof key, &val);
         if (rc != REEL_ENOTFOUND)
             continue; /* 0: a repeated cameo counts once */
-        if ((rc = db_put(txn, v->dbi[DBI_POST_CAMEOS], key, sizeof key, "", 0)) == 0)
+        if ((rc = reel__vdb_put(txn, v->dbi[DBI_POST_CAMEOS], key, sizeof key, "", 0)) == 0)
             rc = counts_add(v, txn, ev->cameos[i], C_CAMEO_USES, 1);
     }
     return rc;
@@ -801,26 +759,26 @@ static int cameo_uses_drop(reel_views_t *v, MDB_txn *txn, uint64_t post)
     uint8_t key[16];
     uint64_t owners[REEL_CAMEOS_MAX];
     size_t n = 0;
-    put_be64(key, post);
-    put_be64(key + 8, 0);
-    int rc = map_mdb(mdb_cursor_open(txn, v->dbi[DBI_POST_CAMEOS], &cur));
+    reel__vput_be64(key, post);
+    reel__vput_be64(key + 8, 0);
+    int rc = reel__vmdb(mdb_cursor_open(txn, v->dbi[DBI_POST_CAMEOS], &cur));
     if (rc != 0)
         return rc;
     k = (MDB_val){sizeof key, key};
-    rc = map_mdb(mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE));
-    while (rc == 0 && k.mv_size == 16 && get_be64(k.mv_data) == post) {
+    rc = reel__vmdb(mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE));
+    while (rc == 0 && k.mv_size == 16 && reel__vget_be64(k.mv_data) == post) {
         if (n == REEL_CAMEOS_MAX) {
             rc = REEL_ECORRUPT; /* more owners than a post has cameos */
             break;
         }
-        owners[n++] = get_be64((const uint8_t *)k.mv_data + 8);
-        rc = map_mdb(mdb_cursor_get(cur, &k, &d, MDB_NEXT));
+        owners[n++] = reel__vget_be64((const uint8_t *)k.mv_data + 8);
+        rc = reel__vmdb(mdb_cursor_get(cur, &k, &d, MDB_NEXT));
     }
     mdb_cursor_close(cur);
     rc = rc == REEL_ENOTFOUND ? 0 : rc;
     for (size_t i = 0; i < n && rc == 0; i++) {
-        put_be64(key + 8, owners[i]);
-        if ((rc = db_del(txn, v->dbi[DBI_POST_CAMEOS], key, sizeof key)) == 0)
+        reel__vput_be64(key + 8, owners[i]);
+        if ((rc = reel__vdb_del(txn, v->dbi[DBI_POST_CAMEOS], key, sizeof key)) == 0)
             rc = counts_add(v, txn, owners[i], C_CAMEO_USES, -1);
     }
     return rc;
@@ -840,6 +798,7 @@ static int apply_post_created(reel_views_t *v, MDB_txn *txn, const reel_event_t 
     if (str_is(ev->visibility, "public"))
         p.flags |= POST_PUBLIC;
     if ((rc = post_store_counted(v, txn, ev->post, &p, 0)) != 0 ||
+        (rc = reel__views_post_body_put(v, txn, ev)) != 0 ||
         (rc = index24(v, txn, DBI_POSTS_BY_AUTHOR, p.author, ~p.created_at, ev->post, true)) != 0 ||
         (rc = appearances_put(v, txn, ev)) != 0 || (rc = cameo_uses_put(v, txn, ev)) != 0)
         return rc;
@@ -877,6 +836,8 @@ static int apply_post_state(reel_views_t *v, MDB_txn *txn, const reel_event_t *e
     rc = index24(v, txn, DBI_POSTS_BY_AUTHOR, p.author, ~p.created_at, ev->post, false);
     if (rc == 0)
         rc = cameo_uses_drop(v, txn, ev->post);
+    if (rc == 0)
+        rc = reel__views_post_body_del(v, txn, ev->post);
     if (rc != 0 || p.remix_of == 0)
         return rc;
     return remix_link(v, txn, &p, ev->post, false);
@@ -898,16 +859,16 @@ static int apply_like(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev, boo
 {
     uint8_t key[16], at[8];
     MDB_val val;
-    put_be64(key, ev->post);
-    put_be64(key + 8, ev->user);
-    int rc = db_get(txn, v->dbi[DBI_LIKES], key, sizeof key, &val);
+    reel__vput_be64(key, ev->post);
+    reel__vput_be64(key + 8, ev->user);
+    int rc = reel__vdb_get(txn, v->dbi[DBI_LIKES], key, sizeof key, &val);
     if (rc != 0 && rc != REEL_ENOTFOUND)
         return rc;
     if ((rc == 0) == create)
         return 0; /* like exists (create) or is absent (remove): no-op */
     reel_store_u64(at, ev->at);
-    rc = create ? db_put(txn, v->dbi[DBI_LIKES], key, sizeof key, at, sizeof at)
-                : db_del(txn, v->dbi[DBI_LIKES], key, sizeof key);
+    rc = create ? reel__vdb_put(txn, v->dbi[DBI_LIKES], key, sizeof key, at, sizeof at)
+                : reel__vdb_del(txn, v->dbi[DBI_LIKES], key, sizeof key);
     if (rc == 0) /* likes_by_user: user | post */
         rc = index16(v, txn, DBI_LIKES_BY_USER, ev->user, ev->post, create, 0);
     if (rc != 0)
@@ -942,9 +903,9 @@ static int apply_feedback(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev)
             bit = (uint8_t)(1u << i);
     if (bit == 0)
         return 0;
-    put_be64(key, ev->user);
-    put_be64(key + 8, ev->post);
-    int rc = db_get(txn, v->dbi[DBI_FEEDBACK], key, sizeof key, &val);
+    reel__vput_be64(key, ev->user);
+    reel__vput_be64(key + 8, ev->post);
+    int rc = reel__vdb_get(txn, v->dbi[DBI_FEEDBACK], key, sizeof key, &val);
     if (rc == 0 && val.mv_size != 1)
         return REEL_ECORRUPT;
     if (rc == 0)
@@ -954,7 +915,7 @@ static int apply_feedback(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev)
     if (kind & bit)
         return 0;
     kind |= bit;
-    return db_put(txn, v->dbi[DBI_FEEDBACK], key, sizeof key, &kind, 1);
+    return reel__vdb_put(txn, v->dbi[DBI_FEEDBACK], key, sizeof key, &kind, 1);
 }
 
 /* ---- comments ---- */
@@ -968,8 +929,8 @@ static int apply_comment_created(reel_views_t *v, MDB_txn *txn, const reel_event
     MDB_val cur;
     if (ev->text.len > REEL_TEXT_LEN_MAX)
         return REEL_EUSAGE;
-    put_be64(key, ev->comment);
-    int rc = db_get(txn, v->dbi[DBI_COMMENTS], key, sizeof key, &cur);
+    reel__vput_be64(key, ev->comment);
+    int rc = reel__vdb_get(txn, v->dbi[DBI_COMMENTS], key, sizeof key, &cur);
     if (rc != REEL_ENOTFOUND)
         return rc; /* 0: exists; first creation wins */
     reel_store_u64(val, ev->post);
@@ -979,7 +940,7 @@ static int apply_comment_created(reel_views_t *v, MDB_txn *txn, const reel_event
     val[32] = 0;
     if (ev->text.len)
         memcpy(val + COMMENT_FIXED_BYTES, ev->text.ptr, ev->text.len);
-    if ((rc = db_put(txn, v->dbi[DBI_COMMENTS], key, sizeof key, val,
+    if ((rc = reel__vdb_put(txn, v->dbi[DBI_COMMENTS], key, sizeof key, val,
                      COMMENT_FIXED_BYTES + (size_t)ev->text.len)) != 0 ||
         (rc = index24(v, txn, DBI_COMMENTS_BY_POST, ev->post, ev->at, ev->comment, true)) != 0 ||
         (rc = index16(v, txn, DBI_COMMENTS_BY_AUTHOR, ev->user, ev->comment, true, 0)) != 0)
@@ -995,8 +956,8 @@ static int apply_comment_deleted(reel_views_t *v, MDB_txn *txn, const reel_event
     uint8_t key[8], val[COMMENT_FIXED_BYTES];
     uint64_t author;
     MDB_val cur;
-    put_be64(key, ev->comment);
-    int rc = db_get(txn, v->dbi[DBI_COMMENTS], key, sizeof key, &cur);
+    reel__vput_be64(key, ev->comment);
+    int rc = reel__vdb_get(txn, v->dbi[DBI_COMMENTS], key, sizeof key, &cur);
     if (rc == REEL_ENOTFOUND)
         return 0;
     if (rc != 0)
@@ -1008,7 +969,7 @@ static int apply_comment_deleted(reel_views_t *v, MDB_txn *txn, const reel_event
         return 0;
     val[32] |= COMMENT_DELETED;
     uint64_t post = reel_load_u64(val);
-    if ((rc = db_put(txn, v->dbi[DBI_COMMENTS], key, sizeof key, val, sizeof val)) != 0 ||
+    if ((rc = reel__vdb_put(txn, v->dbi[DBI_COMMENTS], key, sizeof key, val, sizeof val)) != 0 ||
         (rc = index24(v, txn, DBI_COMMENTS_BY_POST, post, reel_load_u64(val + 24), ev->comment,
                       false)) != 0 ||
         (rc = index16(v, txn, DBI_COMMENTS_BY_AUTHOR, reel_load_u64(val + 8), ev->comment, false,
@@ -1029,18 +990,18 @@ static int pair_set(reel_views_t *v, MDB_txn *txn, int dbi, uint64_t a, uint64_t
     uint8_t key[16], atb[8];
     MDB_val val;
     REEL_ASSERT(dbi > DBI_META && dbi < DBI_COUNT);
-    put_be64(key, a);
-    put_be64(key + 8, b);
+    reel__vput_be64(key, a);
+    reel__vput_be64(key + 8, b);
     *changed = false;
-    int rc = db_get(txn, v->dbi[dbi], key, sizeof key, &val);
+    int rc = reel__vdb_get(txn, v->dbi[dbi], key, sizeof key, &val);
     if (rc != 0 && rc != REEL_ENOTFOUND)
         return rc;
     if ((rc == 0) == create)
         return 0;
     *changed = true;
     reel_store_u64(atb, at);
-    return create ? db_put(txn, v->dbi[dbi], key, sizeof key, atb, sizeof atb)
-                  : db_del(txn, v->dbi[dbi], key, sizeof key);
+    return create ? reel__vdb_put(txn, v->dbi[dbi], key, sizeof key, atb, sizeof atb)
+                  : reel__vdb_del(txn, v->dbi[dbi], key, sizeof key);
 }
 
 /* block.created / block.removed: blocks and its reverse blocked_by. */
@@ -1080,15 +1041,15 @@ static int apply_cameo(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev)
     uint8_t key[8], val[CAMEO_VALUE_MAX] = {REEL_CAMEO_ONLY_ME};
     size_t len = 1;
     MDB_val cur;
-    put_be64(key, ev->user);
+    reel__vput_be64(key, ev->user);
     if (ev->type == REEL_EV_CAMEO_DELETED)
-        return db_del(txn, v->dbi[DBI_CAMEOS], key, sizeof key);
+        return reel__vdb_del(txn, v->dbi[DBI_CAMEOS], key, sizeof key);
     int policy = ev->type == REEL_EV_CAMEO_POLICY_SET ? cameo_policy_parse(ev->policy) : 0;
     if (policy < 0 || (ev->type == REEL_EV_CAMEO_REGISTERED && ev->asset.len == 0))
         return 0;
     if (ev->asset.len > REEL_URI_LEN_MAX)
         return REEL_EUSAGE;
-    int rc = db_get(txn, v->dbi[DBI_CAMEOS], key, sizeof key, &cur);
+    int rc = reel__vdb_get(txn, v->dbi[DBI_CAMEOS], key, sizeof key, &cur);
     if (rc == 0 && (cur.mv_size < 1 || cur.mv_size > CAMEO_VALUE_MAX))
         return REEL_ECORRUPT;
     if (rc == 0) {
@@ -1103,7 +1064,7 @@ static int apply_cameo(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev)
         memcpy(val + 1, ev->asset.ptr, ev->asset.len);
         len = 1 + (size_t)ev->asset.len;
     }
-    return db_put(txn, v->dbi[DBI_CAMEOS], key, sizeof key, val, len);
+    return reel__vdb_put(txn, v->dbi[DBI_CAMEOS], key, sizeof key, val, len);
 }
 
 /* invite.issued: invites code -> issuer, unused; the issuer's invites
@@ -1116,11 +1077,11 @@ static int apply_invite_issued(reel_views_t *v, MDB_txn *txn, const reel_event_t
         return 0;
     if (ev->code.len > REEL_SHORT_LEN_MAX)
         return REEL_EUSAGE;
-    int rc = db_get(txn, v->dbi[DBI_INVITES], ev->code.ptr, ev->code.len, &cur);
+    int rc = reel__vdb_get(txn, v->dbi[DBI_INVITES], ev->code.ptr, ev->code.len, &cur);
     if (rc != REEL_ENOTFOUND)
         return rc;
     reel_store_u64(val, ev->user);
-    rc = db_put(txn, v->dbi[DBI_INVITES], ev->code.ptr, ev->code.len, val, sizeof val);
+    rc = reel__vdb_put(txn, v->dbi[DBI_INVITES], ev->code.ptr, ev->code.len, val, sizeof val);
     if (rc != 0)
         return rc;
     return counts_add(v, txn, ev->user, C_INVITES, 1);
@@ -1179,8 +1140,8 @@ static int gen_load(reel_views_t *v, MDB_txn *txn, uint64_t id, gen_rec_t *r)
     uint8_t key[8];
     MDB_val val;
     const uint8_t *body;
-    put_be64(key, id);
-    int rc = db_get(txn, v->dbi[DBI_GENERATIONS], key, sizeof key, &val);
+    reel__vput_be64(key, id);
+    int rc = reel__vdb_get(txn, v->dbi[DBI_GENERATIONS], key, sizeof key, &val);
     if (rc == 0)
         rc = gen_decode(&val, r, &body);
     if (rc == 0 && r->body_len > GEN_BODY_MAX)
@@ -1197,7 +1158,7 @@ static int gen_store(reel_views_t *v, MDB_txn *txn, uint64_t id, const gen_rec_t
     uint8_t key[8], val[GEN_VALUE_MAX];
     REEL_ASSERT(r->body_len <= GEN_BODY_MAX);
     REEL_ASSERT(r->worker_len <= REEL_SHORT_LEN_MAX);
-    put_be64(key, id);
+    reel__vput_be64(key, id);
     reel_store_u64(val, r->user);
     reel_store_u64(val + 8, r->created_at);
     reel_store_u64(val + 16, r->attempts);
@@ -1208,7 +1169,7 @@ static int gen_store(reel_views_t *v, MDB_txn *txn, uint64_t id, const gen_rec_t
     reel_store_u16(val + 52, r->prompt_len);
     memcpy(val + GEN_FIXED_BYTES, r->body, r->body_len);
     memcpy(val + GEN_FIXED_BYTES + r->body_len, r->worker, r->worker_len);
-    return db_put(txn, v->dbi[DBI_GENERATIONS], key, sizeof key, val,
+    return reel__vdb_put(txn, v->dbi[DBI_GENERATIONS], key, sizeof key, val,
                   GEN_FIXED_BYTES + (size_t)r->body_len + r->worker_len);
 }
 
@@ -1218,11 +1179,11 @@ static int index16(reel_views_t *v, MDB_txn *txn, int dbi, uint64_t a, uint64_t 
 {
     uint8_t key[16], val[8];
     REEL_ASSERT(dbi > DBI_META && dbi < DBI_COUNT);
-    put_be64(key, a);
-    put_be64(key + 8, b);
+    reel__vput_be64(key, a);
+    reel__vput_be64(key + 8, b);
     reel_store_u64(val, value);
-    return create ? db_put(txn, v->dbi[dbi], key, sizeof key, val, dbi == DBI_GEN_BY_CAMEO ? 8 : 0)
-                  : db_del(txn, v->dbi[dbi], key, sizeof key);
+    return create ? reel__vdb_put(txn, v->dbi[dbi], key, sizeof key, val, dbi == DBI_GEN_BY_CAMEO ? 8 : 0)
+                  : reel__vdb_del(txn, v->dbi[dbi], key, sizeof key);
 }
 
 /* Puts (create) or deletes every index entry r's status calls for, so a
@@ -1378,6 +1339,7 @@ static int apply_event(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev)
     case REEL_EV_GENERATION_FAILED:
     case REEL_EV_GENERATION_EXPIRED:
     case REEL_EV_GENERATION_CANCELLED: return apply_gen_state(v, txn, ev);
+    case REEL_EV_IDEMPOTENCY_RECORDED: return reel__views_apply_idem(v, txn, ev);
     default: return 0; /* unknown types: still applied */
     }
 }
@@ -1389,19 +1351,19 @@ static int apply_once(reel_views_t *v, const reel_event_t *evs, size_t n)
     MDB_txn *txn;
     uint8_t applied[8];
     grow_rdlock(v);
-    int rc = map_mdb(mdb_txn_begin(v->env, NULL, 0, &txn));
+    int rc = reel__vmdb(mdb_txn_begin(v->env, NULL, 0, &txn));
     if (rc != 0)
         goto out_unlock;
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = apply_event(v, txn, &evs[i]);
     reel_store_u64(applied, evs[n - 1].offset + 1);
     if (rc == 0)
-        rc = db_put(txn, v->dbi[DBI_META], "applied", 7, applied, sizeof applied);
+        rc = reel__vdb_put(txn, v->dbi[DBI_META], "applied", 7, applied, sizeof applied);
     if (rc != 0) {
         mdb_txn_abort(txn);
         goto out_unlock;
     }
-    rc = map_mdb(mdb_txn_commit(txn)); /* frees txn on failure too */
+    rc = reel__vmdb(mdb_txn_commit(txn)); /* frees txn on failure too */
     if (rc == 0)
         __atomic_store_n(&v->applied, evs[n - 1].offset + 1, __ATOMIC_RELEASE);
 out_unlock:
@@ -1465,10 +1427,10 @@ static int meta_check(reel_views_t *v, MDB_txn *txn, const char *dir)
 {
     MDB_val val;
     uint8_t ver[4];
-    int rc = db_get(txn, v->dbi[DBI_META], "version", 7, &val);
+    int rc = reel__vdb_get(txn, v->dbi[DBI_META], "version", 7, &val);
     if (rc == REEL_ENOTFOUND) {
         reel_store_u32(ver, REEL_VIEWS_VERSION);
-        rc = db_put(txn, v->dbi[DBI_META], "version", 7, ver, sizeof ver);
+        rc = reel__vdb_put(txn, v->dbi[DBI_META], "version", 7, ver, sizeof ver);
     } else if (rc == 0 && val.mv_size != 4) {
         rc = REEL_ECORRUPT;
     } else if (rc == 0 && reel_load_u32(val.mv_data) != REEL_VIEWS_VERSION) {
@@ -1479,7 +1441,7 @@ static int meta_check(reel_views_t *v, MDB_txn *txn, const char *dir)
     }
     if (rc != 0)
         return rc;
-    rc = db_get(txn, v->dbi[DBI_META], "applied", 7, &val);
+    rc = reel__vdb_get(txn, v->dbi[DBI_META], "applied", 7, &val);
     if (rc == REEL_ENOTFOUND)
         return 0;
     if (rc == 0 && val.mv_size != 8)
@@ -1493,29 +1455,29 @@ static int meta_check(reel_views_t *v, MDB_txn *txn, const char *dir)
 static int open_dbis(reel_views_t *v, const char *dir)
 {
     MDB_txn *txn;
-    int rc = map_mdb(mdb_txn_begin(v->env, NULL, 0, &txn));
+    int rc = reel__vmdb(mdb_txn_begin(v->env, NULL, 0, &txn));
     if (rc != 0)
         return rc;
     for (int i = 0; i < DBI_COUNT && rc == 0; i++)
-        rc = map_mdb(mdb_dbi_open(txn, dbi_names[i], MDB_CREATE, &v->dbi[i]));
+        rc = reel__vmdb(mdb_dbi_open(txn, reel__views_dbi_names[i], MDB_CREATE, &v->dbi[i]));
     if (rc == 0)
         rc = meta_check(v, txn, dir);
     if (rc != 0) {
         mdb_txn_abort(txn);
         return rc;
     }
-    return map_mdb(mdb_txn_commit(txn));
+    return reel__vmdb(mdb_txn_commit(txn));
 }
 
 static int env_open(reel_views_t *v, const char *dir)
 {
-    int rc = map_mdb(mdb_env_create(&v->env));
+    int rc = reel__vmdb(mdb_env_create(&v->env));
     if (rc != 0)
         return rc;
-    if ((rc = map_mdb(mdb_env_set_maxdbs(v->env, MAXDBS))) != 0 ||
-        (rc = map_mdb(mdb_env_set_maxreaders(v->env, READERS_MAX))) != 0 ||
-        (rc = map_mdb(mdb_env_set_mapsize(v->env, REEL_VIEWS_MAP_BYTES_INITIAL))) != 0 ||
-        (rc = map_mdb(mdb_env_open(v->env, dir, MDB_NOMETASYNC | MDB_NOTLS, 0644))) != 0) {
+    if ((rc = reel__vmdb(mdb_env_set_maxdbs(v->env, REEL_VIEWS_MAXDBS))) != 0 ||
+        (rc = reel__vmdb(mdb_env_set_maxreaders(v->env, READERS_MAX))) != 0 ||
+        (rc = reel__vmdb(mdb_env_set_mapsize(v->env, REEL_VIEWS_MAP_BYTES_INITIAL))) != 0 ||
+        (rc = reel__vmdb(mdb_env_open(v->env, dir, MDB_NOMETASYNC | MDB_NOTLS, 0644))) != 0) {
         mdb_env_close(v->env);
         v->env = NULL;
         return rc;
@@ -1600,7 +1562,7 @@ int reel_views_read_begin(reel_views_t *v, reel_views_txn_t **out)
     t->v = v;
     for (unsigned tries = 0; tries < GROW_RETRIES_MAX; tries++) {
         grow_rdlock(v);
-        int rc = map_mdb(mdb_txn_begin(v->env, NULL, MDB_RDONLY, &t->txn));
+        int rc = reel__vmdb(mdb_txn_begin(v->env, NULL, MDB_RDONLY, &t->txn));
         if (rc == 0) {
             *out = t;
             return 0;
@@ -1645,8 +1607,8 @@ static int fill_user(reel_views_txn_t *t, uint64_t id, reel_user_view_t *out)
     out->display_name_len = u.nlen;
     memcpy(out->handle, u.handle, u.hlen);
     memcpy(out->display_name, u.name, u.nlen);
-    put_be64(key, id);
-    rc = db_get(t->txn, t->v->dbi[DBI_COUNTS], key, sizeof key, &val);
+    reel__vput_be64(key, id);
+    rc = reel__vdb_get(t->txn, t->v->dbi[DBI_COUNTS], key, sizeof key, &val);
     if (rc == REEL_ENOTFOUND)
         return 0;
     if (rc == 0 && val.mv_size != COUNTS_VALUE_BYTES)
@@ -1679,7 +1641,7 @@ int reel_views_user_by_handle(reel_views_txn_t *t, const char *handle, size_t le
     if (t == NULL || out == NULL || handle == NULL || len == 0 || len > REEL_HANDLE_LEN_MAX)
         return REEL_EUSAGE;
     handle_key(handle, len, key);
-    int rc = db_get(t->txn, t->v->dbi[DBI_HANDLES], key, len, &val);
+    int rc = reel__vdb_get(t->txn, t->v->dbi[DBI_HANDLES], key, len, &val);
     if (rc != 0)
         return rc;
     if (val.mv_size != 8)
@@ -1707,20 +1669,20 @@ static int scan_begin(reel_views_txn_t *t, int dbi, uint64_t prefix, uint64_t mi
     REEL_ASSERT(dbi > DBI_META && dbi < DBI_COUNT);
     memset(s, 0, sizeof *s);
     s->prefix = prefix;
-    int rc = map_mdb(mdb_cursor_open(t->txn, t->v->dbi[dbi], &s->cur));
+    int rc = reel__vmdb(mdb_cursor_open(t->txn, t->v->dbi[dbi], &s->cur));
     if (rc != 0)
         return rc;
-    put_be64(buf, prefix);
+    reel__vput_be64(buf, prefix);
     if (after) {
-        put_be64(buf + 8, mid);
-        put_be64(buf + 16, last);
+        reel__vput_be64(buf + 8, mid);
+        reel__vput_be64(buf + 16, last);
     }
     s->k.mv_size = sizeof buf;
     s->k.mv_data = buf;
     rc = mdb_cursor_get(s->cur, &s->k, &d, MDB_SET_RANGE);
     if (rc == 0 && after && s->k.mv_size == sizeof buf && memcmp(s->k.mv_data, buf, sizeof buf) == 0)
         rc = mdb_cursor_get(s->cur, &s->k, &d, MDB_NEXT);
-    s->rc = map_mdb(rc);
+    s->rc = reel__vmdb(rc);
     return 0;
 }
 
@@ -1731,17 +1693,17 @@ static int scan_next(scan24_t *s, uint64_t *mid, uint64_t *last)
     MDB_val d;
     REEL_ASSERT(s->cur != NULL);
     if (s->moved && s->rc == 0)
-        s->rc = map_mdb(mdb_cursor_get(s->cur, &s->k, &d, MDB_NEXT));
+        s->rc = reel__vmdb(mdb_cursor_get(s->cur, &s->k, &d, MDB_NEXT));
     s->moved = true;
     if (s->rc != 0)
         return s->rc == REEL_ENOTFOUND ? 0 : s->rc;
     const uint8_t *p = s->k.mv_data;
     if (s->k.mv_size != 24)
         return REEL_ECORRUPT;
-    if (get_be64(p) != s->prefix)
+    if (reel__vget_be64(p) != s->prefix)
         return 0;
-    *mid = get_be64(p + 8);
-    *last = get_be64(p + 16);
+    *mid = reel__vget_be64(p + 8);
+    *last = reel__vget_be64(p + 16);
     return 1;
 }
 
@@ -1770,6 +1732,13 @@ int reel_views_following(reel_views_txn_t *t, uint64_t user, uint64_t cursor_sin
 }
 
 /* A page of followers or following (same key layout). */
+int reel_views_friends(reel_views_txn_t *t, uint64_t user, uint64_t cursor_since,
+                       uint64_t cursor_id, size_t limit, reel_follow_entry_t *out,
+                       size_t *n_out)
+{
+    return follow_page(t, DBI_FRIENDS, user, cursor_since, cursor_id, limit, out, n_out);
+}
+
 static int follow_page(reel_views_txn_t *t, int dbi, uint64_t user, uint64_t cursor_since,
                        uint64_t cursor_id, size_t limit, reel_follow_entry_t *out, size_t *n_out)
 {
@@ -1796,8 +1765,8 @@ static int post_read(reel_views_txn_t *t, uint64_t id, post_rec_t *p, const uint
 {
     uint8_t key[8];
     MDB_val val;
-    put_be64(key, id);
-    int rc = db_get(t->txn, t->v->dbi[DBI_POSTS], key, sizeof key, &val);
+    reel__vput_be64(key, id);
+    int rc = reel__vdb_get(t->txn, t->v->dbi[DBI_POSTS], key, sizeof key, &val);
     if (rc != 0)
         return rc;
     return post_decode(&val, p, reason);
@@ -1887,8 +1856,8 @@ static int comment_read(reel_views_txn_t *t, uint64_t id, reel_comment_view_t *o
 {
     uint8_t key[8];
     MDB_val val;
-    put_be64(key, id);
-    int rc = db_get(t->txn, t->v->dbi[DBI_COMMENTS], key, sizeof key, &val);
+    reel__vput_be64(key, id);
+    int rc = reel__vdb_get(t->txn, t->v->dbi[DBI_COMMENTS], key, sizeof key, &val);
     if (rc != 0)
         return rc;
     const uint8_t *b = val.mv_data;
@@ -1943,8 +1912,8 @@ int reel_views_get_cameo(reel_views_txn_t *t, uint64_t owner, reel_cameo_view_t 
     MDB_val val;
     if (t == NULL || out == NULL)
         return REEL_EUSAGE;
-    put_be64(key, owner);
-    int rc = db_get(t->txn, t->v->dbi[DBI_CAMEOS], key, sizeof key, &val);
+    reel__vput_be64(key, owner);
+    int rc = reel__vdb_get(t->txn, t->v->dbi[DBI_CAMEOS], key, sizeof key, &val);
     if (rc != 0)
         return rc;
     const uint8_t *b = val.mv_data;
@@ -1965,10 +1934,10 @@ static int pair_exists(reel_views_txn_t *t, int dbi, uint64_t a, uint64_t b, boo
     REEL_ASSERT(dbi > DBI_META && dbi < DBI_COUNT);
     if (t == NULL || out == NULL)
         return REEL_EUSAGE;
-    put_be64(key, a);
-    put_be64(key + 8, b);
+    reel__vput_be64(key, a);
+    reel__vput_be64(key + 8, b);
     *out = false;
-    int rc = db_get(t->txn, t->v->dbi[dbi], key, sizeof key, &val);
+    int rc = reel__vdb_get(t->txn, t->v->dbi[dbi], key, sizeof key, &val);
     if (rc == REEL_ENOTFOUND)
         return 0;
     if (rc == 0 && val.mv_size != 8)
@@ -1996,7 +1965,7 @@ static int appearance_fill(reel_views_txn_t *t, const MDB_val *k, const MDB_val 
     const uint8_t *reason;
     if (k->mv_size != 16 || d->mv_size != 8)
         return REEL_ECORRUPT;
-    e->post = get_be64((const uint8_t *)k->mv_data + 8);
+    e->post = reel__vget_be64((const uint8_t *)k->mv_data + 8);
     e->author = reel_load_u64(d->mv_data);
     int rc = post_read(t, e->post, &p, &reason);
     if (rc != 0)
@@ -2016,22 +1985,22 @@ int reel_views_appearances(reel_views_txn_t *t, uint64_t owner, uint64_t cursor_
         cursor_post == UINT64_MAX)
         return REEL_EUSAGE;
     *n_out = 0;
-    put_be64(start, owner);
-    put_be64(start + 8, cursor_post + 1); /* just after the cursor; 0 + 1 skips no post */
-    int rc = map_mdb(mdb_cursor_open(t->txn, t->v->dbi[DBI_APPEARANCES], &cur));
+    reel__vput_be64(start, owner);
+    reel__vput_be64(start + 8, cursor_post + 1); /* just after the cursor; 0 + 1 skips no post */
+    int rc = reel__vmdb(mdb_cursor_open(t->txn, t->v->dbi[DBI_APPEARANCES], &cur));
     if (rc != 0)
         return rc;
     k = (MDB_val){sizeof start, start};
-    rc = map_mdb(mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE));
+    rc = reel__vmdb(mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE));
     while (rc == 0 && *n_out < limit && k.mv_size == 16 &&
-           get_be64(k.mv_data) == owner) {
+           reel__vget_be64(k.mv_data) == owner) {
         int got = appearance_fill(t, &k, &d, &out[*n_out]);
         if (got < 0) {
             rc = got;
             break;
         }
         *n_out += (size_t)got;
-        rc = map_mdb(mdb_cursor_get(cur, &k, &d, MDB_NEXT));
+        rc = reel__vmdb(mdb_cursor_get(cur, &k, &d, MDB_NEXT));
     }
     mdb_cursor_close(cur);
     return rc == REEL_ENOTFOUND ? 0 : rc;
@@ -2071,8 +2040,8 @@ int reel_views_get_generation(reel_views_txn_t *t, uint64_t id, reel_generation_
     gen_rec_t r;
     if (t == NULL || out == NULL)
         return REEL_EUSAGE;
-    put_be64(key, id);
-    int rc = db_get(t->txn, t->v->dbi[DBI_GENERATIONS], key, sizeof key, &val);
+    reel__vput_be64(key, id);
+    int rc = reel__vdb_get(t->txn, t->v->dbi[DBI_GENERATIONS], key, sizeof key, &val);
     if (rc == 0)
         rc = gen_decode(&val, &r, &body);
     if (rc != 0)
@@ -2121,25 +2090,25 @@ static int scan16(reel_views_txn_t *t, int dbi, uint64_t a0, uint64_t b0, uint64
     REEL_ASSERT(dbi > DBI_META && dbi < DBI_COUNT);
     REEL_ASSERT(limit <= REEL_VIEWS_PAGE_MAX);
     *n_out = 0;
-    put_be64(start, a0);
-    put_be64(start + 8, b0);
-    int rc = map_mdb(mdb_cursor_open(t->txn, t->v->dbi[dbi], &cur));
+    reel__vput_be64(start, a0);
+    reel__vput_be64(start + 8, b0);
+    int rc = reel__vmdb(mdb_cursor_open(t->txn, t->v->dbi[dbi], &cur));
     if (rc != 0)
         return rc;
     k = (MDB_val){sizeof start, start};
-    rc = map_mdb(mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE));
+    rc = reel__vmdb(mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE));
     while (rc == 0 && *n_out < limit) {
         if (k.mv_size != 16 || (vals != NULL && d.mv_size != 8)) {
             rc = REEL_ECORRUPT;
             break;
         }
-        if (get_be64(k.mv_data) > a_max)
+        if (reel__vget_be64(k.mv_data) > a_max)
             break;
-        bs[*n_out] = get_be64((const uint8_t *)k.mv_data + 8);
+        bs[*n_out] = reel__vget_be64((const uint8_t *)k.mv_data + 8);
         if (vals != NULL)
             vals[*n_out] = reel_load_u64(d.mv_data);
         (*n_out)++;
-        rc = map_mdb(mdb_cursor_get(cur, &k, &d, MDB_NEXT));
+        rc = reel__vmdb(mdb_cursor_get(cur, &k, &d, MDB_NEXT));
     }
     mdb_cursor_close(cur);
     return rc == REEL_ENOTFOUND ? 0 : rc;
@@ -2232,11 +2201,11 @@ int reel_views_leaderboard(reel_views_txn_t *t, reel_views_board_t kind, size_t 
         return REEL_EUSAGE;
     *n_out = 0;
     start[0] = (uint8_t)kind;
-    int rc = map_mdb(mdb_cursor_open(t->txn, t->v->dbi[DBI_LEADERBOARD], &cur));
+    int rc = reel__vmdb(mdb_cursor_open(t->txn, t->v->dbi[DBI_LEADERBOARD], &cur));
     if (rc != 0)
         return rc;
     k = (MDB_val){sizeof start, start};
-    rc = map_mdb(mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE));
+    rc = reel__vmdb(mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE));
     while (rc == 0 && *n_out < limit) {
         const uint8_t *p = k.mv_data;
         if (k.mv_size != LB_KEY_BYTES) {
@@ -2245,8 +2214,8 @@ int reel_views_leaderboard(reel_views_txn_t *t, reel_views_board_t kind, size_t 
         }
         if (p[0] != (uint8_t)kind)
             break;
-        out[(*n_out)++] = (reel_leader_t){get_be64(p + 9), ~get_be64(p + 1)};
-        rc = map_mdb(mdb_cursor_get(cur, &k, &d, MDB_NEXT));
+        out[(*n_out)++] = (reel_leader_t){reel__vget_be64(p + 9), ~reel__vget_be64(p + 1)};
+        rc = reel__vmdb(mdb_cursor_get(cur, &k, &d, MDB_NEXT));
     }
     mdb_cursor_close(cur);
     return rc == REEL_ENOTFOUND ? 0 : rc;
@@ -2266,7 +2235,7 @@ int reel_views_get_invite(reel_views_txn_t *t, const char *code, size_t len,
     MDB_val val;
     if (t == NULL || out == NULL || code == NULL || len == 0 || len > REEL_SHORT_LEN_MAX)
         return REEL_EUSAGE;
-    int rc = db_get(t->txn, t->v->dbi[DBI_INVITES], code, len, &val);
+    int rc = reel__vdb_get(t->txn, t->v->dbi[DBI_INVITES], code, len, &val);
     if (rc != 0)
         return rc;
     if (val.mv_size != INVITE_VALUE_BYTES)
@@ -2284,10 +2253,10 @@ int reel_views_get_feedback(reel_views_txn_t *t, uint64_t user, uint64_t post, u
     MDB_val val;
     if (t == NULL || kinds == NULL)
         return REEL_EUSAGE;
-    put_be64(key, user);
-    put_be64(key + 8, post);
+    reel__vput_be64(key, user);
+    reel__vput_be64(key + 8, post);
     *kinds = 0;
-    int rc = db_get(t->txn, t->v->dbi[DBI_FEEDBACK], key, sizeof key, &val);
+    int rc = reel__vdb_get(t->txn, t->v->dbi[DBI_FEEDBACK], key, sizeof key, &val);
     if (rc == REEL_ENOTFOUND)
         return 0;
     if (rc == 0 && val.mv_size != 1)
@@ -2314,15 +2283,15 @@ static int hash_dbi(reel_views_txn_t *t, int dbi, XXH3_state_t *st)
     MDB_cursor *cur;
     MDB_val k, d;
     REEL_ASSERT(dbi > DBI_META && dbi < DBI_COUNT);
-    hash_bytes(st, dbi_names[dbi], strlen(dbi_names[dbi]));
-    int rc = map_mdb(mdb_cursor_open(t->txn, t->v->dbi[dbi], &cur));
+    hash_bytes(st, reel__views_dbi_names[dbi], strlen(reel__views_dbi_names[dbi]));
+    int rc = reel__vmdb(mdb_cursor_open(t->txn, t->v->dbi[dbi], &cur));
     if (rc != 0)
         return rc;
-    rc = map_mdb(mdb_cursor_get(cur, &k, &d, MDB_FIRST));
+    rc = reel__vmdb(mdb_cursor_get(cur, &k, &d, MDB_FIRST));
     while (rc == 0) {
         hash_bytes(st, k.mv_data, k.mv_size);
         hash_bytes(st, d.mv_data, d.mv_size);
-        rc = map_mdb(mdb_cursor_get(cur, &k, &d, MDB_NEXT));
+        rc = reel__vmdb(mdb_cursor_get(cur, &k, &d, MDB_NEXT));
     }
     mdb_cursor_close(cur);
     return rc == REEL_ENOTFOUND ? 0 : rc;
@@ -2370,7 +2339,7 @@ struct reel_views_session {
 static int session_txn_begin(reel_views_session_t *s)
 {
     grow_rdlock(s->v);
-    int rc = map_mdb(mdb_txn_begin(s->v->env, NULL, 0, &s->reader.txn));
+    int rc = reel__vmdb(mdb_txn_begin(s->v->env, NULL, 0, &s->reader.txn));
     if (rc != 0) {
         s->reader.txn = NULL;
         grow_unlock(s->v);
@@ -2476,10 +2445,10 @@ static int session_commit_once(reel_views_session_t *s)
 {
     uint8_t applied[8];
     reel_store_u64(applied, s->next);
-    int rc = db_put(s->reader.txn, s->v->dbi[DBI_META], "applied", 7, applied, sizeof(applied));
+    int rc = reel__vdb_put(s->reader.txn, s->v->dbi[DBI_META], "applied", 7, applied, sizeof(applied));
     if (rc != 0)
         return rc;
-    rc = map_mdb(mdb_txn_commit(s->reader.txn)); /* frees the txn, success or not */
+    rc = reel__vmdb(mdb_txn_commit(s->reader.txn)); /* frees the txn, success or not */
     s->reader.txn = NULL;
     grow_unlock(s->v);
     return rc;
@@ -2521,14 +2490,14 @@ int reel_views_last_id(reel_views_txn_t *t, reel_views_id_kind_t kind, uint64_t 
     MDB_val k, d;
     REEL_ASSERT((unsigned)kind < REEL_ARRAY_LEN(dbis));
     *out = 0;
-    int rc = map_mdb(mdb_cursor_open(t->txn, t->v->dbi[dbis[kind]], &cur));
+    int rc = reel__vmdb(mdb_cursor_open(t->txn, t->v->dbi[dbis[kind]], &cur));
     if (rc != 0)
         return rc;
-    rc = map_mdb(mdb_cursor_get(cur, &k, &d, MDB_LAST));
+    rc = reel__vmdb(mdb_cursor_get(cur, &k, &d, MDB_LAST));
     if (rc == 0 && k.mv_size != 8)
         rc = REEL_ECORRUPT;
     if (rc == 0)
-        *out = get_be64(k.mv_data);
+        *out = reel__vget_be64(k.mv_data);
     mdb_cursor_close(cur);
     return rc == REEL_ENOTFOUND ? 0 : rc;
 }
@@ -2537,9 +2506,9 @@ int reel_views_liked(reel_views_txn_t *t, uint64_t post, uint64_t user, bool *ou
 {
     uint8_t key[16];
     MDB_val val;
-    put_be64(key, post);
-    put_be64(key + 8, user);
-    int rc = db_get(t->txn, t->v->dbi[DBI_LIKES], key, sizeof key, &val);
+    reel__vput_be64(key, post);
+    reel__vput_be64(key + 8, user);
+    int rc = reel__vdb_get(t->txn, t->v->dbi[DBI_LIKES], key, sizeof key, &val);
     *out = rc == 0;
     return rc == REEL_ENOTFOUND ? 0 : rc;
 }

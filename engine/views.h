@@ -111,6 +111,17 @@
  *                                                     deleted: its cameo uses)
  *   leaderboard  u8 board | be64 ~value | be64 user    empty (reel_views_board_t; live
  *                                                     users whose value is above 0)
+ *   post_bodies  be64 post                            video_uri_len u16, prompt_len u16,
+ *                                                     ntags u8, ncameos u8, dim u16;
+ *                                                     cameos (u64 each), video_uri,
+ *                                                     prompt, tags (u8 length + bytes
+ *                                                     each), embedding (dim float32)
+ *                                                     (posts not deleted)
+ *   friends    be64 user | be64 ~since | be64 friend  empty (mutual follows, both
+ *                                                     ways; since: the later follow)
+ *   idem       idempotency key bytes                  at, fingerprint, offset: u64
+ *                                                     each; the answer's bytes (the rest)
+ *   idem_by_time  be64 at | key bytes                 empty (expiry order)
  *
  * Leaderboard values (counts): followers and likes_received as above;
  * remixes_received: direct remixes (not deleted, of a known parent) of the
@@ -136,10 +147,11 @@
  *                   +1; an existing or empty code: no-op.
  *   follow.created  follows/followers/following + counts; idempotent: an
  *                   existing pair changes nothing (its `since` stays). When
- *                   the reverse follow exists, both friends counts +1.
+ *                   the reverse follow exists, both friends counts +1 and
+ *                   the two friends entries, dated by the later follow.
  *   follow.removed  removes the three entries and decrements counts; absent
  *                   pair: no-op. When the reverse follow exists, both
- *                   friends counts -1.
+ *                   friends counts -1 and the friends entries removed.
  *   block.created   blocks + blocked_by; an existing pair: no-op. Follows
  *                   are untouched (the command layer appends follow.removed).
  *   block.removed   the reverse; absent pair: no-op.
@@ -150,7 +162,7 @@
  *                   unknown policy name: no-op.
  *   consent.granted  approvals entry; idempotent (its `at` stays).
  *   consent.revoked  the reverse; absent: no-op.
- *   post.created    posts record; posts_by_author entry; post_cameos entries
+ *   post.created    posts record and post_bodies entry; posts_by_author entry; post_cameos entries
  *                   and cameo_uses of those owners +1; an appearances
  *                   entry per cameo (the author's own included); with remix_of of a
  *                   known post, a remixes entry and the parent's remixes
@@ -163,7 +175,7 @@
  *   post.hidden     hidden flag and reason set (the first reason stays);
  *                   posts count -1 if it was counted.
  *   post.deleted    deleted flag set; posts count -1 if it was counted; the
- *                   posts_by_author, post_cameos and remixes entries
+ *                   post_bodies, posts_by_author, post_cameos and remixes entries
  *                   removed (parent's remixes and its author's
  *                   remixes_received -1; each owner's cameo_uses -1). Likes stay (likes_received is unchanged).
  *                   Every flag event on a deleted or unknown post: no-op.
@@ -192,6 +204,10 @@
  *                   they append a final failed to the queued generation.
  *   generation.expired  running -> queued.
  *   generation.cancelled  queued or running -> cancelled.
+ *   idempotency.recorded  idem entry key -> (at, fingerprint, offset,
+ *                   answer), replacing an older one and its idem_by_time
+ *                   entry; then up to 2 entries older than
+ *                   REEL_IDEM_WINDOW_MS at the event's time are removed.
  *   Every generation event on an unknown generation, or one in a status
  *   it does not apply to (a second completion, a claim of a running one):
  *   no-op. Each transition moves the index entries (queue, leases,
@@ -230,7 +246,8 @@
 
 /* Format of the views' keys and values; bumped on any layout change (the
  * views are then rebuilt from the log, never converted). */
-#define REEL_VIEWS_VERSION 5u /* 3: appearances; 4: generations; 5: accounts, leaderboards */
+#define REEL_VIEWS_VERSION 6u /* 3: appearances; 4: generations; 5: accounts, leaderboards;
+                                 6: post bodies, friends, idempotency keys */
 /* Entries returned by one page at most: a page is one read txn, and a
  * bounded one keeps snapshots short (see Threads). */
 #define REEL_VIEWS_PAGE_MAX 1000u
@@ -407,6 +424,13 @@ int reel_views_following(reel_views_txn_t *t, uint64_t user, uint64_t cursor_sin
                          uint64_t cursor_id, size_t limit, reel_follow_entry_t *out,
                          size_t *n_out);
 
+/* One page of user's friends (mutual follows), newest friendship first,
+ * as reel_views_followers (entry.since: when the later of the two follows
+ * began). */
+int reel_views_friends(reel_views_txn_t *t, uint64_t user, uint64_t cursor_since,
+                       uint64_t cursor_id, size_t limit, reel_follow_entry_t *out,
+                       size_t *n_out);
+
 /* One page of the posts user likes, by ascending post id, from just after
  * cursor_post (0: the first); limit 1..REEL_VIEWS_PAGE_MAX. Errors:
  * REEL_EUSAGE, REEL_ECORRUPT, -EIO. */
@@ -440,9 +464,50 @@ typedef struct reel_leader {
 int reel_views_leaderboard(reel_views_txn_t *t, reel_views_board_t kind, size_t limit,
                            reel_leader_t *out, size_t *n_out);
 
+/* How long an idempotency key holds its first answer (API: 24 h). */
+#define REEL_IDEM_WINDOW_MS (24ull * 3600 * 1000)
+
+/* A recorded first answer (idempotency.recorded). The answer points into
+ * the snapshot (valid until reel_views_read_end()), not NUL-terminated. */
+typedef struct reel_idem_view {
+    uint64_t at;          /* engine time it was recorded */
+    uint64_t fingerprint; /* of the request that carried the key */
+    uint64_t offset;      /* of the idempotency.recorded event */
+    uint32_t answer_len;
+    const char *answer;
+} reel_idem_view_t;
+
+/* The answer recorded under key (len 1..REEL_IDEM_KEY_LEN_MAX bytes),
+ * expired or not (the caller compares at with its clock). Errors:
+ * REEL_ENOTFOUND, REEL_EUSAGE, REEL_ECORRUPT, -EIO. */
+int reel_views_get_idem(reel_views_txn_t *t, const char *key, size_t len, reel_idem_view_t *out);
+
 /* Post id with its counts into *out. Errors: REEL_ENOTFOUND (absent or
  * deleted), REEL_ECORRUPT, -EIO. */
 int reel_views_get_post(reel_views_txn_t *t, uint64_t id, reel_post_view_t *out);
+
+/* What a post says, as post.created gave it. Strings, tags and the
+ * embedding point into the snapshot (valid until reel_views_read_end());
+ * the embedding is dim float32 LE, unaligned: read it with
+ * reel_post_body_embedding_at(). */
+typedef struct reel_post_body {
+    uint32_t video_uri_len;
+    const char *video_uri;
+    uint32_t prompt_len;
+    const char *prompt;
+    uint32_t ntags;
+    reel_str_t tags[REEL_TAGS_MAX];
+    uint32_t ncameos;
+    uint64_t cameos[REEL_CAMEOS_MAX];   /* cameo owners, as posted */
+    uint32_t dim;                       /* 0: the post came without one */
+    const uint8_t *embedding;
+} reel_post_body_t;
+
+/* The contents of post id. Errors: REEL_ENOTFOUND (absent or deleted),
+ * REEL_EUSAGE, REEL_ECORRUPT, -EIO. */
+int reel_views_get_post_body(reel_views_txn_t *t, uint64_t id, reel_post_body_t *out);
+/* Component i (< b->dim) of a post body's embedding. */
+float reel_post_body_embedding_at(const reel_post_body_t *b, uint32_t i);
 
 /* One page of author's posts, newest first (ties: lower post id first),
  * into out[0..limit); *n_out says how many. Cursor as for followers:

@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +81,43 @@ reel_cmd_result_t reel_test_cmd(reel_engine_t *e, reel_cmd_kind_t kind, uint64_t
     reel_cmd_result_t res;
     cr_assert_eq(reel_engine_run(e, &cmd, &res), 0);
     return res;
+}
+
+typedef struct bulk_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    size_t left;
+} bulk_wait_t;
+
+static void bulk_cb(reel_cmd_req_t *req)
+{
+    bulk_wait_t *w = req->data;
+    pthread_mutex_lock(&w->mu);
+    if (--w->left == 0)
+        pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+void reel_test_cmds(reel_engine_t *e, const reel_cmd_t *cmds, size_t n, reel_cmd_result_t *out)
+{
+    reel_cmd_req_t *reqs = calloc(n ? n : 1, sizeof(*reqs));
+    bulk_wait_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, n};
+    cr_assert_not_null(reqs);
+    for (size_t i = 0; i < n; i++) {
+        reqs[i] = (reel_cmd_req_t){.cmd = cmds[i], .cb = bulk_cb, .data = &w};
+        cr_assert_eq(reel_engine_submit(e, &reqs[i]), 0, "submit %zu of %zu", i, n);
+    }
+    pthread_mutex_lock(&w.mu);
+    while (w.left > 0)
+        pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert(reqs[i].res.error == NULL, "command %zu: %d %s: %s", i, reqs[i].res.status,
+                  reqs[i].res.error, reqs[i].res.message);
+        if (out != NULL)
+            out[i] = reqs[i].res;
+    }
+    free(reqs);
 }
 
 void reel_test_expect(reel_cmd_result_t r, int status, const char *code)

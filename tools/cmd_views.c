@@ -4,8 +4,8 @@
  *
  *   rebuild      throws the views away and folds the whole log into new
  *                ones; refuses while a writer (reeld) holds the log
- *   replay       builds the views as they were before a given offset, into
- *                a new directory, to look at the past
+ *   replay       builds the views as they were before a given offset, or at
+ *                a given time, into a new directory, to look at the past
  *   views-hash   a digest of the views' content, to compare live views
  *                with a rebuild
  */
@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Progress on a terminal: at most this often. */
@@ -35,6 +36,8 @@ typedef struct views_opts {
     const char *into;  /* replay --into */
     uint64_t to;       /* replay --to */
     bool have_to;
+    uint64_t at;       /* replay --at (ms since the epoch) */
+    bool have_at;
 } views_opts_t;
 
 typedef struct progress {
@@ -69,9 +72,25 @@ static int parse_u64(const char *s, uint64_t *out)
     return 0;
 }
 
+/* --at: ms since the epoch, or a UTC time YYYY-MM-DDTHH:MM:SS[Z]. */
+static int parse_time_ms(const char *s, uint64_t *out)
+{
+    struct tm tm = {0};
+    if (parse_u64(s, out) == 0)
+        return 0;
+    const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (end == NULL || (*end != '\0' && strcmp(end, "Z") != 0))
+        return REEL_EUSAGE;
+    time_t t = timegm(&tm);
+    if (t < 0)
+        return REEL_EUSAGE;
+    *out = (uint64_t)t * 1000u + 999u; /* the whole second is "at" it */
+    return 0;
+}
+
 static int parse_opts(int argc, char **argv, views_opts_t *o)
 {
-    *o = (views_opts_t){REEL_DATA_DIR_DEFAULT, NULL, 0, false};
+    *o = (views_opts_t){REEL_DATA_DIR_DEFAULT, NULL, 0, false, 0, false};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has_value = i + 1 < argc;
@@ -85,6 +104,13 @@ static int parse_opts(int argc, char **argv, views_opts_t *o)
                 return REEL_EUSAGE;
             }
             o->have_to = true;
+        } else if (strcmp(a, "--at") == 0 && has_value) {
+            if (parse_time_ms(argv[++i], &o->at) != 0) {
+                fprintf(stderr, "reel %s: --at needs a time: ms since the epoch, or "
+                                "YYYY-MM-DDTHH:MM:SSZ (UTC)\n", argv[0]);
+                return REEL_EUSAGE;
+            }
+            o->have_at = true;
         } else {
             fprintf(stderr, "reel %s: unknown or incomplete argument '%s' (see --help)\n",
                     argv[0], a);
@@ -107,9 +133,11 @@ static void print_hash(reel_views_t *v)
     printf("  applied=%" PRIu64 "\n", reel_views_applied(v));
 }
 
-/* Folds the log of data_dir into the views in views_dir up to `to`, then
- * prints the views' hash. Returns the exit status. */
-static int fold(const char *cmd, const char *data_dir, const char *views_dir, uint64_t to)
+/* Folds the log of data_dir into the views in views_dir up to `to` (or,
+ * with at, up to the first event after time *at), then prints the views'
+ * hash. Returns the exit status. */
+static int fold(const char *cmd, const char *data_dir, const char *views_dir, uint64_t to,
+                const uint64_t *at)
 {
     char log_dir[PATH_MAX], err[512];
     reel_log_options_t lo = {.read_only = true};
@@ -119,6 +147,11 @@ static int fold(const char *cmd, const char *data_dir, const char *views_dir, ui
     int rc = reel_data_log_path(data_dir, log_dir, sizeof(log_dir));
     if (rc == 0 && (rc = reel_log_open(log_dir, &lo, &log, err, sizeof(err))) != 0)
         fprintf(stderr, "reel %s: %s\n", cmd, err);
+    if (rc == 0 && at != NULL && (rc = reel_replay_offset_at(log, *at, &to)) != 0)
+        fprintf(stderr, "reel %s: finding time %" PRIu64 ": %s\n", cmd, *at, reel_strerror(rc));
+    if (rc == 0 && at != NULL)
+        fprintf(stderr, "reel %s: time %" PRIu64 " ms is just before offset %" PRIu64 "\n", cmd,
+                *at, to);
     if (rc == 0 && (rc = reel_views_open(views_dir, &v)) != 0)
         fprintf(stderr, "reel %s: %s: %s\n", cmd, views_dir, reel_strerror(rc));
     if (rc == 0) {
@@ -152,7 +185,7 @@ int reel_cmd_rebuild(int argc, char **argv)
                "reeld (or anything else) writes the log. Exit: 0 done, 2 error.\n");
         return 0;
     }
-    if (parse_opts(argc, argv, &o) != 0 || o.into != NULL || o.have_to)
+    if (parse_opts(argc, argv, &o) != 0 || o.into != NULL || o.have_to || o.have_at)
         return 2;
     int lock = reel_data_lock(o.data);
     if (lock < 0) {
@@ -168,7 +201,7 @@ int reel_cmd_rebuild(int argc, char **argv)
     if (rc != 0)
         fprintf(stderr, "reel rebuild: %s: %s\n", views_dir, reel_strerror(rc));
     else
-        status = fold("rebuild", o.data, views_dir, UINT64_MAX);
+        status = fold("rebuild", o.data, views_dir, UINT64_MAX, NULL);
     reel_data_unlock(lock);
     return status;
 }
@@ -196,17 +229,21 @@ int reel_cmd_replay(int argc, char **argv)
 {
     views_opts_t o;
     if (argc > 1 && strcmp(argv[1], "--help") == 0) {
-        printf("usage: reel replay --to OFFSET --into OUTDIR [--data DIR]\n\n"
+        printf("usage: reel replay (--to OFFSET | --at TIME) --into OUTDIR [--data DIR]\n\n"
                "Builds the views as they were just before the event at OFFSET (events\n"
-               "0..OFFSET-1 applied) into OUTDIR, a new or empty directory, and prints\n"
-               "their hash. Reads DIR/log only: it may run beside reeld. Read the result\n"
-               "with the views API or compare hashes. Exit: 0 done, 2 error.\n");
+               "0..OFFSET-1 applied), or as they stood at TIME (every event of engine\n"
+               "time <= TIME applied; TIME is ms since the epoch or YYYY-MM-DDTHH:MM:SSZ,\n"
+               "UTC, that second included), into OUTDIR, a new or empty directory, and\n"
+               "prints their hash. Reads DIR/log only: it may run beside reeld. Read the\n"
+               "result with the views API, reel views-hash --into OUTDIR, or compare\n"
+               "hashes. Exit: 0 done, 2 error.\n");
         return 0;
     }
     if (parse_opts(argc, argv, &o) != 0)
         return 2;
-    if (!o.have_to || o.into == NULL) {
-        fprintf(stderr, "reel replay: --to OFFSET and --into OUTDIR are required\n");
+    if (o.have_to == o.have_at || o.into == NULL) {
+        fprintf(stderr, "reel replay: one of --to OFFSET or --at TIME, and --into OUTDIR, are "
+                        "required\n");
         return 2;
     }
     int rc = fresh_dir(o.into);
@@ -215,7 +252,7 @@ int reel_cmd_replay(int argc, char **argv)
                 rc == -ENOTEMPTY ? "not empty (replay never overwrites)" : reel_strerror(rc));
         return 2;
     }
-    return fold("replay", o.data, o.into, o.to);
+    return fold("replay", o.data, o.into, o.to, o.have_at ? &o.at : NULL);
 }
 
 int reel_cmd_views_hash(int argc, char **argv)

@@ -1,6 +1,6 @@
 /*
- * test_account.c: DELETE /v1/users/{id} (the account cascade, its 503
- * bound) and the leaderboards. Every test ends with live views == a
+ * test_account.c: DELETE /v1/users/{id} (the account cascade, in chunks
+ * when it is large) and the leaderboards. Every test ends with live views == a
  * replay of the log.
  */
 #include <criterion/criterion.h>
@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "engine/common.h"
+#include "engine/engine_int.h"
 #include "engine/reel.h"
 #include "engine/replay.h"
 #include "tests/harness.h"
@@ -245,28 +246,84 @@ Test(account, delete_cascade_end_to_end)
     expect_views_equal_replay();
 }
 
-Test(account, delete_refused_past_the_event_bound)
+/* The type of the event at offset off. */
+static uint16_t event_type_at(uint64_t off)
 {
-    uint64_t d = user("busy"), a = user("fan");
-    /* 127 events of cascade + user.deleted = 128 fit; one more does not. */
+    reel_log_iter_t *it;
+    reel_record_t rec;
+    cr_assert_eq(reel_log_iter_open(reel_engine_log(eng), off, &it), 0);
+    cr_assert_eq(reel_log_iter_next(it, &rec), 0);
+    reel_log_iter_close(it);
+    return rec.type;
+}
+
+/* An account whose cascade is far larger than one group (and than one
+ * batch's arena: ~8,300 events): deleted in chunks, each a prefix of the
+ * cascade, user.deleted last, with every count of the others moved. */
+Test(account, a_heavy_account_is_deleted_in_chunks, .timeout = 300)
+{
+    enum { FANS = 9000, COMMENTS = 300, POSTS = 20, USES = 150 };
+    uint64_t d = user("creator"), a = user("author");
+    cameo_everyone(d);
+    reel_cmd_t *cmds = calloc(FANS, sizeof(*cmds));
+    reel_cmd_result_t *res = calloc(FANS, sizeof(*res));
+    char (*handles)[16] = calloc(FANS, 16);
+    cr_assert(cmds && res && handles);
+    for (int i = 0; i < FANS; i++) {
+        snprintf(handles[i], 16, "fan%d", i);
+        cmds[i] = (reel_cmd_t){.kind = REEL_CMD_USER_CREATE, .args = {.handle = S(handles[i])}};
+    }
+    reel_test_cmds(eng, cmds, FANS, res);
+    for (int i = 0; i < FANS; i++)
+        cmds[i] = (reel_cmd_t){.kind = REEL_CMD_FOLLOW, .args = {.user = res[i].id, .target = d}};
+    reel_test_cmds(eng, cmds, FANS, NULL);
+    for (int i = 0; i < 100; i++) /* d follows back 100 of them: friends */
+        cmds[i] = (reel_cmd_t){.kind = REEL_CMD_FOLLOW, .args = {.user = d, .target = i + 3}};
+    reel_test_cmds(eng, cmds, 100, NULL);
     uint64_t p = post(a, 0, 0, "public");
+    for (int i = 0; i < COMMENTS; i++)
+        cmds[i] = (reel_cmd_t){.kind = REEL_CMD_COMMENT_CREATE,
+                               .args = {.user = d, .post = p, .text = S("hi")}};
+    reel_test_cmds(eng, cmds, COMMENTS, NULL);
     like(d, p);
-    for (int i = 0; i < 126; i++)
-        comment(d, p);
-    uint64_t before = reel_views_applied(reel_engine_views(eng));
+    for (int i = 0; i < POSTS; i++)
+        post(d, 0, 0, i % 2 ? "public" : "draft");
+    uint64_t used_in[USES];
+    for (int i = 0; i < USES; i++)
+        used_in[i] = post(a, 0, d, "public"); /* others' posts with d's cameo */
+    cr_assert_eq(profile(d).followers, FANS);
+    cr_assert_eq(profile(d).friends, 100);
+
+    uint64_t before = reel_log_end(reel_engine_log(eng));
     reel_cmd_result_t r = run(REEL_CMD_USER_DELETE, (reel_event_t){.user = d});
-    /* like + 126 comments + user.deleted = 128: accepted at the bound. */
     expect(r, 200, NULL);
-    cr_assert_eq(reel_views_applied(reel_engine_views(eng)), before + 128);
-    uint64_t e = user("busier");
-    for (int i = 0; i < 128; i++)
-        comment(e, p);
-    before = reel_views_applied(reel_engine_views(eng));
-    r = run(REEL_CMD_USER_DELETE, (reel_event_t){.user = e});
-    expect(r, 503, "unavailable");
-    cr_assert_eq(r.offset, -1, "a refused delete appends nothing");
-    cr_assert_eq(reel_views_applied(reel_engine_views(eng)), before);
-    cr_assert_eq(profile(e).id, e, "still there");
+    uint64_t end = reel_log_end(reel_engine_log(eng));
+    /* follows both ways, comments, the like, posts, hidden uses, cameo.deleted, user.deleted */
+    uint64_t want = FANS + 100 + COMMENTS + 1 + POSTS + USES + 2;
+    cr_assert_eq(end - before, want, "%llu events", (unsigned long long)(end - before));
+    cr_assert_gt(want, REEL_CMD_EVENTS_MAX, "one group could not hold it");
+    cr_assert_eq((uint64_t)r.offset, end - 1);
+    cr_assert_eq(event_type_at(end - 1), REEL_EV_USER_DELETED, "the cause comes last");
+    cr_assert_eq(event_type_at(end - 2), REEL_EV_CAMEO_DELETED, "after its whole cascade");
+    cr_assert_eq(user_rc(d), REEL_ENOTFOUND);
+    int rc;
+    for (int i = 0; i < USES; i++) {
+        reel_post_view_t pv = get_post(used_in[i], &rc);
+        cr_assert_eq(rc, 0);
+        cr_assert(pv.hidden);
+        cr_assert_str_eq(pv.hidden_reason, "cameo_deleted");
+    }
+    cr_assert_eq(get_post(p, &rc).comments, 0);
+    cr_assert_eq(get_post(p, &rc).likes, 0);
+    for (int i = 0; i < FANS; i++) {
+        reel_user_view_t f = profile(res[i].id);
+        cr_assert_eq(f.following, 0, "fan %d", i);
+        cr_assert_eq(f.followers, 0, "fan %d", i);
+        cr_assert_eq(f.friends, 0, "fan %d", i);
+    }
+    free(cmds);
+    free(res);
+    free(handles);
     expect_views_equal_replay();
 }
 

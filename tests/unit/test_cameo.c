@@ -426,24 +426,50 @@ Test(cameo, takedown_by_the_cameo_owner)
     expect_views_equal_replay();
 }
 
-/* A cascade past the bound of one command is refused whole (503), and
- * goes through once it fits. */
-Test(cameo, cascade_bound)
+static uint8_t gen_status(uint64_t id)
 {
+    reel_views_txn_t *t;
+    reel_generation_view_t g;
+    cr_assert_eq(reel_engine_read_begin(eng, &t), 0);
+    cr_assert_eq(reel_views_get_generation(t, id, &g), 0);
+    reel_views_read_end(t);
+    return g.status;
+}
+
+/* A cascade larger than one group is appended in chunks, its cause (the
+ * narrower policy) last: every post hidden, every generation cancelled. */
+Test(cameo, cascade_in_chunks)
+{
+    enum { POSTS = 3 * REEL_CMD_EVENTS_MAX, GENS = 20 };
     uint64_t o = user("owner"), g = user("greg");
     set_cameo(o, "everyone");
-    uint64_t first = 0;
-    for (uint32_t i = 0; i < REEL_CMD_EVENTS_MAX; i++) { /* one post more than fits */
-        uint64_t id = post(g, o, "public");
-        first = first ? first : id;
+    uint64_t first = post(g, o, "public"), gens[GENS];
+    for (uint32_t i = 1; i < POSTS; i++)
+        post(g, o, i % 3 ? "public" : "draft");
+    for (uint32_t i = 0; i < GENS; i++) {
+        reel_event_t a = {.user = g, .prompt = S("p"), .ncameos = 1, .cameos = {o}};
+        reel_cmd_result_t r = run(REEL_CMD_GENERATION_CREATE, a);
+        expect(r, 202, NULL);
+        gens[i] = r.id;
     }
-    expect(run(REEL_CMD_CAMEO_DELETE, (reel_event_t){.user = o}), 503, "unavailable");
-    expect_visible(first);
+    uint64_t before = reel_log_end(reel_engine_log(eng));
+    reel_cmd_result_t r = run(REEL_CMD_CAMEO_POLICY, (reel_event_t){.user = o,
+                                                                    .policy = S("only_me")});
+    expect(r, 200, NULL);
+    uint64_t end = reel_log_end(reel_engine_log(eng));
+    cr_assert_eq(end - before, POSTS + GENS + 1);
+    cr_assert_eq((uint64_t)r.offset, end - 1);
+    reel_log_iter_t *it;
+    reel_record_t rec;
+    cr_assert_eq(reel_log_iter_open(reel_engine_log(eng), end - 1, &it), 0);
+    cr_assert_eq(reel_log_iter_next(it, &rec), 0);
+    reel_log_iter_close(it);
+    cr_assert_eq(rec.type, REEL_EV_CAMEO_POLICY_SET, "the cause comes last");
+    for (uint32_t i = 0; i < POSTS; i++)
+        expect_hidden(first + i, "consent_revoked");
+    for (uint32_t i = 0; i < GENS; i++)
+        cr_assert_eq(gen_status(gens[i]), REEL_GEN_CANCELLED);
     bool allowed;
-    cr_assert_str_eq(can_use(o, g, &allowed), "everyone", "the refused delete changed nothing");
-    expect(run(REEL_CMD_CAMEO_TAKEDOWN, (reel_event_t){.user = o, .post = first}), 200, NULL);
-    expect(run(REEL_CMD_CAMEO_DELETE, (reel_event_t){.user = o}), 200, NULL);
-    expect_hidden(first, "removed_by_cameo_owner");
-    expect_hidden(first + REEL_CMD_EVENTS_MAX - 1, "cameo_deleted");
+    cr_assert_str_eq(can_use(o, g, &allowed), "only_me");
     expect_views_equal_replay();
 }

@@ -94,6 +94,9 @@ static const tfield_t tfields[] = {
     TF("cameos", T_IDS, cameos, 0),
     TF("tags", T_STRS, tags, REEL_TAG_LEN_MAX),
     TF("embedding", T_VEC, embedding, 0),
+    TF("key", T_STR, key, REEL_IDEM_KEY_LEN_MAX),
+    TF("fingerprint", T_U64, fingerprint, 0),
+    TF("answer", T_STR, answer, REEL_ANSWER_LEN_MAX),
 };
 
 /* Fields of each type in encoding order; '?' marks an optional id (0 is
@@ -132,6 +135,7 @@ static const char *const expect_schema[REEL_EV_MAX + 1] = {
     [REEL_EV_COMMENT_DELETED] = "comment_id",
     [REEL_EV_VIEW_RECORDED] = "user_id post_id watch_ms completed",
     [REEL_EV_FEEDBACK_RECORDED] = "user_id post_id kind",
+    [REEL_EV_IDEMPOTENCY_RECORDED] = "key fingerprint answer",
 };
 
 #define TS_FIELDS_MAX 12

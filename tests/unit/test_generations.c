@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "engine/common.h"
+#include "engine/datadir.h"
 #include "engine/engine_int.h"
 #include "engine/reel.h"
 #include "engine/replay.h"
@@ -470,5 +471,39 @@ Test(generations, quota_read_matches_create)
     cr_assert_eq(q.used, 0);
     cr_assert_eq(q.resets_at, 0);
     reel_views_read_end(t);
+    expect_views_equal_replay();
+}
+
+/* The last line of the consent rule: a completion that finds a cameo no
+ * longer allowed (here consent ended by an event appended straight to the
+ * log, with no cascade: a path the rules would never take) is 409
+ * lease_lost, and the generation is cancelled in the log, not posted. */
+Test(generations, completion_without_consent_cancels)
+{
+    uint64_t o = user("owner"), u = user("maker");
+    set_cameo(o, "everyone");
+    uint64_t g = generate(u, o);
+    claim("w1", 1, 0);
+    cr_assert_eq(reel_engine_close(eng), 0);
+    eng = NULL;
+    char log_dir[PATH_MAX + 8];
+    reel_log_t *log;
+    uint8_t buf[64];
+    snprintf(log_dir, sizeof log_dir, "%s/" REEL_DATA_LOG_SUBDIR, dir);
+    cr_assert_eq(reel_log_open(log_dir, NULL, &log, NULL, 0), 0);
+    reel_event_t ev = {.type = REEL_EV_CAMEO_POLICY_SET, .user = o, .policy = S("only_me")};
+    int n = reel_event_encode(&ev, buf, sizeof buf);
+    reel_log_entry_t ent = {ev.type, (uint32_t)n, buf};
+    cr_assert_eq(reel_log_append_group(log, &ent, 1, now_ms, NULL), 0);
+    cr_assert_eq(reel_log_close(log), 0);
+    open_with(0, 0);
+    uint64_t end = reel_log_end(reel_engine_log(eng));
+    reel_cmd_result_t r = complete(g, "w1", true);
+    expect(r, 409, "lease_lost");
+    cr_assert_eq(reel_log_end(reel_engine_log(eng)), end + 1, "the cancellation is recorded");
+    expect_status(g, REEL_GEN_CANCELLED);
+    cr_assert_eq(get_gen(g).post, 0, "no post");
+    expect(complete(g, "w1", true), 409, "lease_lost");
+    cr_assert_eq(reel_log_end(reel_engine_log(eng)), end + 1, "once");
     expect_views_equal_replay();
 }
