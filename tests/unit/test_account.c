@@ -260,7 +260,7 @@ static uint16_t event_type_at(uint64_t off)
 /* An account whose cascade is far larger than one group (and than one
  * batch's arena: ~8,300 events): deleted in chunks, each a prefix of the
  * cascade, user.deleted last, with every count of the others moved. */
-Test(account, a_heavy_account_is_deleted_in_chunks, .timeout = 300)
+Test(account, a_heavy_account_is_deleted_in_chunks)
 {
     enum { FANS = 9000, COMMENTS = 300, POSTS = 20, USES = 150 };
     uint64_t d = user("creator"), a = user("author");
