@@ -133,12 +133,12 @@ fuzz:
 	done
 
 DATA ?= ./data
-# Builds and starts the server on 127.0.0.1:7070 with data in $(DATA). Until
-# the server exists (issue 4) it says so and shows what the tools do.
+# Builds and starts reeld on 127.0.0.1:7070 with data in $(DATA). On an empty
+# data directory --demo first loads a small demo world through the API's
+# request parsing (users, follows, cameos, posts on several topics, likes,
+# comments) and reeld prints a few curl commands to try.
 run: all
-	@if [ -x $(BUILD)/reeld ]; then exec $(BUILD)/reeld --data $(DATA); fi; \
-	echo "reeld (the HTTP server) is not built yet: it arrives with the server issue."; \
-	echo "What exists today is the durable log and its tools:"; $(BUILD)/reel --help
+	exec $(BUILD)/reeld --data $(DATA) --demo
 
 clean:
 	rm -rf build

@@ -1,0 +1,935 @@
+/*
+ * http.c: the HTTP/1.1 transport (http.h).
+ *
+ * A connection is a state machine driven by its bytes and its timer:
+ *
+ *   IDLE --first byte--> HEADERS --headers done--> BODY --message done--> IDLE
+ *     \                    |  431/400/505            |  413/400
+ *      \--idle timeout      \--header timeout         \--body timeout
+ *                  (close)         (close)                  (close)
+ *
+ * Invariants:
+ *  1. Answers leave in request order: only the head of the queue is
+ *     written, and only once it is answered.
+ *  2. A connection reads only while it has fewer than SRV_PIPELINE_MAX
+ *     unanswered requests, less than SRV_OUTPUT_BYTES_MAX unsent, and is
+ *     not closing: every per-connection buffer is bounded.
+ *  3. The timer runs only while the connection waits for the client (a
+ *     request in progress, or idle with nothing queued); while the
+ *     application works on a request, the client is not timed.
+ *  4. conn->refs counts the two handles and every request not yet freed;
+ *     the memory goes with the last of them.
+ */
+#include "server/http.h"
+#include "engine/common.h"
+
+#include <arpa/inet.h>
+#include <http_parser.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Bytes the connection reads into at once; a request's headers fit. */
+#define CONN_RBUF_BYTES (32u << 10)
+/* After the last answer of a closing connection, unread input is drained
+ * this long so the client sees the answer rather than a reset. */
+#define LINGER_MS 2000u
+
+_Static_assert(SRV_HEADER_BYTES_MAX < CONN_RBUF_BYTES, "headers fit the read buffer");
+
+typedef enum conn_phase { PHASE_IDLE, PHASE_HEADERS, PHASE_BODY } conn_phase_t;
+
+struct reel_http_conn {
+    uv_tcp_t tcp;                  /* first: handle->data is not needed */
+    uv_timer_t timer;
+    uv_shutdown_t shutdown;        /* sends our FIN after a closing answer */
+    http_parser parser;
+    reel_http_server_t *srv;
+    reel_http_conn_t *prev, *next; /* the server's list */
+    conn_phase_t phase;
+    reel_http_req_t *cur;          /* request being parsed */
+    size_t header_bytes;           /* of cur, as far as parsed */
+    size_t body_max;               /* of cur */
+    int hdr;                       /* header whose value is arriving (HDR_*) */
+    bool hdr_in_value;             /* the last callback was a value */
+    char hname[32];                /* header name (truncated), lower case */
+    size_t hname_len;
+    bool saw_length, saw_te;       /* Content-Length, Transfer-Encoding */
+    reel_api_err_t err;            /* set by a callback that stops the parser */
+    bool has_err;
+    reel_http_req_t *head, *tail;  /* unanswered or unwritten, in order */
+    uint32_t nreq;
+    uint32_t refs;
+    bool paused;                   /* parser paused on the pipeline bound */
+    bool done;                     /* no more requests are parsed (closing answer, stream) */
+    int timer_state;               /* what the timer is armed for (TIMER_*) */
+    bool reading;
+    bool closing;                  /* handles closing */
+    bool lingering;                /* answered and shut down: draining input */
+    bool loopback;
+    char rbuf[CONN_RBUF_BYTES];
+    size_t rlen;                   /* bytes in rbuf not yet parsed */
+};
+
+struct reel_http_server {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    bool listening;
+    reel_http_request_cb cb;
+    void *data;
+    reel_http_options_t opts;
+    http_parser_settings settings;
+    reel_http_conn_t *conns;       /* open connections */
+    reel_http_stats_t stats;
+    bool closing;
+};
+
+enum { HDR_NONE, HDR_AUTH, HDR_IDEM, HDR_LAST_ID, HDR_EXPECT, HDR_IGNORE };
+enum { TIMER_NONE, TIMER_LINGER, TIMER_HEADERS, TIMER_BODY, TIMER_IDLE };
+
+typedef struct wreq {
+    uv_write_t w;
+    reel_http_conn_t *conn;
+    bool close_after;
+    size_t len;
+    char data[];                   /* the bytes */
+} wreq_t;
+
+static void conn_close(reel_http_conn_t *c);
+static void conn_flush(reel_http_conn_t *c);
+static void conn_update(reel_http_conn_t *c);
+static void conn_parse(reel_http_conn_t *c);
+
+const char *reel_http_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return status < 500 ? "Error" : "Server Error";
+    }
+}
+
+/* ---- requests ---- */
+
+static void conn_unref(reel_http_conn_t *c)
+{
+    REEL_ASSERT(c->refs > 0);
+    if (--c->refs == 0)
+        free(c);
+}
+
+static void req_free(reel_http_req_t *r)
+{
+    reel_http_conn_t *c = r->conn;
+    reel_jbuf_free(&r->body_buf);
+    free(r->url);
+    free(r->out);
+    free(r);
+    conn_unref(c);
+}
+
+static reel_http_req_t *req_new(reel_http_conn_t *c)
+{
+    reel_http_req_t *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    r->conn = c;
+    r->loopback = c->loopback;
+    r->start_ns = reel_mono_ns();
+    r->body = "";
+    c->refs++;
+    if (c->tail)
+        c->tail->next = r;
+    else
+        c->head = r;
+    c->tail = r;
+    c->nreq++;
+    return r;
+}
+
+/* ---- writing ---- */
+
+static void shutdown_cb(uv_shutdown_t *sh, int status)
+{
+    reel_http_conn_t *c = sh->data;
+    if (status != 0)
+        conn_close(c);
+    conn_unref(c);
+}
+
+static void write_cb(uv_write_t *w, int status)
+{
+    wreq_t *wr = (wreq_t *)w;
+    reel_http_conn_t *c = wr->conn;
+    bool close_after = wr->close_after;
+    free(wr);
+    if (status == 0 && close_after && !c->closing) {
+        /* Our FIN now (the client sees the end of the answer at once);
+         * what it still sends is drained until its FIN or the linger
+         * time, so it reads the answer rather than a reset. */
+        c->lingering = true;
+        c->shutdown.data = c;
+        if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, shutdown_cb) == 0)
+            c->refs++;
+        conn_update(c);
+    } else if (status != 0) {
+        conn_close(c);
+    } else if (!c->closing) {
+        if (c->head && c->head->stream && c->head->on_drain &&
+            c->tcp.write_queue_size < SRV_SSE_BUFFER_BYTES / 2)
+            c->head->on_drain(c->head);
+        conn_update(c);
+    }
+    conn_unref(c);
+}
+
+static int conn_write(reel_http_conn_t *c, const char *data, size_t len, bool close_after)
+{
+    if (c->closing || c->lingering)
+        return -1;
+    wreq_t *wr = malloc(sizeof(*wr) + len);
+    if (wr == NULL) {
+        conn_close(c);
+        return -1;
+    }
+    wr->conn = c;
+    wr->close_after = close_after;
+    wr->len = len;
+    memcpy(wr->data, data, len);
+    uv_buf_t b = uv_buf_init(wr->data, (unsigned)len);
+    c->refs++;
+    if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, &b, 1, write_cb) != 0) {
+        free(wr);
+        c->refs--;
+        conn_close(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* Invariant 1: writes the answered requests at the head, in order. */
+static void conn_flush(reel_http_conn_t *c)
+{
+    while (c->head != NULL && c->head->replied && !c->closing && !c->lingering) {
+        reel_http_req_t *r = c->head;
+        if (r->out_len > 0) {
+            bool last = r->close_after && !r->stream;
+            conn_write(c, r->out, r->out_len, last);
+            free(r->out);
+            r->out = NULL;
+            r->out_len = 0;
+            if (last)
+                c->paused = c->done = true; /* nothing more is parsed here */
+        }
+        if (r->stream)
+            return; /* holds the connection from now on */
+        c->head = r->next;
+        if (c->head == NULL)
+            c->tail = NULL;
+        c->nreq--;
+        req_free(r);
+    }
+}
+
+/* ---- timer and reading (invariants 2 and 3) ---- */
+
+static void timer_cb(uv_timer_t *t)
+{
+    reel_http_conn_t *c = t->data;
+    if (!c->lingering)
+        c->srv->stats.timeouts++;
+    conn_close(c);
+}
+
+static void conn_arm_timer(reel_http_conn_t *c)
+{
+    const reel_http_options_t *o = &c->srv->opts;
+    uint64_t ms = 0;
+    int state = TIMER_NONE;
+    if (c->lingering) {
+        ms = LINGER_MS;
+        state = TIMER_LINGER;
+    } else if (c->phase == PHASE_HEADERS) {
+        ms = o->header_timeout_ms;
+        state = TIMER_HEADERS;
+    } else if (c->phase == PHASE_BODY) {
+        ms = o->body_timeout_ms;
+        state = TIMER_BODY;
+    } else if (c->nreq == 0) {
+        ms = o->idle_timeout_ms;
+        state = TIMER_IDLE;
+    }
+    /* (Re)started only when the state changes: a trickle of bytes does not
+     * extend a header deadline. */
+    if (state == c->timer_state)
+        return;
+    c->timer_state = state;
+    if (state == TIMER_NONE)
+        uv_timer_stop(&c->timer);
+    else
+        uv_timer_start(&c->timer, timer_cb, ms, 0);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    reel_http_conn_t *c = (reel_http_conn_t *)h;
+    (void)suggested;
+    size_t room = sizeof(c->rbuf) - c->rlen;
+    *buf = uv_buf_init(c->rbuf + c->rlen, (unsigned)room);
+}
+
+static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    reel_http_conn_t *c = (reel_http_conn_t *)s;
+    (void)buf;
+    if (n < 0) {
+        conn_close(c);
+        return;
+    }
+    if (n == 0)
+        return;
+    if (c->lingering)
+        return; /* discarded: only draining until the client closes */
+    c->rlen += (size_t)n;
+    REEL_ASSERT(c->rlen <= sizeof(c->rbuf));
+    conn_parse(c);
+    conn_update(c);
+}
+
+static void conn_update(reel_http_conn_t *c)
+{
+    if (c->closing)
+        return;
+    if (c->lingering && !c->reading) {
+        uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+        c->reading = true;
+    }
+    if (!c->lingering) {
+        size_t queued = c->tcp.write_queue_size;
+        bool want = !c->paused && c->nreq < SRV_PIPELINE_MAX && c->rlen < sizeof(c->rbuf) &&
+                    queued < (c->reading ? SRV_OUTPUT_BYTES_MAX : SRV_OUTPUT_BYTES_MAX / 2);
+        if (want && !c->reading) {
+            c->reading = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0;
+        } else if (!want && c->reading) {
+            uv_read_stop((uv_stream_t *)&c->tcp);
+            c->reading = false;
+            if (queued >= SRV_OUTPUT_BYTES_MAX)
+                c->srv->stats.reads_paused++;
+        }
+    }
+    conn_arm_timer(c);
+}
+
+/* ---- closing ---- */
+
+static void handle_close_cb(uv_handle_t *h)
+{
+    conn_unref(h->data);
+}
+
+static void conn_close(reel_http_conn_t *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    reel_http_server_t *srv = c->srv;
+    srv->stats.connections_open--;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    /* Answered requests go now; unanswered ones when the application
+     * answers them; a stream is told to end. */
+    reel_http_req_t *r = c->head;
+    c->head = c->tail = NULL;
+    c->nreq = 0;
+    if (c->cur && c->phase != PHASE_IDLE && !c->cur->replied) {
+        c->cur->replied = true; /* never handed to the application */
+    }
+    while (r != NULL) {
+        reel_http_req_t *next = r->next;
+        r->next = NULL;
+        if (r->stream && r->on_close)
+            r->on_close(r);
+        else if (r->replied && !r->stream)
+            req_free(r);
+        r = next;
+    }
+    uv_close((uv_handle_t *)&c->tcp, handle_close_cb);
+    uv_close((uv_handle_t *)&c->timer, handle_close_cb);
+}
+
+/* ---- parsing ---- */
+
+/* Answers the request being parsed with err and stops parsing. */
+static void conn_fail(reel_http_conn_t *c, const reel_api_err_t *err)
+{
+    c->srv->stats.bad_requests++;
+    reel_http_req_t *r = c->cur;
+    if (r == NULL || c->phase == PHASE_IDLE)
+        r = req_new(c);
+    c->cur = NULL;
+    c->phase = PHASE_IDLE;
+    c->paused = c->done = true;
+    if (r == NULL) {
+        conn_close(c);
+        return;
+    }
+    reel_http_reply_error(r, err);
+}
+
+static reel_http_conn_t *pconn(http_parser *p)
+{
+    return p->data;
+}
+
+static int on_message_begin(http_parser *p)
+{
+    reel_http_conn_t *c = pconn(p);
+    c->cur = req_new(c);
+    if (c->cur == NULL) {
+        reel_api_err_set(&c->err, 503, "unavailable", "", "out of memory");
+        c->has_err = true;
+        return -1;
+    }
+    c->phase = PHASE_HEADERS;
+    c->header_bytes = 0;
+    c->hdr = HDR_NONE;
+    c->hdr_in_value = false;
+    c->hname_len = 0;
+    c->saw_length = c->saw_te = false;
+    conn_arm_timer(c);
+    return 0;
+}
+
+static int count_header_bytes(reel_http_conn_t *c, size_t n)
+{
+    c->header_bytes += n;
+    if (c->header_bytes <= SRV_HEADER_BYTES_MAX)
+        return 0;
+    reel_api_err_set(&c->err, 431, "headers_too_large", "",
+                     "request line and headers exceed %u bytes", SRV_HEADER_BYTES_MAX);
+    c->has_err = true;
+    return -1;
+}
+
+static int on_url(http_parser *p, const char *at, size_t n)
+{
+    reel_http_conn_t *c = pconn(p);
+    if (count_header_bytes(c, n) != 0)
+        return -1;
+    reel_jbuf_add(&c->cur->body_buf, at, n); /* the url, until headers end */
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t n)
+{
+    reel_http_conn_t *c = pconn(p);
+    if (count_header_bytes(c, n + 4) != 0)
+        return -1;
+    if (c->hdr_in_value) {
+        c->hname_len = 0;
+        c->hdr_in_value = false;
+    }
+    for (size_t i = 0; i < n && c->hname_len < sizeof(c->hname) - 1; i++) {
+        char ch = at[i];
+        c->hname[c->hname_len++] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
+    }
+    c->hname[c->hname_len] = '\0';
+    return 0;
+}
+
+static reel_http_header_t *header_slot(reel_http_req_t *r, const char *name)
+{
+    if (strcmp(name, "authorization") == 0)
+        return &r->authorization;
+    if (strcmp(name, "idempotency-key") == 0)
+        return &r->idempotency_key;
+    if (strcmp(name, "last-event-id") == 0)
+        return &r->last_event_id;
+    if (strcmp(name, "expect") == 0)
+        return &r->expect;
+    return NULL;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t n)
+{
+    reel_http_conn_t *c = pconn(p);
+    if (count_header_bytes(c, n) != 0)
+        return -1;
+    if (!c->hdr_in_value) {
+        c->hdr_in_value = true;
+        if (strcmp(c->hname, "content-length") == 0)
+            c->saw_length = true;
+        if (strcmp(c->hname, "transfer-encoding") == 0)
+            c->saw_te = true;
+    }
+    reel_http_header_t *h = header_slot(c->cur, c->hname);
+    if (h == NULL)
+        return 0;
+    h->present = true;
+    for (size_t i = 0; i < n; i++, h->len++) {
+        if (h->len < sizeof(h->value) - 1)
+            h->value[h->len] = at[i];
+    }
+    h->value[h->len < sizeof(h->value) ? h->len : sizeof(h->value) - 1] = '\0';
+    return 0;
+}
+
+static int headers_check(reel_http_conn_t *c, http_parser *p)
+{
+    bool v10 = p->http_major == 1 && p->http_minor == 0;
+    bool v11 = p->http_major == 1 && p->http_minor == 1;
+    if (!v10 && !v11) {
+        reel_api_err_set(&c->err, 505, "http_version", "", "HTTP/%u.%u is not supported",
+                         p->http_major, p->http_minor);
+        return -1;
+    }
+    if (c->saw_length && c->saw_te) {
+        reel_api_err_set(&c->err, 400, "bad_request", "",
+                         "Content-Length together with Transfer-Encoding");
+        return -1;
+    }
+    bool batch = strncmp(c->cur->url, "/v1/batch", 9) == 0 &&
+                 (c->cur->url[9] == '\0' || c->cur->url[9] == '?');
+    c->body_max = batch ? SRV_BATCH_BODY_BYTES_MAX : SRV_BODY_BYTES_MAX;
+    if (c->saw_length && p->content_length != ULLONG_MAX && p->content_length > c->body_max) {
+        reel_api_err_set(&c->err, 413, "too_large", "", "the body exceeds %zu bytes",
+                         c->body_max);
+        return -1;
+    }
+    return 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    reel_http_conn_t *c = pconn(p);
+    reel_http_req_t *r = c->cur;
+    size_t ulen;
+    r->url = reel_jbuf_take(&r->body_buf, &ulen);
+    r->url_len = ulen;
+    if (r->url == NULL && (r->url = strdup("")) == NULL)
+        goto out_oom;
+    snprintf(r->method, sizeof(r->method), "%s", http_method_str((enum http_method)p->method));
+    if (headers_check(c, p) != 0) {
+        c->has_err = true;
+        return -1;
+    }
+    r->keep_alive = http_should_keep_alive(p) != 0;
+    c->phase = PHASE_BODY;
+    conn_arm_timer(c);
+    bool has_body = (p->flags & F_CHUNKED) || (c->saw_length && p->content_length > 0);
+    if (has_body && r->expect.present && strcasecmp(r->expect.value, "100-continue") == 0 &&
+        c->head == r) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        conn_write(c, cont, sizeof(cont) - 1, false);
+    }
+    return 0;
+out_oom:
+    reel_api_err_set(&c->err, 503, "unavailable", "", "out of memory");
+    c->has_err = true;
+    return -1;
+}
+
+static int on_body(http_parser *p, const char *at, size_t n)
+{
+    reel_http_conn_t *c = pconn(p);
+    reel_http_req_t *r = c->cur;
+    if (r->body_buf.len + n > c->body_max) {
+        reel_api_err_set(&c->err, 413, "too_large", "", "the body exceeds %zu bytes",
+                         c->body_max);
+        c->has_err = true;
+        return -1;
+    }
+    reel_jbuf_add(&r->body_buf, at, n);
+    if (r->body_buf.oom) {
+        reel_api_err_set(&c->err, 503, "unavailable", "", "out of memory for the body");
+        c->has_err = true;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    reel_http_conn_t *c = pconn(p);
+    reel_http_req_t *r = c->cur;
+    c->cur = NULL;
+    c->phase = PHASE_IDLE;
+    if (r->body_buf.len > 0) {
+        r->body = r->body_buf.ptr;
+        r->body_len = r->body_buf.len;
+    }
+    if (!r->keep_alive)
+        r->close_after = true;
+    if (r->close_after || c->nreq >= SRV_PIPELINE_MAX || c->srv->closing)
+        http_parser_pause(p, 1);
+    if (r->close_after)
+        c->paused = c->done = true; /* nothing after a closing request is read */
+    c->srv->cb(c->srv, r);
+    if (c->closing)
+        http_parser_pause(p, 1);
+    return 0;
+}
+
+/* Maps a parser error to the contract's answer. */
+static void parse_error(reel_http_conn_t *c, enum http_errno e)
+{
+    reel_api_err_t err;
+    if (c->has_err) {
+        err = c->err;
+        c->has_err = false;
+    } else if (e == HPE_HEADER_OVERFLOW) {
+        reel_api_err_set(&err, 431, "headers_too_large", "", "headers too large");
+    } else if (e == HPE_INVALID_VERSION) {
+        reel_api_err_set(&err, 505, "http_version", "", "unsupported HTTP version");
+    } else {
+        reel_api_err_set(&err, 400, "bad_request", "", "malformed request: %s",
+                         http_errno_description(e));
+    }
+    conn_fail(c, &err);
+}
+
+static void conn_parse(reel_http_conn_t *c)
+{
+    size_t off = 0;
+    while (off < c->rlen && !c->paused && !c->closing) {
+        size_t n = http_parser_execute(&c->parser, &c->srv->settings, c->rbuf + off,
+                                       c->rlen - off);
+        off += n;
+        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+        if (e == HPE_PAUSED) {
+            http_parser_pause(&c->parser, 0);
+            c->paused = true;
+            break;
+        }
+        if (e != HPE_OK) {
+            off = c->rlen; /* nothing more of this connection is parsed */
+            parse_error(c, e);
+            break;
+        }
+        if (n == 0)
+            break;
+    }
+    if (off > 0 && !c->closing) {
+        memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+        c->rlen -= off;
+    }
+}
+
+/* Resumes a connection paused on the pipeline bound once answers left. */
+static void conn_resume(reel_http_conn_t *c)
+{
+    if (c->closing || c->lingering || c->done || !c->paused || c->nreq >= SRV_PIPELINE_MAX / 2)
+        return;
+    c->paused = false;
+    conn_parse(c);
+}
+
+/* ---- answering ---- */
+
+void reel_http_reply(reel_http_req_t *r, int status, const char *ctype, const char *extra,
+                     const char *body, size_t len)
+{
+    REEL_ASSERT(!r->replied);
+    reel_http_conn_t *c = r->conn;
+    r->replied = true;
+    if (c->closing) {
+        req_free(r);
+        return;
+    }
+    if (c->srv->closing)
+        r->close_after = true;
+    reel_jbuf_t b;
+    reel_jbuf_init(&b);
+    reel_jbuf_addf(&b, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
+                   status, reel_http_reason(status), ctype, len, extra ? extra : "",
+                   r->close_after ? "Connection: close\r\n" : "");
+    reel_jbuf_add(&b, body, len);
+    if (b.oom) {
+        reel_jbuf_free(&b);
+        r->close_after = true;
+        conn_close(c);
+        return;
+    }
+    r->out = reel_jbuf_take(&b, &r->out_len);
+    conn_flush(c);
+    if (!c->closing) {
+        conn_resume(c);
+        conn_update(c);
+    }
+}
+
+void reel_http_reply_error(reel_http_req_t *r, const reel_api_err_t *err)
+{
+    reel_jbuf_t b;
+    reel_jbuf_init(&b);
+    reel_api_err_json(&b, err);
+    int s = err->status;
+    if (s == 400 ? strcmp(err->code, "bad_request") == 0 : (s == 413 || s == 431 || s == 505))
+        r->close_after = true;
+    reel_http_reply(r, s, "application/json", NULL, b.ptr ? b.ptr : "", b.len);
+    reel_jbuf_free(&b);
+}
+
+void reel_http_stream_start(reel_http_req_t *r, const char *ctype)
+{
+    REEL_ASSERT(!r->replied);
+    reel_http_conn_t *c = r->conn;
+    r->replied = true;
+    r->stream = true;
+    if (c->closing)
+        return; /* the application ends it; it sees stream_alive false */
+    reel_jbuf_t b;
+    reel_jbuf_init(&b);
+    reel_jbuf_addf(&b,
+                   "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nCache-Control: no-cache\r\n"
+                   "Connection: close\r\n\r\n",
+                   ctype);
+    r->out = reel_jbuf_take(&b, &r->out_len);
+    c->paused = c->done = true; /* a stream is the connection's last request */
+    conn_flush(c);
+    conn_update(c);
+}
+
+bool reel_http_stream_alive(reel_http_req_t *r)
+{
+    return !r->conn->closing && !r->conn->lingering;
+}
+
+bool reel_http_stream_write(reel_http_req_t *r, const char *data, size_t len)
+{
+    REEL_ASSERT(r->stream);
+    reel_http_conn_t *c = r->conn;
+    if (!reel_http_stream_alive(r))
+        return false;
+    if (c->head == r)
+        return conn_write(c, data, len, false) == 0;
+    /* Earlier answers are still due: kept until the stream is the head. */
+    char *p = realloc(r->out, r->out_len + len);
+    if (p == NULL)
+        return false;
+    memcpy(p + r->out_len, data, len);
+    r->out = p;
+    r->out_len += len;
+    return true;
+}
+
+size_t reel_http_stream_queued(reel_http_req_t *r)
+{
+    if (!reel_http_stream_alive(r))
+        return 0;
+    return r->conn->tcp.write_queue_size + r->out_len;
+}
+
+void reel_http_stream_end(reel_http_req_t *r)
+{
+    REEL_ASSERT(r->stream);
+    reel_http_conn_t *c = r->conn;
+    if (!c->closing) {
+        if (c->head == r) {
+            c->head = r->next;
+            if (c->head == NULL)
+                c->tail = NULL;
+            c->nreq--;
+        }
+        conn_close(c);
+    }
+    req_free(r);
+}
+
+/* ---- accepting ---- */
+
+static void refuse(reel_http_conn_t *c)
+{
+    static const char body[] =
+        "{\"error\":{\"code\":\"unavailable\",\"message\":\"too many connections\"}}";
+    char head[256];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s",
+                     sizeof(body) - 1, body);
+    c->srv->stats.connections_refused++;
+    c->paused = c->done = true;
+    conn_write(c, head, (size_t)n, true);
+}
+
+static bool peer_loopback(uv_tcp_t *tcp)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) != 0)
+        return false;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+        return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+        static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (memcmp(a->sin6_addr.s6_addr, v4mapped, 12) == 0)
+            return a->sin6_addr.s6_addr[12] == 127;
+        return IN6_IS_ADDR_LOOPBACK(&a->sin6_addr);
+    }
+    return false;
+}
+
+static void connection_cb(uv_stream_t *listener, int status)
+{
+    reel_http_server_t *srv = listener->data;
+    if (status != 0)
+        return;
+    reel_http_conn_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return; /* the kernel keeps it in the backlog; retried on the next event */
+    c->srv = srv;
+    c->refs = 2;
+    uv_tcp_init(srv->loop, &c->tcp);
+    uv_timer_init(srv->loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        c->closing = true;
+        uv_close((uv_handle_t *)&c->tcp, handle_close_cb);
+        uv_close((uv_handle_t *)&c->timer, handle_close_cb);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    c->loopback = peer_loopback(&c->tcp);
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->stats.connections_open++;
+    srv->stats.connections_total++;
+    if (srv->stats.connections_open > srv->opts.max_connections || srv->closing) {
+        refuse(c);
+        conn_update(c);
+        return;
+    }
+    conn_update(c);
+}
+
+int reel_http_server_start(uv_loop_t *loop, const char *host, int port,
+                           const reel_http_options_t *opts, reel_http_request_cb cb, void *data,
+                           reel_http_server_t **out, int *bound_port)
+{
+    struct sockaddr_storage ss;
+    int rc;
+    reel_http_server_t *srv = calloc(1, sizeof(*srv));
+    if (srv == NULL)
+        return UV_ENOMEM;
+    srv->loop = loop;
+    srv->cb = cb;
+    srv->data = data;
+    srv->opts = opts ? *opts : (reel_http_options_t){0};
+    if (srv->opts.max_connections == 0)
+        srv->opts.max_connections = SRV_CONNECTIONS_MAX;
+    if (srv->opts.header_timeout_ms == 0)
+        srv->opts.header_timeout_ms = SRV_HEADER_TIMEOUT_MS;
+    if (srv->opts.body_timeout_ms == 0)
+        srv->opts.body_timeout_ms = SRV_BODY_TIMEOUT_MS;
+    if (srv->opts.idle_timeout_ms == 0)
+        srv->opts.idle_timeout_ms = SRV_IDLE_TIMEOUT_MS;
+    srv->settings = (http_parser_settings){
+        .on_message_begin = on_message_begin,
+        .on_url = on_url,
+        .on_header_field = on_header_field,
+        .on_header_value = on_header_value,
+        .on_headers_complete = on_headers_complete,
+        .on_body = on_body,
+        .on_message_complete = on_message_complete,
+    };
+    if ((rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&ss)) != 0 &&
+        (rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss)) != 0)
+        goto out_free;
+    uv_tcp_init(loop, &srv->listener);
+    srv->listener.data = srv;
+    if ((rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&ss, 0)) != 0 ||
+        (rc = uv_listen((uv_stream_t *)&srv->listener, 1024, connection_cb)) != 0) {
+        uv_close((uv_handle_t *)&srv->listener, NULL);
+        uv_run(loop, UV_RUN_NOWAIT);
+        goto out_free;
+    }
+    srv->listening = true;
+    int len = sizeof(ss);
+    uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len);
+    *bound_port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                                : ((struct sockaddr_in6 *)&ss)->sin6_port);
+    *out = srv;
+    return 0;
+out_free:
+    free(srv);
+    return rc;
+}
+
+static void listener_close_cb(uv_handle_t *h)
+{
+    (void)h;
+}
+
+void reel_http_server_stop_accepting(reel_http_server_t *srv)
+{
+    srv->closing = true;
+    if (srv->listening) {
+        srv->listening = false;
+        uv_close((uv_handle_t *)&srv->listener, listener_close_cb);
+    }
+    /* Idle keep-alive connections go now; busy ones after their answer. */
+    reel_http_conn_t *c = srv->conns;
+    while (c != NULL) {
+        reel_http_conn_t *next = c->next;
+        if (c->nreq == 0 && c->phase == PHASE_IDLE)
+            conn_close(c);
+        c = next;
+    }
+}
+
+void reel_http_server_close(reel_http_server_t *srv)
+{
+    reel_http_server_stop_accepting(srv);
+    while (srv->conns != NULL)
+        conn_close(srv->conns);
+}
+
+bool reel_http_server_idle(reel_http_server_t *srv)
+{
+    for (reel_http_conn_t *c = srv->conns; c != NULL; c = c->next) {
+        for (reel_http_req_t *r = c->head; r != NULL; r = r->next) {
+            if (!r->replied)
+                return false;
+        }
+        if (c->tcp.write_queue_size > 0)
+            return false;
+    }
+    return true;
+}
+
+void *reel_http_server_data(reel_http_server_t *srv)
+{
+    return srv->data;
+}
+
+void reel_http_server_stats(reel_http_server_t *srv, reel_http_stats_t *out)
+{
+    *out = srv->stats;
+}

@@ -1,0 +1,880 @@
+/*
+ * test_server.c: reeld as clients meet it. Each test starts the real
+ * $REEL_BIN/reeld on a free loopback port (--listen 127.0.0.1:0; the bound
+ * port is read from its "listening on" line) with a fresh data directory,
+ * and speaks raw HTTP/1.1 over sockets: every endpoint of the contract,
+ * its error codes, pagination cursors, pipelining, chunked bodies, the
+ * transport's limits (431, 413, 400, 505), slow clients, token scopes,
+ * idempotency keys, and durability across kill -9.
+ *
+ * No sleep synchronises anything: readiness is polled with bounded loops
+ * (the "listening" line, a socket read with a deadline).
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests/harness.h"
+
+#define IO_TIMEOUT_MS 10000
+#define START_POLLS 2000 /* x 5 ms: 10 s for reeld to listen */
+
+static char tmp[PATH_MAX];
+static char data_dir[PATH_MAX + 8];
+static pid_t srv_pid = -1;
+static int srv_port;
+
+static void setup(void)
+{
+    reel_test_tmpdir(tmp, sizeof(tmp), "srv");
+    snprintf(data_dir, sizeof(data_dir), "%s/data", tmp);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void teardown(void)
+{
+    if (srv_pid > 0) {
+        kill(srv_pid, SIGKILL);
+        waitpid(srv_pid, NULL, 0);
+        srv_pid = -1;
+    }
+    reel_test_rmtree(tmp);
+}
+
+TestSuite(server, .init = setup, .fini = teardown, .timeout = 120);
+
+static void pause_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Starts reeld with the extra arguments (NULL-terminated) and waits for
+ * its "listening on" line. */
+static void srv_start(const char *first, ...)
+{
+    const char *argv[40];
+    char bin[PATH_MAX], out[PATH_MAX + 16];
+    const char *base = getenv("REEL_BIN");
+    int argc = 0;
+    va_list ap;
+    snprintf(bin, sizeof(bin), "%s/reeld", base && base[0] ? base : "build");
+    cr_assert_eq(access(bin, X_OK), 0, "%s is not built (set REEL_BIN)", bin);
+    argv[argc++] = bin;
+    argv[argc++] = "--data";
+    argv[argc++] = data_dir;
+    argv[argc++] = "--listen";
+    argv[argc++] = "127.0.0.1:0";
+    va_start(ap, first);
+    for (const char *a = first; a != NULL && argc < 38; a = va_arg(ap, const char *))
+        argv[argc++] = a;
+    va_end(ap);
+    argv[argc] = NULL;
+    snprintf(out, sizeof(out), "%s/out.txt", tmp);
+    unlink(out);
+    srv_pid = fork();
+    cr_assert_geq(srv_pid, 0);
+    if (srv_pid == 0) {
+        char err[PATH_MAX + 16];
+        snprintf(err, sizeof(err), "%s/err.txt", tmp);
+        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int fe = open(err, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fo < 0 || fe < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0)
+            _exit(127);
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    for (int i = 0; i < START_POLLS; i++) {
+        uint8_t *text = NULL;
+        size_t len = 0;
+        if (reel_test_read_file(out, &text, &len) == 0) {
+            text[len] = '\0';
+            const char *p = strstr((char *)text, "listening on http://127.0.0.1:");
+            if (p != NULL && strchr(p, '\n') != NULL) {
+                srv_port = atoi(p + strlen("listening on http://127.0.0.1:"));
+                free(text);
+                return;
+            }
+            free(text);
+        }
+        int ws;
+        cr_assert_eq(waitpid(srv_pid, &ws, WNOHANG), 0, "reeld exited at start");
+        pause_ms(5);
+    }
+    cr_assert_fail("reeld did not start listening");
+}
+
+/* Sends sig and waits: the exit status, or -1 when killed by a signal. */
+static int srv_stop(int sig)
+{
+    int ws;
+    kill(srv_pid, sig);
+    cr_assert_eq(waitpid(srv_pid, &ws, 0), srv_pid);
+    srv_pid = -1;
+    return WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+}
+
+static int conn_open(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv_port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0, "connect: %s",
+                 strerror(errno));
+    return fd;
+}
+
+static void send_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return; /* the server may close early (413, 431): the answer tells */
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Reads until the peer closes or timeout_ms pass; NUL-terminated. */
+static char *read_until_close(int fd, int timeout_ms, size_t *len_out)
+{
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap + 1);
+    cr_assert_not_null(buf);
+    for (;;) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, timeout_ms) <= 0)
+            break;
+        if (len == cap) {
+            cap *= 2;
+            buf = realloc(buf, cap + 1);
+            cr_assert_not_null(buf);
+        }
+        ssize_t r = recv(fd, buf + len, cap - len, 0);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    buf[len] = '\0';
+    if (len_out)
+        *len_out = len;
+    return buf;
+}
+
+typedef struct resp {
+    int status;
+    char *raw;
+    char *body;   /* into raw */
+    json_t *json; /* the body parsed, or NULL */
+} resp_t;
+
+static void resp_free(resp_t *r)
+{
+    json_decref(r->json);
+    free(r->raw);
+}
+
+static resp_t parse_resp(char *raw)
+{
+    resp_t r = {0, raw, NULL, NULL};
+    sscanf(raw, "HTTP/1.1 %d", &r.status);
+    char *b = strstr(raw, "\r\n\r\n");
+    r.body = b ? b + 4 : raw + strlen(raw);
+    r.json = json_loads(r.body, JSON_DECODE_ANY, NULL);
+    return r;
+}
+
+/* One request on its own connection; headers: extra lines or NULL. */
+static resp_t http(const char *method, const char *path, const char *body, const char *headers)
+{
+    char head[4096];
+    size_t blen = body ? strlen(body) : 0;
+    int fd = conn_open();
+    int n = snprintf(head, sizeof(head),
+                     "%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n%sContent-Length: %zu\r\n"
+                     "\r\n",
+                     method, path, headers ? headers : "", blen);
+    send_all(fd, head, (size_t)n);
+    if (blen)
+        send_all(fd, body, blen);
+    char *raw = read_until_close(fd, IO_TIMEOUT_MS, NULL);
+    close(fd);
+    return parse_resp(raw);
+}
+
+static long long jint(const resp_t *r, const char *key)
+{
+    json_t *v = r->json ? json_object_get(r->json, key) : NULL;
+    cr_assert(json_is_integer(v), "%s missing in %s", key, r->body);
+    return json_integer_value(v);
+}
+
+static const char *jerr(const resp_t *r, const char *key)
+{
+    json_t *e = r->json ? json_object_get(r->json, "error") : NULL;
+    json_t *v = e ? json_object_get(e, key) : NULL;
+    return json_is_string(v) ? json_string_value(v) : "";
+}
+
+/* Asserts status and (for errors) the code; frees r. */
+static void expect(resp_t r, int status, const char *code)
+{
+    cr_expect_eq(r.status, status, "status %d, want %d: %s", r.status, status, r.raw);
+    if (code != NULL)
+        cr_expect_str_eq(jerr(&r, "code"), code, "%s", r.body);
+    resp_free(&r);
+}
+
+/* A write that must succeed; returns the named id (or offset when NULL). */
+static long long ok(const char *method, const char *path, const char *body, const char *idkey)
+{
+    resp_t r = http(method, path, body, NULL);
+    cr_assert(r.status >= 200 && r.status < 300, "%s %s: %s", method, path, r.raw);
+    long long v = idkey ? jint(&r, idkey) : 0;
+    resp_free(&r);
+    return v;
+}
+
+static long long new_user(const char *handle)
+{
+    char body[128];
+    snprintf(body, sizeof(body), "{\"handle\":\"%s\"}", handle);
+    return ok("POST", "/v1/users", body, "user_id");
+}
+
+static long long new_post(long long author, const char *prompt)
+{
+    char body[512];
+    snprintf(body, sizeof(body),
+             "{\"author\":%lld,\"video_uri\":\"s3://v/%s\",\"prompt\":\"%s\",\"tags\":[\"t\"]}",
+             author, prompt, prompt);
+    return ok("POST", "/v1/posts", body, "post_id");
+}
+
+/* ---- the API ---- */
+
+Test(server, users_profiles_and_errors)
+{
+    srv_start(NULL);
+    resp_t r = http("POST", "/v1/users", "{\"handle\":\"Ava.B\",\"display_name\":\"Ava\"}", NULL);
+    cr_assert_eq(r.status, 201, "%s", r.raw);
+    long long ava = jint(&r, "user_id");
+    cr_expect_geq(jint(&r, "offset"), 0);
+    resp_free(&r);
+    expect(http("POST", "/v1/users", "{\"handle\":\"ava.b\"}", NULL), 409, "handle_taken");
+    expect(http("POST", "/v1/users", "{}", NULL), 400, "missing_field");
+    expect(http("POST", "/v1/users", "{\"handle\":7}", NULL), 400, "bad_field");
+    expect(http("POST", "/v1/users", "{\"handle\":", NULL), 400, "bad_json");
+    expect(http("POST", "/v1/users", "[1]", NULL), 400, "bad_json");
+    r = http("GET", "/v1/users/1", NULL, NULL);
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    cr_expect_eq(jint(&r, "user_id"), ava);
+    cr_expect_str_eq(json_string_value(json_object_get(r.json, "handle")), "ava.b");
+    cr_expect_str_eq(json_string_value(json_object_get(r.json, "cameo_policy")), "only_me");
+    cr_expect_eq(jint(&r, "invites_left"), 4);
+    resp_free(&r);
+    expect(http("GET", "/v1/handles/AVA.B", NULL, NULL), 200, NULL);
+    expect(http("GET", "/v1/handles/nobody", NULL, NULL), 404, "not_found");
+    expect(http("GET", "/v1/users/999", NULL, NULL), 404, "not_found");
+    expect(http("GET", "/v1/users/abc", NULL, NULL), 400, "bad_field");
+    expect(http("GET", "/v1/users/0", NULL, NULL), 400, "bad_field");
+    expect(http("GET", "/v1/users/-1", NULL, NULL), 400, "bad_field");
+    expect(http("GET", "/v1/users/9007199254740992", NULL, NULL), 400, "bad_field");
+    expect(http("GET", "/v1/users/99999999999999999999999", NULL, NULL), 400, "bad_field");
+    expect(http("PUT", "/v1/users/1/following/abc", NULL, NULL), 400, "bad_field");
+    expect(http("POST", "/v1/users/1", NULL, NULL), 405, "method_not_allowed");
+    expect(http("GET", "/v1/nothing", NULL, NULL), 404, "not_found");
+    expect(http("PATCH", "/v1/users/1", "{\"display_name\":\"A. B.\"}", NULL), 200, NULL);
+    expect(http("PATCH", "/v1/users/1", "{\"display_name\":[]}", NULL), 400, "bad_field");
+    r = http("POST", "/v1/users/1/invites", NULL, NULL);
+    cr_expect_eq(r.status, 201, "%s", r.raw);
+    cr_expect(json_is_string(json_object_get(r.json, "code")), "%s", r.body);
+    resp_free(&r);
+    expect(http("POST", "/v1/posts", "{\"author\":1,\"video_uri\":\"u\",\"prompt\":\"p\","
+                "\"cameos\":[1,\"x\"]}", NULL), 400, "bad_field");
+    r = http("POST", "/v1/posts", "{\"author\":1,\"video_uri\":\"u\"}", NULL);
+    cr_expect_eq(r.status, 400);
+    cr_expect_str_eq(jerr(&r, "code"), "missing_field");
+    cr_expect_str_eq(jerr(&r, "field"), "prompt");
+    resp_free(&r);
+    expect(http("DELETE", "/v1/users/1", NULL, NULL), 200, NULL);
+    expect(http("GET", "/v1/users/1", NULL, NULL), 404, "not_found");
+}
+
+Test(server, graph_and_pagination)
+{
+    srv_start(NULL);
+    long long a = new_user("alice");
+    char path[128];
+    for (int i = 0; i < 5; i++) {
+        char h[16];
+        snprintf(h, sizeof(h), "fan%d", i);
+        long long f = new_user(h);
+        snprintf(path, sizeof(path), "/v1/users/%lld/following/%lld", f, a);
+        ok("PUT", path, NULL, NULL);
+    }
+    /* Following twice appends nothing: offset null. */
+    resp_t r = http("PUT", path, NULL, NULL);
+    cr_expect_eq(r.status, 200);
+    cr_expect(json_is_null(json_object_get(r.json, "offset")), "%s", r.body);
+    resp_free(&r);
+    /* Pages of 2 through the cursor: 5 distinct followers, then null. */
+    char cursor[64] = "";
+    int seen = 0;
+    for (int page = 0; page < 4; page++) {
+        snprintf(path, sizeof(path), "/v1/users/%lld/followers?limit=2%s%s", a,
+                 cursor[0] ? "&cursor=" : "", cursor);
+        r = http("GET", path, NULL, NULL);
+        cr_assert_eq(r.status, 200, "%s", r.raw);
+        seen += (int)json_array_size(json_object_get(r.json, "items"));
+        json_t *nc = json_object_get(r.json, "next_cursor");
+        if (json_is_null(nc)) {
+            resp_free(&r);
+            break;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", json_string_value(nc));
+        resp_free(&r);
+    }
+    cr_expect_eq(seen, 5);
+    expect(http("GET", "/v1/users/1/followers?cursor=zz", NULL, NULL), 400, "bad_field");
+    expect(http("GET", "/v1/users/1/followers?limit=0", NULL, NULL), 400, "bad_field");
+    expect(http("GET", "/v1/users/1/followers?limit=100000", NULL, NULL), 200, NULL);
+    ok("PUT", "/v1/users/1/following/2", NULL, NULL);
+    r = http("GET", "/v1/users/1/friends", NULL, NULL);
+    cr_expect_eq(r.status, 200);
+    cr_expect_eq(json_array_size(json_object_get(r.json, "items")), 1, "%s", r.body);
+    resp_free(&r);
+    r = http("GET", "/v1/users/2/following", NULL, NULL);
+    cr_expect_eq(json_array_size(json_object_get(r.json, "items")), 1, "%s", r.body);
+    resp_free(&r);
+    ok("PUT", "/v1/users/3/blocks/1", NULL, NULL);
+    expect(http("PUT", "/v1/users/1/following/3", NULL, NULL), 403, "blocked");
+    expect(http("DELETE", "/v1/users/3/blocks/1", NULL, NULL), 200, NULL);
+    expect(http("DELETE", "/v1/users/1/following/2", NULL, NULL), 200, NULL);
+}
+
+Test(server, posts_likes_comments_feeds)
+{
+    srv_start(NULL);
+    long long a = new_user("author1"), b = new_user("reader1");
+    ok("PUT", "/v1/users/2/following/1", NULL, NULL);
+    long long p1 = new_post(a, "first");
+    long long p2 = new_post(a, "second");
+    char body[256], path[128];
+    snprintf(body, sizeof(body), "{\"author\":%lld,\"video_uri\":\"u\",\"prompt\":\"r\","
+             "\"remix_of\":%lld}", b, p1);
+    long long rx = ok("POST", "/v1/posts", body, "post_id");
+    snprintf(path, sizeof(path), "/v1/posts/%lld/likes/%lld", p1, b);
+    ok("PUT", path, NULL, NULL);
+    snprintf(path, sizeof(path), "/v1/posts/%lld/comments", p1);
+    long long c1 = ok("POST", path, "{\"author\":2,\"text\":\"nice\"}", "comment_id");
+    expect(http("POST", path, "{\"author\":2,\"text\":\"\"}", NULL), 400, "bad_field");
+    resp_t r = http("GET", "/v1/posts/1", NULL, NULL);
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    cr_expect_eq(jint(&r, "likes"), 1);
+    cr_expect_eq(jint(&r, "comments"), 1);
+    cr_expect_eq(jint(&r, "remixes"), 1);
+    cr_expect_str_eq(json_string_value(json_object_get(r.json, "prompt")), "first");
+    cr_expect_str_eq(json_string_value(json_object_get(r.json, "visibility")), "public");
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/v1/posts/%lld/remixes", p1);
+    r = http("GET", path, NULL, NULL);
+    cr_expect_eq(json_integer_value(json_object_get(json_array_get(json_object_get(r.json,
+                 "items"), 0), "post_id")), rx, "%s", r.body);
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/v1/posts/%lld/comments", p1);
+    r = http("GET", path, NULL, NULL);
+    cr_expect_eq(json_array_size(json_object_get(r.json, "items")), 1, "%s", r.body);
+    resp_free(&r);
+    r = http("GET", "/v1/users/2/feed?kind=following", NULL, NULL);
+    json_t *items = json_object_get(r.json, "items");
+    cr_assert_eq(json_array_size(items), 2, "%s", r.body);
+    cr_expect_eq(json_integer_value(json_object_get(json_array_get(items, 0), "post_id")), p2);
+    resp_free(&r);
+    r = http("GET", "/v1/users/2/feed", NULL, NULL); /* for_you: not own, not liked */
+    items = json_object_get(r.json, "items");
+    cr_expect_eq(json_array_size(items), 1, "%s", r.body);
+    resp_free(&r);
+    expect(http("GET", "/v1/users/2/feed?kind=sideways", NULL, NULL), 400, "bad_field");
+    r = http("GET", "/v1/leaderboard?by=likes", NULL, NULL);
+    cr_expect_eq(json_array_size(json_object_get(r.json, "items")), 1, "%s", r.body);
+    resp_free(&r);
+    expect(http("GET", "/v1/leaderboard?by=height", NULL, NULL), 400, "bad_field");
+    expect(http("GET", "/v1/tags/trending", NULL, NULL), 200, NULL);
+    ok("POST", "/v1/views", "{\"user\":2,\"post\":1,\"watch_ms\":1500}", NULL);
+    expect(http("POST", "/v1/views", "{\"user\":2,\"post\":1}", NULL), 400, "missing_field");
+    ok("POST", "/v1/feedback", "{\"user\":2,\"post\":2,\"kind\":\"see_less\"}", NULL);
+    expect(http("POST", "/v1/feedback", "{\"user\":2,\"post\":2,\"kind\":\"meh\"}", NULL), 400,
+           "bad_field");
+    snprintf(path, sizeof(path), "/v1/comments/%lld", c1);
+    expect(http("DELETE", path, NULL, NULL), 200, NULL);
+    snprintf(path, sizeof(path), "/v1/posts/%lld", p2);
+    expect(http("DELETE", path, NULL, NULL), 200, NULL);
+    expect(http("GET", path, NULL, NULL), 404, "not_found");
+    /* A draft, published later; listed for its author with include_drafts=1. */
+    long long d = ok("POST", "/v1/posts", "{\"author\":1,\"video_uri\":\"u\",\"prompt\":\"d\","
+                     "\"visibility\":\"draft\"}", "post_id");
+    r = http("GET", "/v1/users/1/posts?include_drafts=1", NULL, NULL);
+    cr_expect_eq(json_array_size(json_object_get(r.json, "items")), 2, "%s", r.body);
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/v1/posts/%lld/publish", d);
+    expect(http("POST", path, NULL, NULL), 200, NULL);
+}
+
+Test(server, cameos_and_consent)
+{
+    srv_start(NULL);
+    new_user("owner1");
+    new_user("friend1");
+    ok("PUT", "/v1/users/1/cameo", "{\"asset\":\"s3://c/1\"}", NULL);
+    expect(http("PUT", "/v1/users/1/cameo/policy", "{\"policy\":\"sometimes\"}", NULL), 400,
+           "bad_field");
+    resp_t r = http("GET", "/v1/users/1/cameo/can-use?user=2", NULL, NULL);
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    cr_expect(json_is_false(json_object_get(r.json, "allowed")), "%s", r.body);
+    cr_expect_str_eq(json_string_value(json_object_get(r.json, "reason")), "only_me");
+    resp_free(&r);
+    expect(http("GET", "/v1/users/1/cameo/can-use", NULL, NULL), 400, "missing_field");
+    r = http("POST", "/v1/posts", "{\"author\":2,\"video_uri\":\"u\",\"prompt\":\"p\","
+             "\"cameos\":[1]}", NULL);
+    cr_expect_eq(r.status, 403, "%s", r.raw);
+    cr_expect_str_eq(jerr(&r, "code"), "cameo_not_allowed");
+    cr_expect_str_eq(jerr(&r, "field"), "cameos[0]");
+    resp_free(&r);
+    ok("PUT", "/v1/users/1/cameo/approvals/2", NULL, NULL);
+    ok("PUT", "/v1/users/1/cameo/policy", "{\"policy\":\"approved\"}", NULL);
+    long long p = ok("POST", "/v1/posts", "{\"author\":2,\"video_uri\":\"u\",\"prompt\":\"p\","
+                     "\"cameos\":[1]}", "post_id");
+    r = http("GET", "/v1/users/1/cameo/appearances", NULL, NULL);
+    cr_expect_eq(json_array_size(json_object_get(r.json, "items")), 1, "%s", r.body);
+    resp_free(&r);
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/posts/%lld/cameos/1", p);
+    expect(http("DELETE", path, NULL, NULL), 200, NULL);
+    r = http("GET", "/v1/posts/1", NULL, NULL);
+    cr_expect(json_is_true(json_object_get(r.json, "hidden")), "%s", r.body);
+    resp_free(&r);
+    expect(http("DELETE", "/v1/users/1/cameo/approvals/2", NULL, NULL), 200, NULL);
+    expect(http("DELETE", "/v1/users/1/cameo", NULL, NULL), 200, NULL);
+}
+
+Test(server, generations_render_and_long_poll)
+{
+    srv_start("--generations-per-day", "2", NULL);
+    new_user("maker");
+    resp_t r = http("POST", "/v1/generations", "{\"user\":1,\"prompt\":\"a\"}", NULL);
+    cr_assert_eq(r.status, 202, "%s", r.raw);
+    long long g = jint(&r, "generation_id");
+    cr_expect(json_is_object(json_object_get(r.json, "quota")), "%s", r.body);
+    resp_free(&r);
+    ok("POST", "/v1/generations", "{\"user\":1,\"prompt\":\"b\"}", NULL);
+    r = http("POST", "/v1/generations", "{\"user\":1,\"prompt\":\"c\"}", NULL);
+    cr_expect_eq(r.status, 429, "%s", r.raw);
+    cr_expect_str_eq(jerr(&r, "code"), "quota_exceeded");
+    cr_expect_not_null(strstr(r.raw, "Retry-After: "), "%s", r.raw);
+    resp_free(&r);
+    r = http("GET", "/v1/users/1/quota", NULL, NULL);
+    cr_expect_eq(jint(&r, "used"), 2);
+    cr_expect_eq(jint(&r, "limit"), 2);
+    resp_free(&r);
+    r = http("POST", "/v1/render/claim", "{\"worker\":\"w1\",\"max\":1}", NULL);
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    json_t *t0 = json_array_get(json_object_get(r.json, "tasks"), 0);
+    cr_assert_not_null(t0, "%s", r.body);
+    cr_expect_eq(json_integer_value(json_object_get(t0, "generation_id")), g);
+    cr_expect_str_eq(json_string_value(json_object_get(t0, "prompt")), "a");
+    resp_free(&r);
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/render/%lld/heartbeat", g);
+    r = http("POST", path, "{\"worker\":\"w1\",\"lease_ms\":5000}", NULL);
+    cr_expect_eq(r.status, 200, "%s", r.raw);
+    cr_expect_gt(jint(&r, "lease_until"), 0);
+    resp_free(&r);
+    expect(http("POST", path, "{\"worker\":\"w2\"}", NULL), 409, "lease_lost");
+    snprintf(path, sizeof(path), "/v1/render/%lld/complete", g);
+    long long post = ok("POST", path, "{\"worker\":\"w1\",\"video_uri\":\"s3://o\","
+                        "\"duration_ms\":3000,\"publish\":true}", "post_id");
+    expect(http("POST", path, "{\"worker\":\"w1\",\"video_uri\":\"s3://o\",\"duration_ms\":1}",
+                NULL), 409, "lease_lost");
+    snprintf(path, sizeof(path), "/v1/generations/%lld", g);
+    r = http("GET", path, NULL, NULL);
+    cr_expect_str_eq(json_string_value(json_object_get(r.json, "status")), "completed", "%s",
+                     r.body);
+    cr_expect_eq(jint(&r, "post_id"), post);
+    resp_free(&r);
+    /* The second one, claimed and failed without retry. */
+    r = http("POST", "/v1/render/claim", "{\"worker\":\"w1\"}", NULL);
+    long long g2 = json_integer_value(json_object_get(json_array_get(json_object_get(r.json,
+                                      "tasks"), 0), "generation_id"));
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/v1/render/%lld/fail", g2);
+    ok("POST", path, "{\"worker\":\"w1\",\"reason\":\"gpu\",\"retryable\":false}", NULL);
+    /* Long poll: empty queue, a claim waits; a generation created from
+     * another connection wakes it well before its deadline. */
+    int fd = conn_open();
+    const char *claim = "{\"worker\":\"w9\",\"wait_ms\":8000}";
+    char req[512];
+    int n = snprintf(req, sizeof(req), "POST /v1/render/claim HTTP/1.1\r\nHost: t\r\n"
+                     "Connection: close\r\nContent-Length: %zu\r\n\r\n%s", strlen(claim), claim);
+    send_all(fd, req, (size_t)n);
+    struct pollfd pf = {fd, POLLIN, 0};
+    cr_expect_eq(poll(&pf, 1, 300), 0, "the claim answered before there was work");
+    struct timespec t1, t2;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ok("POST", "/v1/generations", "{\"user\":1,\"prompt\":\"late\"}", NULL);
+    char *raw = read_until_close(fd, IO_TIMEOUT_MS, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t2);
+    close(fd);
+    r = parse_resp(raw);
+    cr_expect_eq(json_array_size(json_object_get(r.json, "tasks")), 1, "%s", r.raw);
+    cr_expect_lt(t2.tv_sec - t1.tv_sec, 5, "the parked claim waited for its deadline");
+    resp_free(&r);
+    /* Nothing to claim: empty after wait_ms. */
+    r = http("POST", "/v1/render/claim", "{\"worker\":\"w9\",\"wait_ms\":150}", NULL);
+    cr_expect_eq(r.status, 200);
+    cr_expect_eq(json_array_size(json_object_get(r.json, "tasks")), 0, "%s", r.raw);
+    resp_free(&r);
+}
+
+Test(server, log_stream_batch_health_metrics)
+{
+    srv_start(NULL);
+    new_user("logger");
+    new_user("other");
+    ok("PUT", "/v1/users/1/following/2", NULL, NULL);
+    resp_t r = http("GET", "/v1/log", NULL, NULL);
+    cr_assert_eq(r.status, 200);
+    cr_expect_not_null(strstr(r.raw, "application/x-ndjson"));
+    int lines = 0;
+    for (char *p = r.body; (p = strchr(p, '\n')) != NULL; p++)
+        lines++;
+    cr_expect_eq(lines, 3, "%s", r.body);
+    cr_expect_not_null(strstr(r.body, "\"type\":\"follow.created\""));
+    resp_free(&r);
+    r = http("GET", "/v1/log?from=1&limit=1&types=user.created", NULL, NULL);
+    cr_expect_not_null(strstr(r.body, "\"offset\":1,"), "%s", r.body);
+    cr_expect_null(strstr(r.body, "follow.created"));
+    resp_free(&r);
+    expect(http("GET", "/v1/log?types=nope", NULL, NULL), 400, "bad_field");
+    /* SSE from offset 0: the old events, then one that commits later. */
+    int fd = conn_open();
+    const char *sreq = "GET /v1/log/stream?from=0 HTTP/1.1\r\nHost: t\r\n\r\n";
+    send_all(fd, sreq, strlen(sreq));
+    ok("PUT", "/v1/users/2/following/1", NULL, NULL);
+    char buf[8192] = "";
+    size_t got = 0;
+    for (int i = 0; i < 100 && !strstr(buf, "id: 3\n"); i++) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        if (poll(&pf, 1, 100) <= 0)
+            continue;
+        ssize_t k = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+        buf[got] = '\0';
+    }
+    close(fd);
+    cr_expect_not_null(strstr(buf, "text/event-stream"), "%s", buf);
+    cr_expect_not_null(strstr(buf, "id: 0\nevent: user.created\ndata: {"), "%s", buf);
+    cr_expect_not_null(strstr(buf, "id: 3\nevent: follow.created\n"), "%s", buf);
+    /* Batch: in order, a bad line does not stop the others. */
+    const char *batch = "{\"op\":\"POST /v1/users\",\"body\":{\"handle\":\"b1\"}}\n"
+                        "{\"op\":\"POST /v1/users\",\"body\":{\"handle\":\"!!\"}}\n"
+                        "not json\n"
+                        "{\"op\":\"PUT /v1/users/1/following/3\"}\n";
+    r = http("POST", "/v1/batch", batch, NULL);
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    int st[4] = {0};
+    char *p = r.body;
+    for (int i = 0; i < 4 && p; i++) {
+        json_t *line = json_loads(p, JSON_DISABLE_EOF_CHECK, NULL);
+        cr_assert_not_null(line, "%s", p);
+        st[i] = (int)json_integer_value(json_object_get(line, "status"));
+        json_decref(line);
+        p = strchr(p, '\n');
+        p = p ? p + 1 : NULL;
+    }
+    cr_expect_eq(st[0], 201, "%s", r.body);
+    cr_expect_eq(st[1], 400, "%s", r.body);
+    cr_expect_eq(st[2], 400, "%s", r.body);
+    cr_expect_eq(st[3], 200, "%s", r.body);
+    resp_free(&r);
+    r = http("GET", "/healthz", NULL, NULL);
+    cr_expect_eq(r.status, 200);
+    cr_expect_str_eq(json_string_value(json_object_get(r.json, "state")), "writable");
+    cr_expect_geq(jint(&r, "offset"), 5);
+    resp_free(&r);
+    r = http("GET", "/metrics", NULL, NULL);
+    cr_expect_eq(r.status, 200);
+    cr_expect_not_null(strstr(r.body, "reeld_requests_total{route=\"POST /v1/users\",status=\"201\"}"),
+                       "%s", r.body);
+    cr_expect_not_null(strstr(r.body, "reeld_request_seconds_bucket"));
+    cr_expect_not_null(strstr(r.body, "reeld_connections_open"));
+    resp_free(&r);
+}
+
+Test(server, idempotency_keys)
+{
+    srv_start(NULL);
+    const char *h = "Idempotency-Key: k-123\r\n";
+    resp_t a = http("POST", "/v1/users", "{\"handle\":\"idem1\"}", h);
+    resp_t b = http("POST", "/v1/users", "{\"handle\":\"idem1\"}", h);
+    cr_expect_eq(a.status, 201, "%s", a.raw);
+    cr_expect_eq(b.status, 201, "%s", b.raw);
+    cr_expect_str_eq(a.body, b.body);
+    resp_free(&a);
+    resp_free(&b);
+    expect(http("POST", "/v1/users", "{\"handle\":\"idem2\"}", h), 409, "conflict");
+    expect(http("POST", "/v1/users", "{\"handle\":\"idem3\"}", "Idempotency-Key: \r\n"), 400,
+           "bad_field");
+    char longkey[128] = "Idempotency-Key: ";
+    memset(longkey + strlen(longkey), 'k', 65);
+    strcat(longkey, "\r\n");
+    expect(http("POST", "/v1/users", "{\"handle\":\"idem4\"}", longkey), 400, "bad_field");
+}
+
+Test(server, token_scopes)
+{
+    char path[PATH_MAX + 16];
+    const char *tokens = "admin adm1\napp app1\nworker wrk1\nreader rdr1\n";
+    snprintf(path, sizeof(path), "%s/tokens", tmp);
+    cr_assert_eq(reel_test_write_file(path, tokens, strlen(tokens)), 0);
+    srv_start("--token-file", path, NULL);
+    expect(http("GET", "/healthz", NULL, NULL), 200, NULL);
+    expect(http("GET", "/v1/users/1", NULL, NULL), 401, "unauthorized");
+    expect(http("GET", "/v1/users/1", NULL, "Authorization: Bearer nope\r\n"), 401,
+           "unauthorized");
+    expect(http("POST", "/v1/users", "{\"handle\":\"tok\"}", "Authorization: Bearer app1\r\n"),
+           201, NULL);
+    expect(http("GET", "/v1/users/1", NULL, "Authorization: Bearer rdr1\r\n"), 200, NULL);
+    expect(http("PUT", "/v1/users/1/following/1", NULL, "Authorization: Bearer rdr1\r\n"), 403,
+           "forbidden");
+    expect(http("POST", "/v1/render/claim", "{\"worker\":\"w\"}",
+                "Authorization: Bearer app1\r\n"), 403, "forbidden");
+    expect(http("POST", "/v1/render/claim", "{\"worker\":\"w\"}",
+                "Authorization: Bearer wrk1\r\n"), 200, NULL);
+    expect(http("GET", "/v1/users/1", NULL, "Authorization: Bearer wrk1\r\n"), 403, "forbidden");
+    expect(http("POST", "/v1/render/claim", "{\"worker\":\"w\"}",
+                "Authorization: Bearer adm1\r\n"), 200, NULL);
+}
+
+/* ---- the transport ---- */
+
+/* Splits a stream of answers: the status of each, in order. */
+static int split_statuses(const char *raw, size_t len, int *st, int max)
+{
+    int n = 0;
+    const char *p = raw, *end = raw + len;
+    while (p < end && n < max) {
+        const char *hdr_end = strstr(p, "\r\n\r\n");
+        if (hdr_end == NULL || sscanf(p, "HTTP/1.1 %d", &st[n]) != 1)
+            break;
+        const char *cl = strstr(p, "Content-Length: ");
+        size_t blen = cl && cl < hdr_end ? (size_t)atol(cl + 16) : 0;
+        p = hdr_end + 4 + blen;
+        n++;
+    }
+    return n;
+}
+
+Test(server, pipelining_in_order)
+{
+    srv_start(NULL);
+    new_user("pipe");
+    /* 300 pipelined requests in one write, a write among reads, answers in
+     * request order. */
+    enum { N = 300 };
+    size_t cap = N * 128, len = 0;
+    char *req = malloc(cap);
+    for (int i = 0; i < N; i++) {
+        const char *line = i % 3 == 1 ? "PUT /v1/users/1/following/1 HTTP/1.1\r\nHost: t\r\n\r\n"
+                           : i % 3 == 2 ? "GET /v1/users/77 HTTP/1.1\r\nHost: t\r\n\r\n"
+                                        : "GET /v1/users/1 HTTP/1.1\r\nHost: t\r\n\r\n";
+        len += (size_t)snprintf(req + len, cap - len, "%s", line);
+    }
+    len += (size_t)snprintf(req + len, cap - len,
+                            "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    int fd = conn_open();
+    send_all(fd, req, len);
+    size_t got;
+    char *raw = read_until_close(fd, IO_TIMEOUT_MS, &got);
+    close(fd);
+    int st[N + 1];
+    cr_assert_eq(split_statuses(raw, got, st, N + 1), N + 1);
+    for (int i = 0; i < N; i++) {
+        int want = i % 3 == 1 ? 400 : i % 3 == 2 ? 404 : 200; /* following oneself: 400 */
+        if (i % 3 == 1 && st[i] != 400)
+            want = st[i]; /* the engine's word on following oneself */
+        cr_expect_eq(st[i], want, "answer %d", i);
+    }
+    cr_expect_eq(st[N], 200);
+    free(raw);
+    free(req);
+}
+
+Test(server, chunked_expect_and_limits)
+{
+    srv_start(NULL);
+    int fd = conn_open();
+    const char *chunked = "POST /v1/users HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                          "Connection: close\r\n\r\n5\r\n{\"han\r\nb\r\ndle\":\"chnk\"\r\n1\r\n}\r\n"
+                          "0\r\n\r\n";
+    send_all(fd, chunked, strlen(chunked));
+    resp_t r = parse_resp(read_until_close(fd, IO_TIMEOUT_MS, NULL));
+    close(fd);
+    cr_expect_eq(r.status, 201, "%s", r.raw);
+    resp_free(&r);
+    /* Expect: 100-continue: the interim answer, then the final one. */
+    fd = conn_open();
+    const char *head = "POST /v1/users HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+                       "Content-Length: 17\r\nConnection: close\r\n\r\n";
+    send_all(fd, head, strlen(head));
+    char buf[256] = "";
+    struct pollfd pf = {fd, POLLIN, 0};
+    cr_assert_eq(poll(&pf, 1, IO_TIMEOUT_MS), 1);
+    ssize_t k = recv(fd, buf, sizeof(buf) - 1, 0);
+    cr_assert_gt(k, 0);
+    cr_expect_not_null(strstr(buf, "HTTP/1.1 100 Continue"), "%s", buf);
+    send_all(fd, "{\"handle\":\"cont\"}", 17);
+    r = parse_resp(read_until_close(fd, IO_TIMEOUT_MS, NULL));
+    close(fd);
+    cr_expect(r.status == 201 || strstr(r.raw, "201 Created"), "%s", r.raw);
+    resp_free(&r);
+    /* 431: headers over 16 KiB. */
+    fd = conn_open();
+    char *big = malloc(20000);
+    int n = snprintf(big, 20000, "GET /v1/users/1 HTTP/1.1\r\nX-Big: ");
+    memset(big + n, 'a', 17000);
+    memcpy(big + n + 17000, "\r\n\r\n", 5);
+    send_all(fd, big, strlen(big));
+    r = parse_resp(read_until_close(fd, IO_TIMEOUT_MS, NULL));
+    close(fd);
+    cr_expect_eq(r.status, 431, "%s", r.raw);
+    cr_expect_str_eq(jerr(&r, "code"), "headers_too_large");
+    resp_free(&r);
+    free(big);
+    /* 413: a body over 1 MiB (refused from its Content-Length). */
+    fd = conn_open();
+    const char *h413 = "POST /v1/users HTTP/1.1\r\nHost: t\r\nContent-Length: 2000000\r\n\r\n";
+    send_all(fd, h413, strlen(h413));
+    r = parse_resp(read_until_close(fd, IO_TIMEOUT_MS, NULL));
+    close(fd);
+    cr_expect_eq(r.status, 413, "%s", r.raw);
+    cr_expect_str_eq(jerr(&r, "code"), "too_large");
+    resp_free(&r);
+    /* 400: Content-Length with Transfer-Encoding; then the connection closes. */
+    fd = conn_open();
+    const char *cte = "POST /v1/users HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+                      "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    send_all(fd, cte, strlen(cte));
+    r = parse_resp(read_until_close(fd, IO_TIMEOUT_MS, NULL));
+    close(fd);
+    cr_expect_eq(r.status, 400, "%s", r.raw);
+    cr_expect_str_eq(jerr(&r, "code"), "bad_request");
+    resp_free(&r);
+    /* 400: a bad chunk; 400: garbage; 505: HTTP/2.0 in a request line. */
+    const char *bad[] = {
+        "POST /v1/users HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        "\x01\x02garbage\r\n\r\n",
+        "GET /v1/users/1 HTTP/2.0\r\nHost: t\r\n\r\n",
+    };
+    const int want[] = {400, 400, 505};
+    for (int i = 0; i < 3; i++) {
+        fd = conn_open();
+        send_all(fd, bad[i], strlen(bad[i]));
+        r = parse_resp(read_until_close(fd, IO_TIMEOUT_MS, NULL));
+        close(fd);
+        cr_expect_eq(r.status, want[i], "case %d: %s", i, r.raw);
+        resp_free(&r);
+    }
+    expect(http("GET", "/healthz", NULL, NULL), 200, NULL);
+}
+
+Test(server, slow_client_does_not_stall_others)
+{
+    srv_start("--header-timeout-ms", "1500", NULL);
+    int slow = conn_open();
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    const char *part = "GET /v1/users/1 HTTP/1.1\r\nX-Slow: ";
+    send_all(slow, part, strlen(part));
+    /* A byte at a time on the slow one while another client is served. */
+    bool cut = false;
+    for (int i = 0; i < 40 && !cut; i++) {
+        send_all(slow, "a", 1);
+        struct timespec s0, s1;
+        clock_gettime(CLOCK_MONOTONIC, &s0);
+        expect(http("GET", "/healthz", NULL, NULL), 200, NULL);
+        clock_gettime(CLOCK_MONOTONIC, &s1);
+        long ms = (s1.tv_sec - s0.tv_sec) * 1000 + (s1.tv_nsec - s0.tv_nsec) / 1000000;
+        cr_expect_lt(ms, 1000, "a fast client waited %ld ms", ms);
+        struct pollfd pf = {slow, POLLIN, 0};
+        if (poll(&pf, 1, 100) == 1) {
+            char b[64];
+            cut = recv(slow, b, sizeof(b), 0) <= 0;
+        }
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    close(slow);
+    cr_expect(cut, "the slow client was never cut");
+    cr_expect_lt(t1.tv_sec - t0.tv_sec, 6);
+    /* A client that never reads its answers: the server stays healthy. */
+    int deaf = conn_open();
+    char req[128];
+    int n = snprintf(req, sizeof(req), "GET /v1/log HTTP/1.1\r\nHost: t\r\n\r\n");
+    for (int i = 0; i < 2000; i++)
+        send_all(deaf, req, (size_t)n);
+    expect(http("GET", "/healthz", NULL, NULL), 200, NULL);
+    close(deaf);
+}
+
+Test(server, connection_limit_refuses_politely)
+{
+    srv_start("--max-connections", "2", NULL);
+    int a = conn_open(), b = conn_open();
+    int c = conn_open();
+    char *raw = read_until_close(c, IO_TIMEOUT_MS, NULL);
+    close(c);
+    cr_expect_not_null(strstr(raw, "HTTP/1.1 503"), "%s", raw);
+    free(raw);
+    close(a);
+    close(b);
+}
+
+Test(server, kill9_keeps_acknowledged_writes_and_sigterm_exits_0)
+{
+    char body[64];
+    srv_start(NULL);
+    for (int i = 0; i < 40; i++) {
+        snprintf(body, sizeof(body), "{\"handle\":\"k9_%d\"}", i);
+        ok("POST", "/v1/users", body, "user_id");
+    }
+    cr_expect_eq(srv_stop(SIGKILL), -1);
+    srv_start(NULL);
+    for (int i = 0; i < 40; i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "/v1/handles/k9_%d", i);
+        expect(http("GET", path, NULL, NULL), 200, NULL);
+    }
+    ok("POST", "/v1/users", "{\"handle\":\"after\"}", "user_id");
+    cr_expect_eq(srv_stop(SIGTERM), 0);
+    srv_start(NULL);
+    expect(http("GET", "/v1/handles/after", NULL, NULL), 200, NULL);
+}
