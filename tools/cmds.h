@@ -14,5 +14,8 @@ int reel_cmd_rebuild(int argc, char **argv);
 int reel_cmd_replay(int argc, char **argv);
 int reel_cmd_views_hash(int argc, char **argv);
 int reel_cmd_import(int argc, char **argv);
+int reel_cmd_stat(int argc, char **argv);
+int reel_cmd_inspect(int argc, char **argv);
+int reel_cmd_export(int argc, char **argv);
 
 #endif
