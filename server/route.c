@@ -236,10 +236,25 @@ int reel_query_u64(const char *query, size_t len, const char *name, uint64_t lo,
 int reel_query_limit(const char *query, size_t len, uint64_t def, uint64_t max, uint64_t *out,
                      reel_api_err_t *err)
 {
+    /* Any run of digits is a limit: one too long for a u64 is above the
+     * max and clamped too (saturating), not refused. */
+    char buf[64];
     uint64_t v = def;
-    int rc = reel_query_u64(query, len, "limit", 1, UINT64_MAX / 10, &v, err);
-    if (rc < 0)
-        return -1;
+    int rc = reel_query_get(query, len, "limit", buf, sizeof(buf));
+    if (rc != 0) {
+        bool ok = rc > 0 && buf[0] != '\0';
+        v = 0;
+        for (const char *p = buf; ok && *p; p++) {
+            ok = *p >= '0' && *p <= '9';
+            if (v <= max)
+                v = v * 10 + (uint64_t)(*p - '0');
+        }
+        if (!ok || v == 0) {
+            reel_api_err_set(err, 400, "bad_field", "limit",
+                             "limit must be an integer of 1 or more");
+            return -1;
+        }
+    }
     *out = v > max ? max : v;
     return 0;
 }
