@@ -652,6 +652,7 @@ void reel_api_free(reel_api_t *a)
 {
     if (a == NULL)
         return;
+    reel_http_server_free(a->http);
     pthread_mutex_destroy(&a->mu);
     free(a);
 }

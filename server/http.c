@@ -911,6 +911,14 @@ void reel_http_server_close(reel_http_server_t *srv)
         conn_close(srv->conns);
 }
 
+void reel_http_server_free(reel_http_server_t *srv)
+{
+    if (srv == NULL)
+        return;
+    REEL_ASSERT(srv->conns == NULL && !srv->listening);
+    free(srv);
+}
+
 bool reel_http_server_idle(reel_http_server_t *srv)
 {
     for (reel_http_conn_t *c = srv->conns; c != NULL; c = c->next) {

@@ -96,9 +96,12 @@ int reel_http_server_start(uv_loop_t *loop, const char *host, int port,
                            reel_http_server_t **out, int *bound_port);
 /* Stops accepting; keeps the connections. */
 void reel_http_server_stop_accepting(reel_http_server_t *srv);
-/* Closes every connection (streams get on_close) and the listener; the
- * server is freed once the loop has closed its handles. */
+/* Closes every connection (streams get on_close) and the listener; free
+ * the server with reel_http_server_free once the loop has closed them. */
 void reel_http_server_close(reel_http_server_t *srv);
+/* Frees srv once the loop has run every close callback (after close, when
+ * uv_run returned). NULL is a no-op. */
+void reel_http_server_free(reel_http_server_t *srv);
 /* Requests parsed but not answered, and bytes not yet written. */
 bool reel_http_server_idle(reel_http_server_t *srv);
 void *reel_http_server_data(reel_http_server_t *srv);
