@@ -100,6 +100,7 @@ static void conn_close(reel_http_conn_t *c);
 static void conn_flush(reel_http_conn_t *c);
 static void conn_update(reel_http_conn_t *c);
 static void conn_parse(reel_http_conn_t *c);
+static void conn_resume(reel_http_conn_t *c);
 
 const char *reel_http_reason(int status)
 {
@@ -193,7 +194,9 @@ static void write_cb(uv_write_t *w, int status)
         if (c->head && c->head->stream && c->head->on_drain &&
             c->tcp.write_queue_size < SRV_SSE_BUFFER_BYTES / 2)
             c->head->on_drain(c->head);
-        conn_update(c);
+        conn_resume(c); /* paused on the output bound: it drained */
+        if (!c->closing)
+            conn_update(c);
     }
     conn_unref(c);
 }
@@ -584,7 +587,11 @@ static int on_message_complete(http_parser *p)
     if (r->close_after)
         c->paused = c->done = true; /* nothing after a closing request is read */
     c->srv->cb(c->srv, r);
-    if (c->closing)
+    /* Answers built at once (reads) may fill the output bound within one
+     * read's worth of pipelined requests: stop parsing here, not after
+     * the read, so a client that never reads holds at most the bound plus
+     * one answer (invariant 2); the write callback resumes. */
+    if (c->closing || c->tcp.write_queue_size >= SRV_OUTPUT_BYTES_MAX)
         http_parser_pause(p, 1);
     return 0;
 }
@@ -634,10 +641,12 @@ static void conn_parse(reel_http_conn_t *c)
     }
 }
 
-/* Resumes a connection paused on the pipeline bound once answers left. */
+/* Resumes a connection paused on the pipeline or output bound once
+ * answers left. */
 static void conn_resume(reel_http_conn_t *c)
 {
-    if (c->closing || c->lingering || c->done || !c->paused || c->nreq >= SRV_PIPELINE_MAX / 2)
+    if (c->closing || c->lingering || c->done || !c->paused || c->nreq >= SRV_PIPELINE_MAX / 2 ||
+        c->tcp.write_queue_size >= SRV_OUTPUT_BYTES_MAX / 2)
         return;
     c->paused = false;
     conn_parse(c);

@@ -525,10 +525,11 @@ Test(hostile, client_never_reads)
     setsockopt(deaf, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
     setsockopt(deaf, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
     fcntl(deaf, F_SETFL, fcntl(deaf, F_GETFL) | O_NONBLOCK);
-    /* Pages of 100 events (~15 KiB): big enough to fill the output bound,
-     * small enough that one read of pipelined requests (up to
-     * SRV_PIPELINE_MAX answers rendered at once) does not stall the loop. */
-    static const char req[] = "GET /v1/log?limit=100 HTTP/1.1\r\nHost: t\r\n\r\n";
+    /* Pages of 1000 events (~150 KiB): the output bound fills within one
+     * read's worth of pipelined requests, so this checks that the parser
+     * stops at the bound mid-read (before that fix, 256 pages were built
+     * at once: a 2 s stall of the loop under ASan). */
+    static const char req[] = "GET /v1/log?limit=1000 HTTP/1.1\r\nHost: t\r\n\r\n";
     /* Send until the server stops taking requests: the send side stays
      * full for a while. If the server read without bound this would go on
      * to the cap. */
