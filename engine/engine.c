@@ -70,6 +70,7 @@ struct inflight {
     reel_engine_t *e;
     reel_cmd_req_t *req;
     bool continued;            /* a chunk whose command goes on in a later slot */
+    bool appended;             /* its events went to the log (and the session) */
     cmd_out_t out;
     uint8_t *payloads;
     reel_log_entry_t *entries; /* beside out.evs in the batch's arenas */
@@ -230,6 +231,7 @@ static int judge(reel_engine_t *e, reel_views_session_t *s, uint64_t *next, infl
         rc = submit_events(e, f);
     if (rc != 0)
         return rc;
+    f->appended = true;
     *next += f->out.n;
     e->clock_ms = ctx.now;
     res->offset = (int64_t)(*next - 1);
@@ -342,6 +344,9 @@ static void run_batch(reel_engine_t *e)
         rc = reel_views_session_commit(s);
     else
         reel_views_session_abort(s);
+    for (uint32_t i = 0; rc == 0 && e->opts.on_apply != NULL && i < n; i++)
+        if (e->batch[i].appended)
+            e->opts.on_apply(e->opts.on_apply_ctx, e->batch[i].out.evs, e->batch[i].out.n);
     if (rc != 0 && !e->failed)
         fail_engine(e, rc);
     answer_batch(e, n, rc);

@@ -37,6 +37,16 @@
 
 typedef struct reel_engine reel_engine_t;
 
+/* Called on the command writer thread once per appended group (a
+ * command's events, or one chunk of a cascade), in offset order, after the
+ * batch's views commit and before its commands are answered: so whatever
+ * it updates (the feed index) shows a write to any read that follows the
+ * write's answer. evs and the strings they point to live only during the
+ * call. It must be short and must not wait for the engine (no
+ * reel_engine_run). Events folded at open (catch-up) do not pass here:
+ * the consumer reads the views or the log itself when it starts. */
+typedef void (*reel_engine_apply_cb)(void *ctx, const reel_event_t *evs, size_t n);
+
 typedef struct reel_engine_options {
     bool trust_client_time;       /* commands may carry "at" (never backwards) */
     bool invite_only;             /* sign-up needs an invite code */
@@ -45,6 +55,8 @@ typedef struct reel_engine_options {
     uint32_t render_attempts;     /* 0: 3 */
     uint32_t dim;                 /* embedding dimension; 0: 64 */
     reel_log_options_t log;       /* segment size, I/O backend (read_only ignored) */
+    reel_engine_apply_cb on_apply; /* NULL: none */
+    void *on_apply_ctx;
 } reel_engine_options_t;
 
 /* The commands (the API's writes). Arguments travel in reel_cmd_t.args,

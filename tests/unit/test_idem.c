@@ -279,3 +279,56 @@ Test(idem, post_bodies_and_friends)
     cr_assert_eq(reel_views_get_post_body(t, r.id, &body), REEL_ENOTFOUND);
     reel_views_read_end(t);
 }
+
+/* on_apply (reel.h) sees every appended event once, in offset order,
+ * before the answer, and nothing of a refused command. */
+typedef struct seen {
+    uint64_t next;    /* offset expected next */
+    uint64_t n;
+    bool gap;
+} seen_t;
+
+static void on_apply(void *ctx, const reel_event_t *evs, size_t n)
+{
+    seen_t *s = ctx;
+    for (size_t i = 0; i < n; i++) {
+        if (evs[i].offset != s->next)
+            s->gap = true;
+        s->next = evs[i].offset + 1;
+        s->n++;
+    }
+}
+
+Test(idem, on_apply_sees_every_appended_event_in_order)
+{
+    char err[256], d2[PATH_MAX];
+    seen_t s = {0};
+    reel_engine_t *e2;
+    reel_engine_options_t o = {.log = {.segment_size = 256 << 10}, .on_apply = on_apply,
+                               .on_apply_ctx = &s};
+    reel_test_tmpdir(d2, sizeof d2, "onapply");
+    cr_assert_eq(reel_engine_open(d2, &o, &e2, err, sizeof err), 0, "%s", err);
+    reel_cmd_result_t a = reel_test_cmd(e2, REEL_CMD_USER_CREATE, 0,
+                                        (reel_event_t){.handle = S("one")});
+    cr_assert_eq(s.n, 1, "applied before the answer");
+    reel_test_expect(reel_test_cmd(e2, REEL_CMD_USER_CREATE, 0, (reel_event_t){.handle = S("one")}),
+                     409, "handle_taken");
+    reel_cmd_t cmds[300];
+    char h[300][12];
+    for (int i = 0; i < 300; i++) {
+        snprintf(h[i], sizeof h[i], "u%d", i);
+        cmds[i] = (reel_cmd_t){.kind = REEL_CMD_USER_CREATE, .args = {.handle = S(h[i])}};
+    }
+    reel_test_cmds(e2, cmds, 300, NULL);
+    for (int i = 0; i < 300; i++) /* 300 followers: their deletion takes 3 chunks */
+        cmds[i] = (reel_cmd_t){.kind = REEL_CMD_FOLLOW, .args = {.user = (uint64_t)i + 2,
+                                                                 .target = a.id}};
+    reel_test_cmds(e2, cmds, 300, NULL);
+    reel_test_expect(reel_test_cmd(e2, REEL_CMD_USER_DELETE, 0, (reel_event_t){.user = a.id}), 200,
+                     NULL);
+    cr_assert_not(s.gap);
+    cr_assert_eq(s.next, reel_log_end(reel_engine_log(e2)));
+    cr_assert_eq(s.n, s.next);
+    reel_engine_close(e2);
+    reel_test_rmtree(d2);
+}
