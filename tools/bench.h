@@ -32,7 +32,10 @@
 /* XX(name, one-line description). Order is the order of `reel bench all`. */
 #define REEL_BENCH_LIST(XX)                                                               \
     XX(log, "durable appends (group commit), 1 MiB records, sync latency, reads, zstd")    \
-    XX(views, "rebuild: the log folded into the LMDB views, against read+decode alone")
+    XX(views, "rebuild: the log folded into the LMDB views, against read+decode alone")   \
+    XX(http, "reeld over loopback: GET a profile, durable likes and follows; vs Redis")   \
+    XX(tools, "reel export to JSON lines vs zstd -d; loadgen straight to a data dir")      \
+    XX(feed, "For You pages and the ANN index vs hnswlib, memory per post")
 
 /* What a benchmark gets from the framework. */
 typedef struct reel_bench_ctx {
