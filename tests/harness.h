@@ -1,5 +1,6 @@
 /*
- * harness.h: helpers shared by the tests: scratch directories and files.
+ * harness.h: helpers shared by the tests: scratch directories and files,
+ * engine commands, and reeld driven over raw HTTP/1.1.
  */
 #ifndef REEL_TESTS_HARNESS_H
 #define REEL_TESTS_HARNESS_H
@@ -34,5 +35,54 @@ void reel_test_expect(reel_cmd_result_t r, int status, const char *code);
 /* Asserts that e's live views equal a fold of its log into fresh views
  * (made under dir): the views are a function of the log. */
 void reel_test_views_equal_replay(reel_engine_t *e, const char *dir);
+
+/* ---- reeld and raw HTTP/1.1, for the server's integration tests ---- */
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* Milliseconds of CLOCK_MONOTONIC. */
+uint64_t reel_test_now_ms(void);
+/* Starts $REEL_BIN/reeld (default build/reeld) with --data data_dir
+ * --listen 127.0.0.1:0 and extra (NULL-terminated, may be NULL); its
+ * stdout goes to dir/out.txt, its stderr is appended to dir/err.txt.
+ * Waits (bounded) for its "listening on" line; *port gets the bound port.
+ * Returns the pid; asserts on failure. */
+pid_t reel_test_reeld_start(const char *dir, const char *data_dir, const char *const *extra,
+                            int *port);
+/* Sends sig to pid and reaps it: the exit status, or -1 when a signal
+ * ended it. */
+int reel_test_reeld_stop(pid_t pid, int sig);
+/* A socket connected to 127.0.0.1:port with 10 s send/receive timeouts,
+ * or -1 (no assertion: usable from threads). */
+int reel_test_http_connect(int port);
+/* Sends all of p; false when the peer closed or the send timed out. */
+bool reel_test_http_send(int fd, const void *p, size_t n);
+/* Reads until the peer closes (or resets) or timeout_ms pass; *closed
+ * (may be NULL) says which. NUL-terminated, malloc'd. */
+char *reel_test_http_read(int fd, int timeout_ms, size_t *len, bool *closed);
+/* Length of the first complete answer (Content-Length framed) in
+ * p[0..n), or 0 when incomplete. */
+size_t reel_test_http_answer_len(const char *p, size_t n);
+
+/* An answer: status, the raw bytes, the body in them, the body as JSON. */
+typedef struct reel_test_resp {
+    int status;
+    char *raw;    /* malloc'd */
+    char *body;   /* into raw */
+    json_t *json; /* the body parsed, or NULL */
+} reel_test_resp_t;
+/* Parses raw (taken: freed by reel_test_resp_free). */
+reel_test_resp_t reel_test_resp_parse(char *raw);
+void reel_test_resp_free(reel_test_resp_t *r);
+/* One request on its own connection (Connection: close); headers: extra
+ * "Name: v\r\n" lines or NULL; body NULL for none. The answer until the
+ * server closes (expected within 10 s). */
+reel_test_resp_t reel_test_http(int port, const char *method, const char *path,
+                                const char *body, const char *headers);
+/* The body's integer member key (asserted present). */
+long long reel_test_jint(const reel_test_resp_t *r, const char *key);
+/* The error object's member key ("code", "field", ...), "" when absent. */
+const char *reel_test_jerr(const reel_test_resp_t *r, const char *key);
 
 #endif

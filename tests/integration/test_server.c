@@ -31,7 +31,6 @@
 #include "tests/harness.h"
 
 #define IO_TIMEOUT_MS 10000
-#define START_POLLS 2000 /* x 5 ms: 10 s for reeld to listen */
 
 static char tmp[PATH_MAX];
 static char data_dir[PATH_MAX + 8];
@@ -57,180 +56,49 @@ static void teardown(void)
 
 TestSuite(server, .init = setup, .fini = teardown, .timeout = 120);
 
-static void pause_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
+/* The shared helpers (tests/harness.h) on this file's reeld. */
+typedef reel_test_resp_t resp_t;
+#define now_ms reel_test_now_ms
+#define send_all reel_test_http_send
+#define read_until_close reel_test_http_read
+#define answer_len reel_test_http_answer_len
+#define parse_resp reel_test_resp_parse
+#define resp_free reel_test_resp_free
+#define jint reel_test_jint
+#define jerr reel_test_jerr
 
-/* Starts reeld with the extra arguments (NULL-terminated) and waits for
- * its "listening on" line. */
-static void srv_start(const char *first, ...)
+/* Starts reeld with the extra arguments (NULL-terminated) on a free port. */
+#define srv_start(...) srv_start_argv((const char *const[]){__VA_ARGS__})
+static void srv_start_argv(const char *const *extra)
 {
-    const char *argv[40];
-    char bin[PATH_MAX], out[PATH_MAX + 16];
-    const char *base = getenv("REEL_BIN");
-    int argc = 0;
-    va_list ap;
-    snprintf(bin, sizeof(bin), "%s/reeld", base && base[0] ? base : "build");
-    cr_assert_eq(access(bin, X_OK), 0, "%s is not built (set REEL_BIN)", bin);
-    argv[argc++] = bin;
-    argv[argc++] = "--data";
-    argv[argc++] = data_dir;
-    argv[argc++] = "--listen";
-    argv[argc++] = "127.0.0.1:0";
-    va_start(ap, first);
-    for (const char *a = first; a != NULL && argc < 38; a = va_arg(ap, const char *))
-        argv[argc++] = a;
-    va_end(ap);
-    argv[argc] = NULL;
-    snprintf(out, sizeof(out), "%s/out.txt", tmp);
-    unlink(out);
-    srv_pid = fork();
-    cr_assert_geq(srv_pid, 0);
-    if (srv_pid == 0) {
-        char err[PATH_MAX + 16];
-        snprintf(err, sizeof(err), "%s/err.txt", tmp);
-        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fe = open(err, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fo < 0 || fe < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0)
-            _exit(127);
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    for (int i = 0; i < START_POLLS; i++) {
-        uint8_t *text = NULL;
-        size_t len = 0;
-        if (reel_test_read_file(out, &text, &len) == 0) {
-            text[len] = '\0';
-            const char *p = strstr((char *)text, "listening on http://127.0.0.1:");
-            if (p != NULL && strchr(p, '\n') != NULL) {
-                srv_port = atoi(p + strlen("listening on http://127.0.0.1:"));
-                free(text);
-                return;
-            }
-            free(text);
-        }
-        int ws;
-        cr_assert_eq(waitpid(srv_pid, &ws, WNOHANG), 0, "reeld exited at start");
-        pause_ms(5);
-    }
-    cr_assert_fail("reeld did not start listening");
+    srv_pid = reel_test_reeld_start(tmp, data_dir, extra, &srv_port);
 }
 
 /* Sends sig and waits: the exit status, or -1 when killed by a signal. */
 static int srv_stop(int sig)
 {
-    int ws;
-    kill(srv_pid, sig);
-    cr_assert_eq(waitpid(srv_pid, &ws, 0), srv_pid);
+    int rc = reel_test_reeld_stop(srv_pid, sig);
     srv_pid = -1;
-    return WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+    return rc;
+}
+
+/* A connected socket, or -1 (no assertion: usable from threads). */
+static int conn_try(void)
+{
+    return reel_test_http_connect(srv_port);
 }
 
 static int conn_open(void)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv_port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0, "connect: %s",
-                 strerror(errno));
+    int fd = conn_try();
+    cr_assert_geq(fd, 0, "connect: %s", strerror(errno));
     return fd;
-}
-
-static void send_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return; /* the server may close early (413, 431): the answer tells */
-        p += w;
-        n -= (size_t)w;
-    }
-}
-
-/* Reads until the peer closes or timeout_ms pass; NUL-terminated. */
-static char *read_until_close(int fd, int timeout_ms, size_t *len_out)
-{
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap + 1);
-    cr_assert_not_null(buf);
-    for (;;) {
-        struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, timeout_ms) <= 0)
-            break;
-        if (len == cap) {
-            cap *= 2;
-            buf = realloc(buf, cap + 1);
-            cr_assert_not_null(buf);
-        }
-        ssize_t r = recv(fd, buf + len, cap - len, 0);
-        if (r <= 0)
-            break;
-        len += (size_t)r;
-    }
-    buf[len] = '\0';
-    if (len_out)
-        *len_out = len;
-    return buf;
-}
-
-typedef struct resp {
-    int status;
-    char *raw;
-    char *body;   /* into raw */
-    json_t *json; /* the body parsed, or NULL */
-} resp_t;
-
-static void resp_free(resp_t *r)
-{
-    json_decref(r->json);
-    free(r->raw);
-}
-
-static resp_t parse_resp(char *raw)
-{
-    resp_t r = {0, raw, NULL, NULL};
-    sscanf(raw, "HTTP/1.1 %d", &r.status);
-    char *b = strstr(raw, "\r\n\r\n");
-    r.body = b ? b + 4 : raw + strlen(raw);
-    r.json = json_loads(r.body, JSON_DECODE_ANY, NULL);
-    return r;
 }
 
 /* One request on its own connection; headers: extra lines or NULL. */
 static resp_t http(const char *method, const char *path, const char *body, const char *headers)
 {
-    char head[4096];
-    size_t blen = body ? strlen(body) : 0;
-    int fd = conn_open();
-    int n = snprintf(head, sizeof(head),
-                     "%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n%sContent-Length: %zu\r\n"
-                     "\r\n",
-                     method, path, headers ? headers : "", blen);
-    send_all(fd, head, (size_t)n);
-    if (blen)
-        send_all(fd, body, blen);
-    char *raw = read_until_close(fd, IO_TIMEOUT_MS, NULL);
-    close(fd);
-    return parse_resp(raw);
-}
-
-static long long jint(const resp_t *r, const char *key)
-{
-    json_t *v = r->json ? json_object_get(r->json, key) : NULL;
-    cr_assert(json_is_integer(v), "%s missing in %s", key, r->body);
-    return json_integer_value(v);
-}
-
-static const char *jerr(const resp_t *r, const char *key)
-{
-    json_t *e = r->json ? json_object_get(r->json, "error") : NULL;
-    json_t *v = e ? json_object_get(e, key) : NULL;
-    return json_is_string(v) ? json_string_value(v) : "";
+    return reel_test_http(srv_port, method, path, body, headers);
 }
 
 /* Asserts status and (for errors) the code; frees r. */
@@ -539,7 +407,7 @@ Test(server, generations_render_and_long_poll)
     struct timespec t1, t2;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     ok("POST", "/v1/generations", "{\"user\":1,\"prompt\":\"late\"}", NULL);
-    char *raw = read_until_close(fd, IO_TIMEOUT_MS, NULL);
+    char *raw = read_until_close(fd, IO_TIMEOUT_MS, NULL, NULL);
     clock_gettime(CLOCK_MONOTONIC, &t2);
     close(fd);
     r = parse_resp(raw);
@@ -714,7 +582,7 @@ Test(server, pipelining_in_order)
     int fd = conn_open();
     send_all(fd, req, len);
     size_t got;
-    char *raw = read_until_close(fd, IO_TIMEOUT_MS, &got);
+    char *raw = read_until_close(fd, IO_TIMEOUT_MS, &got, NULL);
     close(fd);
     int st[N + 1];
     cr_assert_eq(split_statuses(raw, got, st, N + 1), N + 1);
@@ -737,7 +605,7 @@ Test(server, chunked_expect_and_limits)
                           "Connection: close\r\n\r\n5\r\n{\"han\r\nb\r\ndle\":\"chnk\"\r\n1\r\n}\r\n"
                           "0\r\n\r\n";
     send_all(fd, chunked, strlen(chunked));
-    resp_t r = parse_resp(read_until_close(fd, IO_TIMEOUT_MS, NULL));
+    resp_t r = parse_resp(read_until_close(fd, IO_TIMEOUT_MS, NULL, NULL));
     close(fd);
     cr_expect_eq(r.status, 201, "%s", r.raw);
     resp_free(&r);
@@ -753,7 +621,7 @@ Test(server, chunked_expect_and_limits)
     cr_assert_gt(k, 0);
     cr_expect_not_null(strstr(buf, "HTTP/1.1 100 Continue"), "%s", buf);
     send_all(fd, "{\"handle\":\"cont\"}", 17);
-    r = parse_resp(read_until_close(fd, IO_TIMEOUT_MS, NULL));
+    r = parse_resp(read_until_close(fd, IO_TIMEOUT_MS, NULL, NULL));
     close(fd);
     cr_expect(r.status == 201 || strstr(r.raw, "201 Created"), "%s", r.raw);
     resp_free(&r);
@@ -764,7 +632,7 @@ Test(server, chunked_expect_and_limits)
     memset(big + n, 'a', 17000);
     memcpy(big + n + 17000, "\r\n\r\n", 5);
     send_all(fd, big, strlen(big));
-    r = parse_resp(read_until_close(fd, IO_TIMEOUT_MS, NULL));
+    r = parse_resp(read_until_close(fd, IO_TIMEOUT_MS, NULL, NULL));
     close(fd);
     cr_expect_eq(r.status, 431, "%s", r.raw);
     cr_expect_str_eq(jerr(&r, "code"), "headers_too_large");
@@ -774,7 +642,7 @@ Test(server, chunked_expect_and_limits)
     fd = conn_open();
     const char *h413 = "POST /v1/users HTTP/1.1\r\nHost: t\r\nContent-Length: 2000000\r\n\r\n";
     send_all(fd, h413, strlen(h413));
-    r = parse_resp(read_until_close(fd, IO_TIMEOUT_MS, NULL));
+    r = parse_resp(read_until_close(fd, IO_TIMEOUT_MS, NULL, NULL));
     close(fd);
     cr_expect_eq(r.status, 413, "%s", r.raw);
     cr_expect_str_eq(jerr(&r, "code"), "too_large");
@@ -784,7 +652,7 @@ Test(server, chunked_expect_and_limits)
     const char *cte = "POST /v1/users HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
                       "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
     send_all(fd, cte, strlen(cte));
-    r = parse_resp(read_until_close(fd, IO_TIMEOUT_MS, NULL));
+    r = parse_resp(read_until_close(fd, IO_TIMEOUT_MS, NULL, NULL));
     close(fd);
     cr_expect_eq(r.status, 400, "%s", r.raw);
     cr_expect_str_eq(jerr(&r, "code"), "bad_request");
@@ -799,7 +667,7 @@ Test(server, chunked_expect_and_limits)
     for (int i = 0; i < 3; i++) {
         fd = conn_open();
         send_all(fd, bad[i], strlen(bad[i]));
-        r = parse_resp(read_until_close(fd, IO_TIMEOUT_MS, NULL));
+        r = parse_resp(read_until_close(fd, IO_TIMEOUT_MS, NULL, NULL));
         close(fd);
         cr_expect_eq(r.status, want[i], "case %d: %s", i, r.raw);
         resp_free(&r);
@@ -850,7 +718,7 @@ Test(server, connection_limit_refuses_politely)
     srv_start("--max-connections", "2", NULL);
     int a = conn_open(), b = conn_open();
     int c = conn_open();
-    char *raw = read_until_close(c, IO_TIMEOUT_MS, NULL);
+    char *raw = read_until_close(c, IO_TIMEOUT_MS, NULL, NULL);
     close(c);
     cr_expect_not_null(strstr(raw, "HTTP/1.1 503"), "%s", raw);
     free(raw);

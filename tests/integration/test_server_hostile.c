@@ -38,7 +38,6 @@
 #include "tests/harness.h"
 
 #define IO_TIMEOUT_MS 10000
-#define START_POLLS 2000 /* x 5 ms: 10 s for reeld to listen */
 
 static char tmp[PATH_MAX];
 static char data_dir[PATH_MAX + 8];
@@ -64,90 +63,36 @@ static void teardown(void)
 
 TestSuite(hostile, .init = setup, .fini = teardown, .timeout = 180);
 
-static uint64_t now_ms(void)
+/* The shared helpers (tests/harness.h) on this file's reeld. */
+typedef reel_test_resp_t resp_t;
+#define now_ms reel_test_now_ms
+#define send_all reel_test_http_send
+#define read_until_close reel_test_http_read
+#define answer_len reel_test_http_answer_len
+#define parse_resp reel_test_resp_parse
+#define resp_free reel_test_resp_free
+#define jint reel_test_jint
+#define jerr reel_test_jerr
+
+/* Starts reeld with the extra arguments (NULL-terminated) on a free port. */
+#define srv_start(...) srv_start_argv((const char *const[]){__VA_ARGS__})
+static void srv_start_argv(const char *const *extra)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    srv_pid = reel_test_reeld_start(tmp, data_dir, extra, &srv_port);
 }
 
-static void pause_ms(int ms)
+/* Sends sig and waits: the exit status, or -1 when killed by a signal. */
+static int srv_stop(int sig)
 {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Starts reeld (extra arguments NULL-terminated) and waits for its
- * "listening on" line. */
-static void srv_start(const char *first, ...)
-{
-    const char *argv[40];
-    char bin[PATH_MAX], out[PATH_MAX + 16];
-    const char *base = getenv("REEL_BIN");
-    int argc = 0;
-    va_list ap;
-    snprintf(bin, sizeof(bin), "%s/reeld", base && base[0] ? base : "build");
-    cr_assert_eq(access(bin, X_OK), 0, "%s is not built (set REEL_BIN)", bin);
-    argv[argc++] = bin;
-    argv[argc++] = "--data";
-    argv[argc++] = data_dir;
-    argv[argc++] = "--listen";
-    argv[argc++] = "127.0.0.1:0";
-    va_start(ap, first);
-    for (const char *a = first; a != NULL && argc < 38; a = va_arg(ap, const char *))
-        argv[argc++] = a;
-    va_end(ap);
-    argv[argc] = NULL;
-    snprintf(out, sizeof(out), "%s/out.txt", tmp);
-    unlink(out);
-    srv_pid = fork();
-    cr_assert_geq(srv_pid, 0);
-    if (srv_pid == 0) {
-        char err[PATH_MAX + 16];
-        snprintf(err, sizeof(err), "%s/err.txt", tmp);
-        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fe = open(err, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fo < 0 || fe < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0)
-            _exit(127);
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    for (int i = 0; i < START_POLLS; i++) {
-        uint8_t *text = NULL;
-        size_t len = 0;
-        if (reel_test_read_file(out, &text, &len) == 0) {
-            text[len] = '\0';
-            const char *p = strstr((char *)text, "listening on http://127.0.0.1:");
-            if (p != NULL && strchr(p, '\n') != NULL) {
-                srv_port = atoi(p + strlen("listening on http://127.0.0.1:"));
-                free(text);
-                return;
-            }
-            free(text);
-        }
-        int ws;
-        cr_assert_eq(waitpid(srv_pid, &ws, WNOHANG), 0, "reeld exited at start");
-        pause_ms(5); /* polling reeld's output for its port, not synchronising */
-    }
-    cr_assert_fail("reeld did not start listening");
+    int rc = reel_test_reeld_stop(srv_pid, sig);
+    srv_pid = -1;
+    return rc;
 }
 
 /* A connected socket, or -1 (no assertion: usable from threads). */
 static int conn_try(void)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv_port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return -1;
-    struct timeval tv = {IO_TIMEOUT_MS / 1000, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
+    return reel_test_http_connect(srv_port);
 }
 
 static int conn_open(void)
@@ -157,97 +102,10 @@ static int conn_open(void)
     return fd;
 }
 
-/* Sends all of p; false when the peer closed or the send timed out. */
-static bool send_all(int fd, const char *p, size_t n)
+/* One request on its own connection; headers: extra lines or NULL. */
+static resp_t http(const char *method, const char *path, const char *body, const char *headers)
 {
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
-/* Reads until the peer closes (or resets) or timeout_ms pass; *closed says
- * which. NUL-terminated. */
-static char *read_until_close(int fd, int timeout_ms, size_t *len_out, bool *closed)
-{
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap + 1);
-    cr_assert_not_null(buf);
-    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
-    bool eof = false;
-    for (;;) {
-        uint64_t t = now_ms();
-        if (t >= deadline)
-            break;
-        struct pollfd p = {fd, POLLIN, 0};
-        int k = poll(&p, 1, (int)(deadline - t));
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            break;
-        if (len == cap) {
-            cap *= 2;
-            buf = realloc(buf, cap + 1);
-            cr_assert_not_null(buf);
-        }
-        ssize_t r = recv(fd, buf + len, cap - len, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            eof = true; /* FIN or reset: the server is done with us */
-            break;
-        }
-        len += (size_t)r;
-    }
-    buf[len] = '\0';
-    if (len_out)
-        *len_out = len;
-    if (closed)
-        *closed = eof;
-    return buf;
-}
-
-/* Length of the first complete answer in p[0..n), or 0 when incomplete. */
-static size_t answer_len(const char *p, size_t n)
-{
-    const char *h = memmem(p, n, "\r\n\r\n", 4);
-    if (h == NULL)
-        return 0;
-    size_t head = (size_t)(h - p) + 4, blen = 0;
-    const char *cl = memmem(p, head, "Content-Length: ", 16);
-    if (cl != NULL)
-        blen = (size_t)strtoull(cl + 16, NULL, 10);
-    return head + blen <= n ? head + blen : 0;
-}
-
-typedef struct resp {
-    int status;
-    char *raw;
-    char *body;   /* into raw */
-    json_t *json; /* the body parsed, or NULL */
-} resp_t;
-
-static void resp_free(resp_t *r)
-{
-    json_decref(r->json);
-    free(r->raw);
-}
-
-static resp_t parse_resp(char *raw)
-{
-    resp_t r = {0, raw, NULL, NULL};
-    if (sscanf(raw, "HTTP/1.1 %d", &r.status) != 1)
-        r.status = 0;
-    char *b = strstr(raw, "\r\n\r\n");
-    r.body = b ? b + 4 : raw + strlen(raw);
-    r.json = json_loads(r.body, JSON_DECODE_ANY, NULL);
-    return r;
+    return reel_test_http(srv_port, method, path, body, headers);
 }
 
 /* One raw request on its own connection; the answer until close. */
@@ -260,39 +118,6 @@ static resp_t raw_req(const char *data, size_t len)
     close(fd);
     cr_expect(closed, "the server neither answered nor closed: %s", raw);
     return parse_resp(raw);
-}
-
-/* One request on its own connection; headers: extra lines or NULL. */
-static resp_t http(const char *method, const char *path, const char *body, const char *headers)
-{
-    char head[4096];
-    size_t blen = body ? strlen(body) : 0;
-    int n = snprintf(head, sizeof(head),
-                     "%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n%sContent-Length: %zu\r\n"
-                     "\r\n",
-                     method, path, headers ? headers : "", blen);
-    char *all = malloc((size_t)n + blen + 1);
-    cr_assert_not_null(all);
-    memcpy(all, head, (size_t)n);
-    if (blen)
-        memcpy(all + n, body, blen);
-    resp_t r = raw_req(all, (size_t)n + blen);
-    free(all);
-    return r;
-}
-
-static long long jint(const resp_t *r, const char *key)
-{
-    json_t *v = r->json ? json_object_get(r->json, key) : NULL;
-    cr_assert(json_is_integer(v), "%s missing in %s", key, r->body);
-    return json_integer_value(v);
-}
-
-static const char *jerr(const resp_t *r, const char *key)
-{
-    json_t *e = r->json ? json_object_get(r->json, "error") : NULL;
-    json_t *v = e ? json_object_get(e, key) : NULL;
-    return json_is_string(v) ? json_string_value(v) : "";
 }
 
 static long long ok(const char *method, const char *path, const char *body, const char *idkey)
@@ -906,10 +731,7 @@ Test(hostile, kill9_durability)
         int at_kill = acks_total;
         pthread_mutex_unlock(&acks_mu);
         cr_assert_lt(at_kill, 1000000, "round %d: a writer stopped before the kill", round);
-        kill(srv_pid, SIGKILL);
-        int wst;
-        cr_assert_eq(waitpid(srv_pid, &wst, 0), srv_pid);
-        srv_pid = -1;
+        cr_assert_eq(srv_stop(SIGKILL), -1);
         for (int t = 0; t < WRITERS; t++)
             pthread_join(ws[t].th, NULL);
         srv_start(NULL);
