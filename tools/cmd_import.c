@@ -46,6 +46,7 @@ typedef struct import_opts {
     const char *data;       /* --data */
     const char *movielens;  /* --movielens DIR */
     const char *collegemsg; /* --collegemsg FILE */
+    const char *ndjson;     /* --ndjson FILE */
     bool strict;            /* --strict */
 } import_opts_t;
 
@@ -69,7 +70,8 @@ typedef struct pipeline {
 static void import_usage(FILE *f)
 {
     fprintf(f,
-            "usage: reel import [--data DIR] (--movielens ML100K_DIR | --collegemsg FILE) [--strict]\n"
+            "usage: reel import [--data DIR] (--movielens ML100K_DIR | --collegemsg FILE |\n"
+            "                   --ndjson FILE) [--strict]\n"
             "\n"
             "Replays a data set into DIR through the engine, with the data set's own\n"
             "times (unix seconds * 1000), in time order (ties in file order). The\n"
@@ -80,22 +82,31 @@ static void import_usage(FILE *f)
             "                    every rating a completed view, a rating of 4 or 5 a like\n"
             "  --collegemsg FILE CollegeMsg (src dst time): users cm_uN at their first\n"
             "                    message; a message A -> B is A following B\n"
+            "  --ndjson FILE     API commands with their times, one a line (the /v1/batch\n"
+            "                    line plus \"at\"): {\"op\":\"PUT /v1/users/1/following/2\",\n"
+            "                    \"body\":{...},\"at\":MS,\"idempotency_key\":\"k\"}; ids are\n"
+            "                    the data directory's own (docs/EXPORTS.md, \"Imports\")\n"
             "  --data DIR        the data directory (default ./data); the import may\n"
             "                    follow earlier data, but not precede it in time\n"
             "  --strict          a bad line stops the import before anything is written\n"
             "                    (default: it is reported with its line number and skipped)\n"
             "\n"
             "A bad line is never half-applied: every line is checked before the first\n"
-            "command is submitted, and a bad one submits nothing.\n"
+            "command is submitted, and a bad one submits nothing. Each --ndjson line is\n"
+            "one command: all its events (one atomic log group) or none. A line the\n"
+            "engine refuses (404 unknown user, 409 handle taken...) appends nothing and\n"
+            "is reported with its line number; --strict then submits nothing more (lines\n"
+            "already in flight behind it are still answered and reported).\n"
             "\n"
-            "exit status: 0 imported (bad lines, if any, skipped and reported); 1 --strict\n"
-            "and a bad line (nothing written); 2 bad usage, unreadable input, or the\n"
+            "exit status: 0 imported (bad or refused lines, if any, skipped and reported);\n"
+            "1 --strict and a bad line (nothing written) or a refused one (what came\n"
+            "before it is applied); 2 bad usage, unreadable input, or the\n"
             "engine refused or failed (the summary says how far it got)\n");
 }
 
 static int parse_opts(int argc, char **argv, import_opts_t *o)
 {
-    *o = (import_opts_t){REEL_DATA_DIR_DEFAULT, NULL, NULL, false};
+    *o = (import_opts_t){REEL_DATA_DIR_DEFAULT, NULL, NULL, NULL, false};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has_value = i + 1 < argc;
@@ -105,6 +116,8 @@ static int parse_opts(int argc, char **argv, import_opts_t *o)
             o->movielens = argv[++i];
         } else if (strcmp(a, "--collegemsg") == 0 && has_value) {
             o->collegemsg = argv[++i];
+        } else if (strcmp(a, "--ndjson") == 0 && has_value) {
+            o->ndjson = argv[++i];
         } else if (strcmp(a, "--strict") == 0) {
             o->strict = true;
         } else {
@@ -112,8 +125,9 @@ static int parse_opts(int argc, char **argv, import_opts_t *o)
             return REEL_EUSAGE;
         }
     }
-    if ((o->movielens == NULL) == (o->collegemsg == NULL)) {
-        fprintf(stderr, "reel import: give one of --movielens DIR or --collegemsg FILE\n");
+    if ((o->movielens != NULL) + (o->collegemsg != NULL) + (o->ndjson != NULL) != 1) {
+        fprintf(stderr, "reel import: give one of --movielens DIR, --collegemsg FILE or "
+                        "--ndjson FILE\n");
         return REEL_EUSAGE;
     }
     return 0;
@@ -347,6 +361,154 @@ static int import_plan(const import_opts_t *o, const reel_import_plan_t *plan, u
     return rc == 0 && rc_close == 0 && p.rejected == 0 ? 0 : 2;
 }
 
+/* ---- --ndjson: API commands ---- */
+
+/* The NDJSON submission: answers come in submission order. mu guards
+ * everything below it. */
+typedef struct nd_pipe {
+    reel_engine_t *e;
+    reel_import_cmds_t *cmds;
+    reel_cmd_req_t *slots;  /* IMPORT_WINDOW requests, reused in turn */
+    uint64_t *slot_cmd;     /* the command each slot holds */
+    bool strict;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t answered;
+    uint64_t applied;       /* answers below 400 */
+    uint64_t refused;
+    uint32_t last_line;     /* the last line applied */
+    bool waiting;
+    bool stop;
+} nd_pipe_t;
+
+static void nd_cb(reel_cmd_req_t *req)
+{
+    nd_pipe_t *p = req->data;
+    const reel_cmd_result_t *res = &req->res;
+    pthread_mutex_lock(&p->mu);
+    const reel_import_cmd_t *ic = &p->cmds->cmds[p->slot_cmd[req - p->slots]];
+    if (res->status >= 400) {
+        if (p->refused++ < REEL_IMPORT_BAD_SHOWN || p->strict)
+            fprintf(stderr, "reel import: %s:%" PRIu32 ": refused: %s answered %d %s%s%s: %s\n",
+                    p->cmds->path, ic->line, reel_cmd_route(req->cmd.kind), res->status,
+                    res->error ? res->error : "", res->field[0] ? " field " : "", res->field,
+                    res->message);
+        if (p->strict)
+            p->stop = true;
+    } else {
+        p->applied++;
+        p->last_line = ic->line > p->last_line ? ic->line : p->last_line;
+    }
+    p->answered++;
+    if (p->waiting)
+        pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+static bool nd_wait(nd_pipe_t *p, uint64_t submitted, uint64_t bound)
+{
+    pthread_mutex_lock(&p->mu);
+    while (submitted - p->answered > bound) {
+        p->waiting = true;
+        pthread_cond_wait(&p->cv, &p->mu);
+        p->waiting = false;
+    }
+    bool go = !p->stop;
+    pthread_mutex_unlock(&p->mu);
+    return go;
+}
+
+static int nd_submit_all(nd_pipe_t *p)
+{
+    uint64_t i;
+    int rc = 0;
+    for (i = 0; i < p->cmds->n && rc == 0; i++) {
+        if (!nd_wait(p, i, IMPORT_WINDOW - 1))
+            break;
+        uint32_t slot = (uint32_t)(i % IMPORT_WINDOW);
+        reel_cmd_req_t *req = &p->slots[slot];
+        memset(req, 0, sizeof(*req));
+        p->slot_cmd[slot] = i;
+        req->cmd = p->cmds->cmds[i].cmd;
+        req->cb = nd_cb;
+        req->data = p;
+        while ((rc = reel_engine_submit(p->e, req)) == REEL_EFULL)
+            sched_yield();
+    }
+    if (rc != 0) {
+        i--;
+        fprintf(stderr, "reel import: submitting: %s\n", reel_strerror(rc));
+    }
+    nd_wait(p, i, 0);
+    return rc;
+}
+
+/* Opens the engine (client times trusted), checks the first time against
+ * the log, submits every good line in order, closes. */
+static int nd_run(const import_opts_t *o, reel_import_cmds_t *cmds)
+{
+    reel_engine_options_t eo = {.trust_client_time = true};
+    nd_pipe_t p = {.cmds = cmds, .strict = o->strict};
+    char err[512] = "";
+    int rc = reel_engine_open(o->data, &eo, &p.e, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "reel import: %s\n", err[0] ? err : reel_strerror(rc));
+        return 2;
+    }
+    uint64_t newest = reel_log_last_time_ms(reel_engine_log(p.e));
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_cond_init(&p.cv, NULL);
+    p.slots = calloc(IMPORT_WINDOW, sizeof(*p.slots));
+    p.slot_cmd = calloc(IMPORT_WINDOW, sizeof(*p.slot_cmd));
+    uint64_t end0 = reel_log_end(reel_engine_log(p.e)), t0 = reel_mono_ns();
+    if (p.slots == NULL || p.slot_cmd == NULL) {
+        rc = -ENOMEM;
+        fprintf(stderr, "reel import: %s\n", reel_strerror(rc));
+    } else if (cmds->n > 0 && cmds->first_at_ms < newest) {
+        fprintf(stderr, "reel import: the data directory's newest event (%" PRIu64 " ms) is "
+                        "later than the first line's at (%" PRIu64 " ms): time never goes "
+                        "back; nothing imported\n", newest, cmds->first_at_ms);
+        rc = REEL_EUSAGE;
+    } else {
+        rc = nd_submit_all(&p);
+    }
+    uint64_t events = reel_log_end(reel_engine_log(p.e)) - end0, ns = reel_mono_ns() - t0;
+    int rc_close = reel_engine_close(p.e);
+    if (rc_close != 0)
+        fprintf(stderr, "reel import: closing the engine: %s\n", reel_strerror(rc_close));
+    double secs = (double)ns / 1e9;
+    printf("reel import: %s: %" PRIu64 " lines read, %" PRIu64 " bad (skipped); %" PRIu64
+           " commands applied, %" PRIu64 " refused, %" PRIu64 " not submitted; %" PRIu64
+           " events appended in %.2f s (%.0f commands/s)\n",
+           cmds->path, cmds->lines, cmds->bad, p.applied, p.refused, cmds->n - p.answered,
+           events, secs, secs > 0 ? (double)p.answered / secs : 0.0);
+    if (p.stop)
+        fprintf(stderr, "reel import: --strict: stopped at the first refused line; the last "
+                        "line applied is %" PRIu32 "\n", p.last_line);
+    free(p.slots);
+    free(p.slot_cmd);
+    pthread_cond_destroy(&p.cv);
+    pthread_mutex_destroy(&p.mu);
+    if (rc != 0 || rc_close != 0)
+        return 2;
+    return p.stop ? 1 : 0;
+}
+
+static int import_ndjson(const import_opts_t *o)
+{
+    reel_import_cmds_t cmds;
+    int rc = reel_import_read_ndjson(o->ndjson, o->strict, stderr, &cmds);
+    if (rc == REEL_EUSAGE) {
+        fprintf(stderr, "reel import: --strict: a bad line; nothing imported\n");
+        return 1;
+    }
+    if (rc != 0)
+        return 2;
+    int status = nd_run(o, &cmds);
+    reel_import_cmds_free(&cmds);
+    return status;
+}
+
 int reel_cmd_import(int argc, char **argv)
 {
     import_opts_t o;
@@ -357,6 +519,8 @@ int reel_cmd_import(int argc, char **argv)
     }
     if (parse_opts(argc, argv, &o) != 0)
         return 2;
+    if (o.ndjson != NULL)
+        return import_ndjson(&o);
     uint64_t t0 = reel_mono_ns();
     int rc = read_plan(&o, &plan);
     if (rc == REEL_EUSAGE)

@@ -10,9 +10,11 @@
 #include "tools/import_read.h"
 #include "engine/common.h"
 #include "engine/reel.h"
+#include "server/cmdjson.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -622,4 +624,145 @@ int reel_import_read_collegemsg(const char *path, bool strict, FILE *err,
     if (rc != 0)
         reel_import_plan_free(plan);
     return rc;
+}
+
+/* ---- NDJSON of API commands ---- */
+
+static void ndjson_bad(FILE *err, const reel_import_cmds_t *c, uint32_t line, bool strict,
+                       const reel_api_err_t *e)
+{
+    if (c->bad <= REEL_IMPORT_BAD_SHOWN || strict)
+        fprintf(err, "reel import: %s:%" PRIu32 ": bad line: %d %s%s%s%s: %s\n", c->path, line,
+                e->status, e->code, e->field[0] ? " (field " : "", e->field,
+                e->field[0] ? ")" : "", e->message);
+    else if (c->bad == REEL_IMPORT_BAD_SHOWN + 1)
+        fprintf(err, "reel import: more bad lines: only counted from here\n");
+}
+
+/* Parses one line into *ic; 0 or -1 with *e. prev_at: the previous good
+ * line's time. */
+static int ndjson_line(const char *p, size_t n, uint64_t prev_at, reel_import_cmd_t *ic,
+                       reel_api_err_t *e)
+{
+    json_error_t jerr;
+    reel_route_match_t m;
+    reel_cmdjson_t parsed;
+    json_t *line = json_loadb(p, n, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *op = line ? json_object_get(line, "op") : NULL;
+    json_t *key = line ? json_object_get(line, "idempotency_key") : NULL;
+    json_t *at = line ? json_object_get(line, "at") : NULL;
+    int rc = -1;
+    if (line == NULL || !json_is_object(line)) {
+        reel_api_err_set(e, 400, "bad_json", "", "a line must be a JSON object (%s)",
+                         line ? "not an object" : jerr.text);
+    } else if (!json_is_string(op)) {
+        reel_api_err_set(e, 400, op ? "bad_field" : "missing_field", "op",
+                         "op must be \"METHOD /path\"");
+    } else if (!json_is_integer(at) || json_integer_value(at) < 1 ||
+               (uint64_t)json_integer_value(at) > REEL_ID_MAX) {
+        reel_api_err_set(e, 400, at ? "bad_field" : "missing_field", "at",
+                         "at must be the command's time, ms in 1..2^53-1");
+    } else if ((uint64_t)json_integer_value(at) < prev_at) {
+        reel_api_err_set(e, 400, "bad_field", "at",
+                         "at %" JSON_INTEGER_FORMAT " is before the previous line's %" PRIu64
+                         ": time never goes back", json_integer_value(at), prev_at);
+    } else if (key != NULL && (!json_is_string(key) || json_string_length(key) < 1 ||
+                               json_string_length(key) > REEL_IDEM_KEY_LEN_MAX)) {
+        reel_api_err_set(e, 400, "bad_field", "idempotency_key",
+                         "idempotency_key must be 1 to 64 printable ASCII bytes");
+    } else if (reel_cmdjson_op(json_string_value(op), json_string_length(op), &m, e) == 0 &&
+               reel_cmdjson_parse_value(&m, json_object_get(line, "body"), false, &parsed,
+                                        e) == 0) {
+        ic->cmd = parsed.cmd;
+        ic->embedding = parsed.embedding;
+        ic->cmd.at = (uint64_t)json_integer_value(at);
+        ic->cmd.admin = true;
+        if (key != NULL) {
+            const char *method = json_string_value(op);
+            char *body = json_dumps(json_object_get(line, "body"),
+                                    JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+            ic->cmd.idem_key = json_string_value(key);
+            ic->cmd.idem_key_len = (uint32_t)json_string_length(key);
+            ic->cmd.idem_fp = reel_cmdjson_fp(method, strlen(method), body ? body : "",
+                                              body ? strlen(body) : 0);
+            free(body);
+        }
+        json_decref(parsed.root); /* the body lives in line, which we keep */
+        ic->root = json_incref(line);
+        rc = 0;
+    }
+    json_decref(line);
+    return rc;
+}
+
+int reel_import_read_ndjson(const char *path, bool strict, FILE *err, reel_import_cmds_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    snprintf(out->path, sizeof(out->path), "%s", path);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        int rc = -errno;
+        fprintf(err, "reel import: %s: %s\n", path, strerror(errno));
+        return rc;
+    }
+    char *buf = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    uint64_t prev_at = 0;
+    int rc = 0;
+    for (uint32_t line = 1; rc == 0 && (n = getline(&buf, &cap, f)) >= 0; line++) {
+        reel_api_err_t e = {0};
+        size_t len = (size_t)n;
+        while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+            len--;
+        if (strspn(buf, " \t") >= len)
+            continue; /* blank */
+        out->lines++;
+        if (out->n == out->cap) {
+            uint64_t ncap = out->cap ? out->cap * 2 : 1024;
+            void *p = realloc(out->cmds, ncap * sizeof(*out->cmds));
+            if (p == NULL) {
+                rc = -ENOMEM;
+                break;
+            }
+            out->cmds = p;
+            out->cap = ncap;
+        }
+        reel_import_cmd_t *ic = &out->cmds[out->n];
+        memset(ic, 0, sizeof(*ic));
+        ic->line = line;
+        if (len > REEL_IMPORT_NDJSON_LINE_MAX) {
+            reel_api_err_set(&e, 413, "too_large", "", "line longer than %u bytes",
+                             REEL_IMPORT_NDJSON_LINE_MAX);
+        } else if (ndjson_line(buf, len, prev_at, ic, &e) == 0) {
+            prev_at = ic->cmd.at;
+            if (out->n++ == 0)
+                out->first_at_ms = ic->cmd.at;
+            continue;
+        }
+        out->bad++;
+        ndjson_bad(err, out, line, strict, &e);
+        if (strict)
+            rc = REEL_EUSAGE;
+    }
+    if (rc == 0 && ferror(f)) {
+        rc = -EIO;
+        fprintf(err, "reel import: %s: read error\n", path);
+    }
+    free(buf);
+    fclose(f);
+    if (rc != 0)
+        reel_import_cmds_free(out);
+    return rc;
+}
+
+void reel_import_cmds_free(reel_import_cmds_t *c)
+{
+    for (uint64_t i = 0; c->cmds != NULL && i < c->n; i++) {
+        json_decref(c->cmds[i].root);
+        free(c->cmds[i].embedding);
+    }
+    free(c->cmds);
+    c->cmds = NULL;
+    c->n = c->cap = 0;
 }

@@ -42,6 +42,7 @@
 #include <stdio.h>
 
 #include "engine/event.h"
+#include "engine/reel.h"
 
 /* Longest input line: the longest u.item line is ~170 bytes; a line over
  * this is a bad line, so memory per line stays bounded. */
@@ -109,6 +110,45 @@ int reel_import_read_movielens(const char *dir, bool strict, FILE *err,
  * path into *plan; as reel_import_read_movielens. */
 int reel_import_read_collegemsg(const char *path, bool strict, FILE *err,
                                 reel_import_plan_t *plan);
+/* ---- NDJSON of API commands (reel import --ndjson; docs/EXPORTS.md) ----
+ * One command a line, the /v1/batch line plus its time:
+ *   {"op": "METHOD /path", "body"?: {...}, "at": MS, "idempotency_key"?: "k"}
+ * parsed as reeld parses a request (server/cmdjson.h) into an engine
+ * command with cmd.at = at. Blank lines are skipped. A line is bad when it
+ * is not such an object, its op is not a write route, its body breaks the
+ * route's fields, "at" is not an integer in 1..2^53-1 or is earlier than
+ * the line before's (the engine's time never goes back), or it is longer
+ * than REEL_IMPORT_NDJSON_LINE_MAX bytes. */
+
+/* Longest NDJSON line: the API's largest body (1 MiB) and its envelope. */
+#define REEL_IMPORT_NDJSON_LINE_MAX ((1u << 20) + 4096u)
+
+/* One parsed line: the command's strings point into root. */
+typedef struct reel_import_cmd {
+    reel_cmd_t cmd;     /* at set, admin set (an import is the operator's) */
+    void *root;         /* json_t *: the line, owning the strings */
+    uint8_t *embedding; /* malloc'd float32 LE for cmd.args.embedding, or NULL */
+    uint32_t line;      /* 1-based line number in the file */
+} reel_import_cmd_t;
+
+typedef struct reel_import_cmds {
+    char path[PATH_MAX];
+    reel_import_cmd_t *cmds; /* good lines, in file order */
+    uint64_t n;
+    uint64_t cap;
+    uint64_t lines;          /* non-blank lines read */
+    uint64_t bad;            /* bad lines (skipped) */
+    uint64_t first_at_ms;    /* at of the first command (0: none) */
+} reel_import_cmds_t;
+
+/* Reads path into *out (zeroed first). Bad lines go to err with their line
+ * number and the API's error (code, field, message) and are skipped; with
+ * strict the first one stops the read. Returns 0 (see out->bad),
+ * REEL_EUSAGE (strict and a bad line), -ENOMEM, -errno (unreadable). On
+ * error *out is freed. */
+int reel_import_read_ndjson(const char *path, bool strict, FILE *err, reel_import_cmds_t *out);
+void reel_import_cmds_free(reel_import_cmds_t *c);
+
 /* Frees what the plan owns. NULL is a no-op. */
 void reel_import_plan_free(reel_import_plan_t *plan);
 

@@ -73,6 +73,22 @@ int tool_event_decode(const reel_record_t *rec, reel_event_t *ev)
     return 0;
 }
 
+int tool_parse_time_ms(const char *s, uint64_t *out)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    if (tool_parse_u64(s, out) == 0)
+        return 0;
+    const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (end == NULL || (*end != '\0' && strcmp(end, "Z") != 0))
+        return REEL_EUSAGE;
+    time_t t = timegm(&tm);
+    if (t < 0)
+        return REEL_EUSAGE;
+    *out = (uint64_t)t * 1000u;
+    return 0;
+}
+
 uint64_t tool_day_of_ms(uint64_t ms)
 {
     return ms / 86400000u;

@@ -37,6 +37,10 @@ int tool_log_open_ro(const char *cmd, const char *data_dir, reel_log_t **out);
  * record is not a reeldb event. */
 int tool_event_decode(const reel_record_t *rec, reel_event_t *ev);
 
+/* A time: ms since the epoch, or a UTC date YYYY-MM-DDTHH:MM:SS[Z] (its
+ * first ms). Returns 0 or REEL_EUSAGE. */
+int tool_parse_time_ms(const char *s, uint64_t *out);
+
 /* Days since the epoch (UTC) of a time in ms, and "YYYY-MM-DD" of a day
  * into buf (at least 16 bytes). */
 uint64_t tool_day_of_ms(uint64_t ms);
