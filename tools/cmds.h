@@ -17,5 +17,6 @@ int reel_cmd_import(int argc, char **argv);
 int reel_cmd_stat(int argc, char **argv);
 int reel_cmd_inspect(int argc, char **argv);
 int reel_cmd_export(int argc, char **argv);
+int reel_cmd_loadgen(int argc, char **argv);
 
 #endif

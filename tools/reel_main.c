@@ -37,10 +37,11 @@ static const command_t commands[] = {
     {"rebuild", reel_cmd_rebuild, "rebuild the views from the log (reeld stopped)"},
     {"replay", reel_cmd_replay, "build the views as of an offset: replay --to N --into DIR"},
     {"views-hash", reel_cmd_views_hash, "digest of the views' content, to compare with a rebuild"},
-    {"import", reel_cmd_import, "replay MovieLens 100K or CollegeMsg with their own times"},
+    {"import", reel_cmd_import, "NDJSON of API commands, MovieLens 100K or CollegeMsg, with their own times"},
     {"stat", reel_cmd_stat, "what the log holds: segments, sizes, events by type and day, busiest users"},
     {"inspect", reel_cmd_inspect, "one user, post or generation as JSON; --history: its events"},
     {"export", reel_cmd_export, "events into one file per type, JSON lines or CSV, resumable"},
+    {"loadgen", reel_cmd_loadgen, "a synthetic world from a seed: into a data dir (fast) or to reeld"},
     {"io-probe", cmd_io_probe, "say which I/O backend the log gets here: uring, or sync and why"},
     {"bench", reel_cmd_bench, "run benchmarks: reel bench NAME|all [--quick]; JSON lines"},
 };
