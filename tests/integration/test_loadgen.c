@@ -1,0 +1,476 @@
+/*
+ * test_loadgen.c: `reel loadgen`, `reel dump`'s filters and --follow, and
+ * `reel import --ndjson`, run as a user runs them (fork and exec
+ * $REEL_BIN/reel).
+ *
+ *  - loadgen is deterministic: the same seed gives the same views
+ *    (views-hash), another seed other views;
+ *  - the round trip loadgen -> export -> read back: the lines of each
+ *    export file equal what the views count (users, posts, likes,
+ *    comments, views, follows);
+ *  - dump's filters agree with the export read back, --table prints a
+ *    row an event, a corrupt log is an error naming `reel verify`;
+ *  - dump --follow prints events appended after it started, and exits 0
+ *    on SIGTERM;
+ *  - import --ndjson: good lines applied, bad ones reported by number and
+ *    skipped, refusals reported, --strict writes nothing on a bad line.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/common.h"
+#include "engine/datadir.h"
+#include "engine/reel.h"
+#include "tests/harness.h"
+
+static char tmp[PATH_MAX];
+
+static void setup(void)
+{
+    reel_test_tmpdir(tmp, sizeof(tmp), "loadgen");
+}
+
+static void teardown(void)
+{
+    if (getenv("REEL_TEST_KEEP") == NULL)
+        reel_test_rmtree(tmp);
+}
+
+TestSuite(loadgen, .init = setup, .fini = teardown, .timeout = 60);
+
+typedef struct run {
+    int status;
+    char *out;
+    char *err;
+} run_t;
+
+static char *slurp(const char *path)
+{
+    uint8_t *data;
+    size_t len;
+    cr_assert_eq(reel_test_read_file(path, &data, &len), 0, "%s", path);
+    data[len] = '\0';
+    return (char *)data;
+}
+
+static void reel_path(char *bin, size_t len)
+{
+    const char *base = getenv("REEL_BIN");
+    snprintf(bin, len, "%s/reel", base != NULL && base[0] != '\0' ? base : "build");
+    cr_assert_eq(access(bin, X_OK), 0, "%s is not built (set REEL_BIN)", bin);
+}
+
+/* Starts reel with argv (NULL-terminated) writing to out/err files. */
+static pid_t spawn(const char *const *args, const char *out, const char *err)
+{
+    const char *argv[40];
+    char bin[PATH_MAX];
+    int argc = 1;
+    reel_path(bin, sizeof(bin));
+    argv[0] = bin;
+    for (; args[argc - 1] != NULL && argc < 39; argc++)
+        argv[argc] = args[argc - 1];
+    argv[argc] = NULL;
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fo < 0 || fe < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0)
+            _exit(127);
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+static run_t run_reel(const char *first, ...)
+{
+    const char *args[40];
+    char out[PATH_MAX + 16], err[PATH_MAX + 16];
+    va_list ap;
+    int n = 0;
+    va_start(ap, first);
+    for (const char *a = first; a != NULL && n < 38; a = va_arg(ap, const char *))
+        args[n++] = a;
+    va_end(ap);
+    args[n] = NULL;
+    snprintf(out, sizeof(out), "%s/stdout.txt", tmp);
+    snprintf(err, sizeof(err), "%s/stderr.txt", tmp);
+    pid_t pid = spawn(args, out, err);
+    int ws;
+    cr_assert_eq(waitpid(pid, &ws, 0), pid);
+    return (run_t){WIFEXITED(ws) ? WEXITSTATUS(ws) : -1, slurp(out), slurp(err)};
+}
+
+static void run_free(run_t *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+static uint64_t count_lines(const char *s)
+{
+    uint64_t n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+/* A small world: 300 users, 400 posts, 20,000 events. */
+static void loadgen(const char *dir, const char *seed)
+{
+    run_t r = run_reel("loadgen", "--data", dir, "--users", "300", "--posts", "400", "--events",
+                       "20000", "--follows", "10", "--seed", seed, NULL);
+    cr_assert_eq(r.status, 0, "loadgen: %s", r.err);
+    cr_assert(strstr(r.out, "20000 events") != NULL, "%s", r.out);
+    run_free(&r);
+}
+
+static char *views_hash(const char *dir)
+{
+    run_t r = run_reel("views-hash", "--data", dir, NULL);
+    cr_assert_eq(r.status, 0, "views-hash: %s", r.err);
+    free(r.err);
+    return r.out;
+}
+
+Test(loadgen, same_seed_same_views)
+{
+    char a[PATH_MAX + 8], b[PATH_MAX + 8], c[PATH_MAX + 8];
+    snprintf(a, sizeof(a), "%s/a", tmp);
+    snprintf(b, sizeof(b), "%s/b", tmp);
+    snprintf(c, sizeof(c), "%s/c", tmp);
+    loadgen(a, "42");
+    loadgen(b, "42");
+    loadgen(c, "43");
+    char *ha = views_hash(a), *hb = views_hash(b), *hc = views_hash(c);
+    cr_assert_str_eq(ha, hb);
+    cr_assert(strstr(ha, "applied=20000") != NULL, "%s", ha);
+    cr_assert_str_neq(ha, hc);
+    free(ha);
+    free(hb);
+    free(hc);
+    /* a data directory that holds events already is refused */
+    run_t r = run_reel("loadgen", "--data", a, "--users", "300", "--events", "20000", NULL);
+    cr_assert_eq(r.status, 2);
+    cr_assert(strstr(r.err, "holds 20000 events") != NULL, "%s", r.err);
+    run_free(&r);
+    /* the views folded by loadgen equal a rebuild from its log */
+    r = run_reel("rebuild", "--data", a, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    run_free(&r);
+    char *again = views_hash(a);
+    hb = views_hash(b);
+    cr_assert_str_eq(again, hb);
+    free(again);
+    free(hb);
+}
+
+/* Lines of the export file of type under out (0 when absent). */
+static uint64_t export_lines(const char *out, const char *type)
+{
+    char path[PATH_MAX * 2];
+    snprintf(path, sizeof(path), "%s/%s.%020d.jsonl", out, type, 0);
+    if (access(path, R_OK) != 0)
+        return 0;
+    char *s = slurp(path);
+    uint64_t n = count_lines(s);
+    free(s);
+    return n;
+}
+
+/* Totals the views hold, summed over every user and post. */
+typedef struct totals {
+    uint64_t users, posts, likes, comments, views, follows;
+} totals_t;
+
+static totals_t view_totals(const char *dir)
+{
+    char views_dir[PATH_MAX];
+    reel_views_t *v = NULL;
+    reel_views_txn_t *t = NULL;
+    totals_t s = {0};
+    cr_assert_eq(reel_data_views_path(dir, views_dir, sizeof(views_dir)), 0);
+    cr_assert_eq(reel_views_open(views_dir, &v), 0);
+    cr_assert_eq(reel_views_read_begin(v, &t), 0);
+    cr_assert_eq(reel_views_last_id(t, REEL_VIEWS_ID_USER, &s.users), 0);
+    cr_assert_eq(reel_views_last_id(t, REEL_VIEWS_ID_POST, &s.posts), 0);
+    for (uint64_t u = 1; u <= s.users; u++) {
+        reel_user_view_t uv;
+        cr_assert_eq(reel_views_get_user(t, u, &uv), 0);
+        s.follows += uv.followers;
+    }
+    for (uint64_t p = 1; p <= s.posts; p++) {
+        reel_post_view_t pv;
+        cr_assert_eq(reel_views_get_post(t, p, &pv), 0);
+        s.likes += pv.likes;
+        s.comments += pv.comments;
+        s.views += pv.views;
+    }
+    reel_views_read_end(t);
+    reel_views_close(v);
+    return s;
+}
+
+Test(loadgen, round_trip_export_counts_equal_views)
+{
+    char dir[PATH_MAX + 8], out[PATH_MAX + 8];
+    snprintf(dir, sizeof(dir), "%s/w", tmp);
+    snprintf(out, sizeof(out), "%s/out", tmp);
+    loadgen(dir, "5");
+    run_t r = run_reel("export", "--data", dir, "--out", out, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    run_free(&r);
+    totals_t s = view_totals(dir);
+    cr_assert_eq(s.users, 300);
+    cr_assert_eq(export_lines(out, "user.created"), s.users);
+    cr_assert_eq(export_lines(out, "post.created"), s.posts);
+    cr_assert_eq(s.posts, 400);
+    cr_assert_eq(export_lines(out, "like.created"), s.likes);
+    cr_assert_eq(export_lines(out, "comment.created"), s.comments);
+    cr_assert_eq(export_lines(out, "view.recorded"), s.views);
+    cr_assert_eq(export_lines(out, "follow.created"), s.follows);
+    cr_assert_gt(s.likes, 0);
+    cr_assert_gt(s.views, s.likes, "views are the commonest action");
+    /* every generation that completed made its post, in the same group */
+    cr_assert_eq(export_lines(out, "generation.requested"),
+                 export_lines(out, "generation.completed"));
+    cr_assert_gt(export_lines(out, "generation.completed"), 0);
+    /* the sum of all files is the log */
+    uint64_t all = 0;
+    for (uint16_t t = 1; t <= REEL_EV_MAX; t++)
+        all += export_lines(out, reel_event_type_name(t));
+    cr_assert_eq(all, 20000);
+}
+
+/* Events of the export's like.created by user u (a check of --user). */
+static uint64_t likes_of_user(const char *out, uint64_t u, uint64_t *last_post)
+{
+    char path[PATH_MAX * 2];
+    snprintf(path, sizeof(path), "%s/like.created.%020d.jsonl", out, 0);
+    char *s = slurp(path), *save = NULL;
+    uint64_t n = 0;
+    for (char *l = strtok_r(s, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        json_t *j = json_loads(l, 0, NULL);
+        cr_assert_not_null(j);
+        if ((uint64_t)json_integer_value(json_object_get(j, "user_id")) == u) {
+            n++;
+            *last_post = (uint64_t)json_integer_value(json_object_get(j, "post_id"));
+        }
+        json_decref(j);
+    }
+    free(s);
+    return n;
+}
+
+Test(loadgen, dump_filters)
+{
+    char dir[PATH_MAX + 8], out[PATH_MAX + 8], num[32];
+    snprintf(dir, sizeof(dir), "%s/w", tmp);
+    snprintf(out, sizeof(out), "%s/out", tmp);
+    loadgen(dir, "9");
+    run_t r = run_reel("export", "--data", dir, "--out", out, "--types", "like.created", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    run_free(&r);
+    uint64_t post = 0, n = likes_of_user(out, 3, &post);
+    cr_assert_gt(n, 0);
+    /* --types and --user: user 3's likes, as the export has them */
+    r = run_reel("dump", "--data", dir, "--json", "--types", "like.created", "--user", "3", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_eq(count_lines(r.out), n, "%s", r.out);
+    run_free(&r);
+    /* --post: every line names that post */
+    snprintf(num, sizeof(num), "%llu", (unsigned long long)post);
+    r = run_reel("dump", "--data", dir, "--json", "--post", num, NULL);
+    cr_assert_eq(r.status, 0);
+    cr_assert_gt(count_lines(r.out), 1, "post.created and the like at least");
+    char want[64];
+    snprintf(want, sizeof(want), "\"post_id\":%s", num);
+    for (char *l = r.out; *l; l = strchr(l, '\n') + 1)
+        cr_assert(strncmp(strstr(l, "\"post_id\":") ?: "", want, strlen(want)) == 0, "%.200s", l);
+    run_free(&r);
+    /* --from/--to with --table: a header and a row each */
+    r = run_reel("dump", "--data", dir, "--table", "--from", "100", "--to", "110", NULL);
+    cr_assert_eq(r.status, 0);
+    cr_assert_eq(count_lines(r.out), 11, "%s", r.out);
+    cr_assert(strstr(r.out, "user_id=") != NULL, "%s", r.out);
+    run_free(&r);
+    /* --since/--until: the synthetic clock spreads 20000 events over 7 days
+     * from 2026-01-01: the first day holds about a seventh of them, and
+     * its events (in groups of 256 stamped with their first time) are those
+     * of the dump with the day's bounds */
+    r = run_reel("dump", "--data", dir, "--json", "--since", "2026-01-01T00:00:00Z", "--until",
+                 "2026-01-02T00:00:00Z", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    uint64_t day1 = count_lines(r.out);
+    cr_assert(day1 > 2500 && day1 < 3300, "%llu", (unsigned long long)day1);
+    run_free(&r);
+    r = run_reel("dump", "--data", dir, "--json", "--since", "1767312000000", NULL);
+    cr_assert_eq(r.status, 0);
+    cr_assert_eq(count_lines(r.out) + day1, 20000);
+    run_free(&r);
+    /* bad values */
+    r = run_reel("dump", "--data", dir, "--types", "nope.created", NULL);
+    cr_assert_eq(r.status, 2);
+    cr_assert(strstr(r.err, "unknown event type") != NULL, "%s", r.err);
+    run_free(&r);
+    r = run_reel("dump", "--data", dir, "--since", "yesterday", NULL);
+    cr_assert_eq(r.status, 2);
+    cr_assert(strstr(r.err, "not a time") != NULL, "%s", r.err);
+    run_free(&r);
+}
+
+Test(loadgen, dump_corrupt_log_fails_clearly)
+{
+    char dir[PATH_MAX + 8], seg[PATH_MAX * 2];
+    snprintf(dir, sizeof(dir), "%s/w", tmp);
+    loadgen(dir, "1");
+    snprintf(seg, sizeof(seg), "%s/log/%020d.seg", dir, 0);
+    struct stat st;
+    if (stat(seg, &st) != 0) /* the naming of segments: find the first */
+        snprintf(seg, sizeof(seg), "%s/log/00000000000000000000.seg", dir);
+    cr_assert_eq(stat(seg, &st), 0, "%s", seg);
+    /* flip bytes in the middle of the records (the first 64 KiB are
+     * records of the 20000: a segment header is 4 KiB) */
+    int fd = open(seg, O_RDWR);
+    cr_assert_geq(fd, 0);
+    uint8_t junk[64];
+    memset(junk, 0xA5, sizeof(junk));
+    cr_assert_eq(pwrite(fd, junk, sizeof(junk), 32768), (ssize_t)sizeof(junk));
+    close(fd);
+    run_t r = run_reel("dump", "--data", dir, "--types", "user.created", NULL);
+    cr_assert_eq(r.status, 2, "out: %.300s err: %s", r.out, r.err);
+    cr_assert(strstr(r.err, "reel verify") != NULL, "%s", r.err);
+    run_free(&r);
+}
+
+/* Waits (bounded) until path holds needle: the tail's output is the
+ * condition waited for, polled. */
+static bool wait_for_text(const char *path, const char *needle, int seconds)
+{
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    for (int i = 0; i < seconds * 50; i++) {
+        uint8_t *data;
+        size_t len;
+        if (reel_test_read_file(path, &data, &len) == 0) {
+            data[len] = '\0';
+            bool found = strstr((char *)data, needle) != NULL;
+            free(data);
+            if (found)
+                return true;
+        }
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
+Test(loadgen, dump_follow_tails_and_stops_on_sigterm)
+{
+    char dir[PATH_MAX + 8], out[PATH_MAX + 16], err[PATH_MAX + 16], msg[256];
+    reel_engine_t *e = NULL;
+    reel_engine_options_t eo = {0};
+    snprintf(dir, sizeof(dir), "%s/live", tmp);
+    snprintf(out, sizeof(out), "%s/follow.out", tmp);
+    snprintf(err, sizeof(err), "%s/follow.err", tmp);
+    cr_assert_eq(reel_engine_open(dir, &eo, &e, msg, sizeof(msg)), 0, "%s", msg);
+    reel_cmd_result_t res = reel_test_cmd(e, REEL_CMD_USER_CREATE, 0,
+                                          (reel_event_t){.handle = {"first", 5}});
+    reel_test_expect(res, 201, NULL);
+    const char *args[] = {"dump", "--data", dir, "--follow", "--types", "user.created", NULL};
+    pid_t pid = spawn(args, out, err);
+    cr_assert(wait_for_text(out, "\"handle\":\"first\"", 20), "the dump shows the first");
+    res = reel_test_cmd(e, REEL_CMD_USER_CREATE, 0, (reel_event_t){.handle = {"second", 6}});
+    reel_test_expect(res, 201, NULL);
+    cr_assert(wait_for_text(out, "\"handle\":\"second\"", 20), "the tail shows the new one");
+    cr_assert_eq(kill(pid, SIGTERM), 0);
+    int ws;
+    cr_assert_eq(waitpid(pid, &ws, 0), pid);
+    cr_assert(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "exit on SIGTERM: %d", ws);
+    cr_assert_eq(reel_engine_close(e), 0);
+}
+
+static void write_text(const char *path, const char *s)
+{
+    cr_assert_eq(reel_test_write_file(path, s, strlen(s)), 0);
+}
+
+static const char *nd_good =
+    "{\"op\":\"POST /v1/users\",\"body\":{\"handle\":\"ann\"},\"at\":1700000000000}\n"
+    "{\"op\":\"POST /v1/users\",\"body\":{\"handle\":\"ben\"},\"at\":1700000001000,"
+    "\"idempotency_key\":\"k1\"}\n"
+    "\n"
+    "{\"op\":\"PUT /v1/users/2/following/1\",\"at\":1700000002000}\n"
+    "{\"op\":\"POST /v1/posts\",\"body\":{\"author\":1,\"video_uri\":\"u\",\"prompt\":\"p\"},"
+    "\"at\":1700000003000}\n"
+    "{\"op\":\"PUT /v1/posts/1/likes/2\",\"at\":1700000004000}\n";
+
+Test(loadgen, import_ndjson)
+{
+    char dir[PATH_MAX + 8], file[PATH_MAX + 16], bad[PATH_MAX + 16];
+    snprintf(dir, sizeof(dir), "%s/nd", tmp);
+    snprintf(file, sizeof(file), "%s/good.ndjson", tmp);
+    snprintf(bad, sizeof(bad), "%s/bad.ndjson", tmp);
+    write_text(file, nd_good);
+    /* --strict on a file with a bad line (6: op is a read; 7: time goes
+     * back; 8: not JSON): nothing written at all */
+    char *mixed = NULL;
+    cr_assert_geq(asprintf(&mixed, "%s%s", nd_good,
+                           "{\"op\":\"GET /v1/users/1\",\"at\":1700000005000}\n"
+                           "{\"op\":\"PUT /v1/posts/1/likes/1\",\"at\":1600000000000}\n"
+                           "not json\n"
+                           "{\"op\":\"PUT /v1/posts/9/likes/1\",\"at\":1700000006000}\n"
+                           "{\"op\":\"PUT /v1/posts/1/likes/1\",\"at\":1700000007000}\n"), 0);
+    write_text(bad, mixed);
+    free(mixed);
+    run_t r = run_reel("import", "--data", dir, "--ndjson", bad, "--strict", NULL);
+    cr_assert_eq(r.status, 1, "%s", r.err);
+    cr_assert(strstr(r.err, "bad.ndjson:7:") != NULL, "names the line: %s", r.err);
+    cr_assert(strstr(r.err, "nothing imported") != NULL, "%s", r.err);
+    run_free(&r);
+    r = run_reel("dump", "--data", dir, NULL);
+    cr_assert_eq(count_lines(r.out), 0, "nothing written: %s", r.out);
+    run_free(&r);
+    /* without --strict: bad lines skipped and reported, the refusal (post
+     * 9 does not exist) reported, the rest applied with their times */
+    r = run_reel("import", "--data", dir, "--ndjson", bad, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.err, "bad.ndjson:7:") != NULL, "%s", r.err);
+    cr_assert(strstr(r.err, "bad.ndjson:8:") != NULL, "%s", r.err);
+    cr_assert(strstr(r.err, "bad.ndjson:9:") != NULL, "%s", r.err);
+    cr_assert(strstr(r.err, "bad.ndjson:10: refused") != NULL, "%s", r.err);
+    cr_assert(strstr(r.out, "6 commands applied, 1 refused") != NULL, "%s", r.out);
+    run_free(&r);
+    r = run_reel("dump", "--data", dir, "--json", "--types", "like.created", NULL);
+    cr_assert_eq(count_lines(r.out), 2, "%s", r.out);
+    cr_assert(strstr(r.out, "\"at\":1700000004000") != NULL, "the line's own time: %s", r.out);
+    cr_assert(strstr(r.out, "\"at\":1700000007000") != NULL, "%s", r.out);
+    run_free(&r);
+    /* the same file again: every creation's handle is taken now, the key
+     * k1 replays; and the times go back, which the import refuses first */
+    r = run_reel("import", "--data", dir, "--ndjson", file, NULL);
+    cr_assert_eq(r.status, 2, "%s", r.err);
+    cr_assert(strstr(r.err, "time never goes back") != NULL, "%s", r.err);
+    run_free(&r);
+    /* --strict and a refusal: stops there, exit 1 */
+    char dir2[PATH_MAX + 8];
+    snprintf(dir2, sizeof(dir2), "%s/nd2", tmp);
+    write_text(file, "{\"op\":\"POST /v1/users\",\"body\":{\"handle\":\"aa\"},\"at\":5}\n"
+                     "{\"op\":\"PUT /v1/users/1/following/7\",\"at\":6}\n");
+    r = run_reel("import", "--data", dir2, "--ndjson", file, "--strict", NULL);
+    cr_assert_eq(r.status, 1, "%s", r.err);
+    cr_assert(strstr(r.err, ":2: refused") != NULL, "%s", r.err);
+    cr_assert(strstr(r.err, "last line applied is 1") != NULL, "%s", r.err);
+    run_free(&r);
+}
