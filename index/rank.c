@@ -61,6 +61,7 @@ typedef struct feed {
     cand_t c[REEL_IX_CAND_MAX];
     uint32_t n;
     uint32_t set[SET_CAP];     /* post + 1 -> present; 0 empty */
+    uint32_t set_at[SET_CAP];  /* its index in c */
     bool has_interest;
     int8_t q8[REEL_IX_DIM_MAX];
     float qs;
@@ -139,15 +140,14 @@ static void cand_add(feed_t *f, uint32_t p, uint8_t src)
     uint32_t s = (uint32_t)((p * 0x9e3779b1u) & (SET_CAP - 1));
     for (; f->set[s] != 0; s = (s + 1) & (SET_CAP - 1)) {
         if (f->set[s] == p + 1) {
-            for (uint32_t i = 0; i < f->n; i++)
-                if (f->c[i].post == p)
-                    f->c[i].src |= src;
+            f->c[f->set_at[s]].src |= src;
             return;
         }
     }
     if (f->n >= REEL_IX_CAND_MAX || !eligible(f, p))
         return;
     f->set[s] = p + 1;
+    f->set_at[s] = f->n;
     const ix_post_t *post = &f->idx->posts[p];
     cand_t *c = &f->c[f->n++];
     memset(c, 0, sizeof(*c));
