@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/problems.h"
 #include "server/reads.h"
 
 /* Parked claims are checked this often for their deadline. */
@@ -240,12 +241,21 @@ static void serve_write(reel_api_t *a, reel_http_req_t *req, const reel_route_ma
     c->http = req;
     c->parsed.cmd.admin = admin;
     if (idem == 0) {
-        char op[24];
-        int n = snprintf(op, sizeof(op), "%s ", req->method);
-        uint64_t fp = reel_cmdjson_fp(req->url, req->url_len, req->body, req->body_len);
+        reel_jbuf_t op;
+        reel_jbuf_init(&op);
+        reel_jbuf_addf(&op, "%s ", req->method);
+        reel_jbuf_add(&op, req->url, req->url_len);
+        if (op.oom) {
+            reel_jbuf_free(&op);
+            cmd_free(c);
+            reel_api_err_set(&err, 503, "unavailable", "", "out of memory");
+            reel__api_reply_err(a, req, m->route, &err);
+            return;
+        }
         c->parsed.cmd.idem_key = req->idempotency_key.value;
         c->parsed.cmd.idem_key_len = (uint32_t)req->idempotency_key.len;
-        c->parsed.cmd.idem_fp = fp ^ reel_cmdjson_fp(op, (size_t)n, "", 0);
+        c->parsed.cmd.idem_fp = reel_cmdjson_idem_fp(op.ptr, op.len, c->parsed.root);
+        reel_jbuf_free(&op);
     }
     if (c->parsed.cmd.kind == REEL_CMD_RENDER_CLAIM && c->parsed.wait_ms > 0)
         c->deadline_ms = mono_ms() + c->parsed.wait_ms;
@@ -254,8 +264,33 @@ static void serve_write(reel_api_t *a, reel_http_req_t *req, const reel_route_ma
 
 /* ---- parked claims ---- */
 
+static void answer_cmd(reel_api_t *a, api_cmd_t *c);
+
+/* The client of a parked claim went away: the claim is dropped now (its
+ * answer goes nowhere), so it never leases a task to nobody. */
+static void parked_on_close(reel_http_req_t *req)
+{
+    api_cmd_t *c = req->app;
+    reel_api_t *a = c->api;
+    for (api_cmd_t **pp = &a->parked; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == c) {
+            *pp = c->next;
+            a->nparked--;
+            break;
+        }
+    }
+    if (a->parked == NULL)
+        uv_timer_stop(&a->claims_timer);
+    req->on_close = NULL;
+    req->app = NULL;
+    answer_cmd(a, c); /* frees req: its connection is closed */
+    cmd_free(c);
+}
+
 static void park(reel_api_t *a, api_cmd_t *c)
 {
+    c->http->app = c;
+    c->http->on_close = parked_on_close;
     c->tried_ms = mono_ms();
     c->next = a->parked;
     a->parked = c;
@@ -275,6 +310,13 @@ static void unpark(reel_api_t *a, bool all)
         if (all || a->stopping || now >= c->deadline_ms || now >= c->tried_ms + CLAIMS_RETRY_MS) {
             *pp = c->next;
             a->nparked--;
+            c->http->on_close = NULL;
+            c->http->app = NULL;
+            if (!reel_http_req_alive(c->http)) {
+                answer_cmd(a, c); /* dropped: never claims for a client that left */
+                cmd_free(c);
+                continue;
+            }
             if (a->stopping || now >= c->deadline_ms)
                 c->deadline_ms = 0; /* the last try: answered whatever it finds */
             submit_cmd(a, c);
@@ -295,6 +337,7 @@ static void claims_timer_cb(uv_timer_t *t)
 
 static void batch_line_done(reel_api_t *a, api_cmd_t *c);
 
+/* Answers c's request (dropped when its client left); c stays the caller's. */
 static void answer_cmd(reel_api_t *a, api_cmd_t *c)
 {
     reel_jbuf_t b;
@@ -322,6 +365,8 @@ static void cmd_done(reel_api_t *a, api_cmd_t *c, bool *committed, bool *work)
     const reel_cmd_result_t *res = &c->req.res;
     REEL_ASSERT(a->inflight > 0);
     a->inflight--;
+    if (res->status == 503)
+        reel_problem(REEL_PROBLEM_STORAGE, "a write was refused: %s", res->message);
     if (res->error == NULL && res->offset >= 0) {
         *committed = true;
         reel_cmd_kind_t k = c->parsed.cmd.kind;
@@ -436,13 +481,10 @@ static api_cmd_t *batch_parse_line(reel_api_t *a, const char *p, size_t n, char 
             free(c);
             c = NULL;
         } else if (key != NULL) {
-            char *body = json_dumps(json_object_get(line, "body"), JSON_COMPACT | JSON_SORT_KEYS |
-                                    JSON_ENCODE_ANY);
             c->parsed.cmd.idem_key = json_string_value(key);
             c->parsed.cmd.idem_key_len = (uint32_t)json_string_length(key);
-            c->parsed.cmd.idem_fp = reel_cmdjson_fp(method, strlen(method), body ? body : "",
-                                                    body ? strlen(body) : 0);
-            free(body);
+            c->parsed.cmd.idem_fp = reel_cmdjson_idem_fp(method, json_string_length(op),
+                                                         json_object_get(line, "body"));
             json_decref(c->parsed.root);
             c->parsed.root = json_incref(line); /* the key lives as long as the command */
         }
@@ -573,6 +615,7 @@ static void on_request(reel_http_server_t *srv, reel_http_req_t *req)
 static void heartbeat_cb(uv_timer_t *t)
 {
     reel__api_streams_heartbeat(t->data);
+    reel_problems_flush(); /* the tail of a burst of problems */
 }
 
 int reel_api_start(uv_loop_t *loop, reel_engine_t *e, const reel_api_config_t *cfg,

@@ -6,12 +6,20 @@
  * on the loop thread). It is pumped when commands commit and when its
  * client drained output: events go out while less than
  * SRV_SSE_BUFFER_BYTES are queued, so a catch-up from an old offset is
- * paced by the client, and a live consumer that stops reading is cut at a
- * heartbeat when it is still over the bound with nothing written since the
- * heartbeat before.
+ * paced by the client. A consumer that falls behind is cut at once: a
+ * pump that finds it behind the log with its queue past the bound and
+ * nothing taken by the client since the pump before ends it. One that
+ * stops reading while nothing commits is cut at a heartbeat when it is
+ * still over the bound with nothing written since the heartbeat before.
+ *
+ * A /v1/log page is a chunked answer built in slices of LOG_SLICE_BYTES,
+ * one per drain of the client's output (and only once the answers before
+ * it left), so a 32 MiB page neither holds the loop for long nor sits in
+ * memory whole, and a client that does not read holds one slice.
  */
 #include "server/api_int.h"
 #include "engine/common.h"
+#include "server/problems.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +37,8 @@ struct api_stream {
     type_set_t types;        /* 0: all */
     uint64_t written_mark;   /* events sent at the last heartbeat */
     uint64_t sent;           /* events sent */
+    uint64_t bytes;          /* bytes written to the stream */
+    uint64_t taken_mark;     /* bytes the client had taken at the end of the last pump */
     bool over_at_beat;       /* over the bound at the last heartbeat */
     api_stream_t *prev, *nextp;
 };
@@ -68,34 +78,91 @@ static int record_json(const reel_record_t *rec, char *out, size_t cap)
     return reel_event_to_json(&ev, out, cap);
 }
 
-static int log_page(reel_api_t *a, uint64_t from, uint64_t limit, type_set_t types,
-                    reel_jbuf_t *b)
+/* Bytes of one slice of a /v1/log page: one chunk, built in one go. */
+#define LOG_SLICE_BYTES (256u << 10)
+
+/* A /v1/log page being sent. */
+typedef struct api_page {
+    reel_api_t *api;
+    reel_http_req_t *req;
+    reel_log_iter_t *it;     /* NULL: the page is empty */
+    uint64_t next;           /* next offset to scan */
+    uint64_t end;            /* the log's end when the page was asked for */
+    uint64_t limit, shown, scanned;
+    size_t bytes;            /* of events sent */
+    type_set_t types;
+} api_page_t;
+
+static void page_free(api_page_t *pg)
+{
+    reel_log_iter_close(pg->it);
+    free(pg);
+}
+
+static bool page_done(const api_page_t *pg)
+{
+    return pg->it == NULL || pg->shown >= pg->limit || pg->next >= pg->end ||
+           pg->scanned >= SRV_LOG_SCAN_MAX || pg->bytes >= SRV_LOG_BYTES_MAX;
+}
+
+/* Sends the page's next slice once its client took what came before; the
+ * last one ends the answer (and frees pg). */
+static void page_pump(api_page_t *pg)
 {
     static char json[SRV_EVENT_JSON_MAX];
-    reel_log_t *log = reel_engine_log(a->engine);
-    uint64_t end = reel_log_end(log);
-    reel_log_iter_t *it = NULL;
+    reel_http_req_t *req = pg->req;
     reel_record_t rec;
-    if (from >= end)
-        return 0;
-    int rc = reel_log_iter_open(log, from, &it);
-    for (uint64_t shown = 0, scanned = 0; rc == 0 && shown < limit && from + scanned < end &&
-                                          scanned < SRV_LOG_SCAN_MAX && b->len < SRV_LOG_BYTES_MAX;
-         scanned++) {
-        rc = reel_log_iter_next(it, &rec);
+    int rc = 0;
+    if (!reel_http_stream_at_head(req) && reel_http_stream_alive(req))
+        return; /* on_drain comes once the answers before it left */
+    reel_jbuf_t b;
+    reel_jbuf_init(&b);
+    while (!page_done(pg) && b.len < LOG_SLICE_BYTES) {
+        rc = reel_log_iter_next(pg->it, &rec);
         if (rc != 0)
             break;
-        if (types != 0 && (rec.type >= 64 || !(types & (1ull << rec.type))))
+        pg->scanned++;
+        pg->next = rec.offset + 1;
+        if (pg->types != 0 && (rec.type >= 64 || !(pg->types & (1ull << rec.type))))
             continue;
         int n = record_json(&rec, json, sizeof(json));
         if (n < 0)
             continue;
-        reel_jbuf_add(b, json, (size_t)n);
-        reel_jbuf_add(b, "\n", 1);
-        shown++;
+        reel_jbuf_add(&b, json, (size_t)n);
+        reel_jbuf_add(&b, "\n", 1);
+        pg->bytes += (size_t)n + 1;
+        pg->shown++;
     }
-    reel_log_iter_close(it);
-    return rc == REEL_EEND ? 0 : rc;
+    if (rc == REEL_EEND) {
+        rc = 0;
+        pg->next = pg->end;
+    }
+    bool ok = rc == 0 && !b.oom && reel_http_stream_write(req, b.ptr ? b.ptr : "", b.len);
+    reel_jbuf_free(&b);
+    if (!ok) {
+        /* The head left with 200: a failure now can only cut the answer. */
+        req->on_close = NULL;
+        reel_http_stream_abort(req);
+        page_free(pg);
+    } else if (page_done(pg)) {
+        reel__api_observe(pg->api, REEL_ROUTE_LOG, 200, req->start_ns);
+        req->on_close = NULL;
+        reel_http_stream_end(req);
+        page_free(pg);
+    }
+}
+
+static void page_on_drain(reel_http_req_t *req)
+{
+    page_pump(req->app);
+}
+
+static void page_on_close(reel_http_req_t *req)
+{
+    api_page_t *pg = req->app;
+    req->on_close = NULL;
+    reel_http_stream_end(req);
+    page_free(pg);
 }
 
 void reel__api_log(reel_api_t *a, reel_http_req_t *req, const reel_route_match_t *m)
@@ -103,8 +170,6 @@ void reel__api_log(reel_api_t *a, reel_http_req_t *req, const reel_route_match_t
     reel_api_err_t err;
     uint64_t from = 0, limit = SRV_LOG_LIMIT_DEFAULT;
     type_set_t types;
-    reel_jbuf_t b;
-    reel_jbuf_init(&b);
     if (reel_query_u64(m->query, m->query_len, "from", 0, UINT64_MAX / 2, &from, &err) < 0 ||
         reel_query_limit(m->query, m->query_len, SRV_LOG_LIMIT_DEFAULT, SRV_LOG_LIMIT_MAX, &limit,
                          &err) != 0 ||
@@ -112,14 +177,27 @@ void reel__api_log(reel_api_t *a, reel_http_req_t *req, const reel_route_match_t
         reel__api_reply_err(a, req, m->route, &err);
         return;
     }
-    int rc = log_page(a, from, limit, types, &b);
+    reel_log_t *log = reel_engine_log(a->engine);
+    api_page_t *pg = calloc(1, sizeof(*pg));
+    int rc = pg == NULL ? -ENOMEM : 0;
+    if (pg != NULL) {
+        *pg = (api_page_t){.api = a, .req = req, .next = from, .end = reel_log_end(log),
+                           .limit = limit, .types = types};
+        if (from < pg->end)
+            rc = reel_log_iter_open(log, from, &pg->it);
+    }
     if (rc != 0) {
+        if (pg != NULL)
+            page_free(pg);
         reel_api_err_set(&err, 503, "unavailable", "", "reading the log: %s", reel_strerror(rc));
         reel__api_reply_err(a, req, m->route, &err);
-    } else {
-        reel__api_reply(a, req, m->route, 200, "application/x-ndjson", NULL, &b);
+        return;
     }
-    reel_jbuf_free(&b);
+    req->app = pg;
+    req->on_drain = page_on_drain;
+    req->on_close = page_on_close;
+    reel_http_chunked_start(req, 200, "application/x-ndjson");
+    page_pump(pg);
 }
 
 /* ---- SSE ---- */
@@ -151,6 +229,16 @@ static bool stream_pump(api_stream_t *s)
         stream_free(s);
         return false;
     }
+    size_t queued = reel_http_stream_queued(s->req);
+    if (s->next < reel_log_end(log) && queued >= SRV_SSE_BUFFER_BYTES &&
+        s->bytes - queued == s->taken_mark) {
+        /* Behind the log, the queue past its bound, and nothing taken
+         * since the last pump: a consumer that fell behind is cut now. */
+        reel_problem(REEL_PROBLEM_SLOW_CLIENT, "an SSE consumer fell behind the log by more "
+                     "than %u bytes: cut", SRV_SSE_BUFFER_BYTES);
+        stream_free(s);
+        return false;
+    }
     reel_jbuf_init(&b);
     while (s->next < reel_log_end(log) &&
            reel_http_stream_queued(s->req) + b.len < SRV_SSE_BUFFER_BYTES) {
@@ -172,11 +260,13 @@ static bool stream_pump(api_stream_t *s)
         s->sent++;
     }
     bool ok = b.len == 0 || (!b.oom && reel_http_stream_write(s->req, b.ptr, b.len));
+    s->bytes += b.len;
     reel_jbuf_free(&b);
     if (!ok) {
         stream_free(s);
         return false;
     }
+    s->taken_mark = s->bytes - reel_http_stream_queued(s->req);
     return true;
 }
 
@@ -232,8 +322,8 @@ void reel__api_stream(reel_api_t *a, reel_http_req_t *req, const reel_route_matc
     a->nstreams++;
     reel__api_observe(a, m->route, 200, req->start_ns);
     reel_http_stream_start(req, "text/event-stream");
-    if (stream_pump(s))
-        reel_http_stream_write(req, ": stream open\n\n", 15);
+    if (stream_pump(s) && reel_http_stream_write(req, ": stream open\n\n", 15))
+        s->bytes += 15;
 }
 
 void reel__api_streams_pump(reel_api_t *a)
@@ -253,11 +343,14 @@ void reel__api_streams_heartbeat(reel_api_t *a)
         api_stream_t *next = s->nextp;
         bool over = reel_http_stream_queued(s->req) >= SRV_SSE_BUFFER_BYTES;
         if (over && s->over_at_beat && s->sent == s->written_mark) {
-            stream_free(s); /* a consumer that stopped reading: cut */
+            reel_problem(REEL_PROBLEM_SLOW_CLIENT, "an SSE consumer stopped reading: cut");
+            stream_free(s);
         } else {
             s->over_at_beat = over;
             s->written_mark = s->sent;
-            if (!reel_http_stream_write(s->req, ": heartbeat\n\n", 13))
+            if (reel_http_stream_write(s->req, ": heartbeat\n\n", 13))
+                s->bytes += 13;
+            else
                 stream_free(s);
         }
         s = next;

@@ -2,10 +2,17 @@
  * api_metrics.c: GET /metrics in the Prometheus text format: requests by
  * route and status, latency histograms by route, the log (end offset,
  * group commits, fsync time), the views' lag behind the log, connections,
- * commands in flight, parked claims and streams.
+ * and the queue depths: commands in flight, parked claims, streams,
+ * requests waiting in connections' pipelines, answer bytes queued.
+ *
+ * No fsync latency histogram: the log (engine/log.h, reel_log_stats)
+ * keeps only the total fsync time and the number of group commits, not
+ * each sync's latency; reeld_log_fsync_seconds_total over
+ * reeld_log_group_commits_total is the mean.
  */
 #include "server/api_int.h"
 #include "engine/common.h"
+#include "server/problems.h"
 
 #include <string.h>
 
@@ -115,6 +122,13 @@ void reel__api_metrics(reel_api_t *a, reel_http_req_t *req)
     gauge(&b, "reeld_claims_parked", "Render claims waiting in a long poll.", "gauge",
           a->nparked);
     gauge(&b, "reeld_streams_open", "Open /v1/log/stream consumers.", "gauge", a->nstreams);
+    gauge(&b, "reeld_http_requests_pending", "Requests parsed and not yet answered or written "
+          "(all connections' pipelines).", "gauge", hs.requests_pending);
+    gauge(&b, "reeld_http_output_queued_bytes", "Answer bytes queued for clients that have not "
+          "taken them.", "gauge", hs.output_queued_bytes);
+    gauge(&b, "reeld_problems_slow_clients_total", "Clients cut: header, body or idle timeout, "
+          "or an SSE consumer that fell behind.", "counter",
+          reel_problem_total(REEL_PROBLEM_SLOW_CLIENT));
     reel__api_reply(a, req, REEL_ROUTE_METRICS, 200, "text/plain; version=0.0.4", NULL, &b);
     reel_jbuf_free(&b);
 }

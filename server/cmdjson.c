@@ -471,3 +471,12 @@ uint64_t reel_cmdjson_fp(const char *op, size_t op_len, const char *body, size_t
     /* The op's hash seeds the body's: a different op or body changes it. */
     return XXH3_64bits_withSeed(body, body_len, XXH3_64bits(op, op_len));
 }
+
+uint64_t reel_cmdjson_idem_fp(const char *op, size_t op_len, const json_t *body)
+{
+    char *canon = body ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY)
+                       : NULL;
+    uint64_t fp = reel_cmdjson_fp(op, op_len, canon ? canon : "", canon ? strlen(canon) : 0);
+    free(canon);
+    return fp;
+}

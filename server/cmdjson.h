@@ -54,8 +54,15 @@ int reel_cmdjson_op(const char *op, size_t len, reel_route_match_t *m, reel_api_
 void reel_cmdjson_answer(reel_cmd_kind_t kind, const reel_cmd_result_t *res,
                          reel_views_txn_t *t, reel_jbuf_t *out);
 
-/* The idempotency fingerprint of a request: XXH3-64 of "METHOD /path",
- * a newline and the body bytes (a repeat must match all three). */
+/* XXH3-64 of body_len bytes seeded with XXH3-64 of op. */
 uint64_t reel_cmdjson_fp(const char *op, size_t op_len, const char *body, size_t body_len);
+/* The idempotency fingerprint of a write, the one definition that a plain
+ * request and a /v1/batch line share (docs/API.md, "Idempotency"):
+ * reel_cmdjson_fp of op = "METHOD /path" (the request line's method, one
+ * space, its target as sent; a batch line's "op" as given) and the body
+ * as canonical JSON (jansson's JSON_COMPACT | JSON_SORT_KEYS, so spacing
+ * and key order do not matter), or no bytes when there is no body. So the
+ * same key on the same write, either way, replays. */
+uint64_t reel_cmdjson_idem_fp(const char *op, size_t op_len, const json_t *body);
 
 #endif /* REEL_SERVER_CMDJSON_H */

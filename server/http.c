@@ -22,6 +22,7 @@
  */
 #include "server/http.h"
 #include "engine/common.h"
+#include "server/problems.h"
 
 #include <arpa/inet.h>
 #include <http_parser.h>
@@ -39,6 +40,13 @@
 _Static_assert(SRV_HEADER_BYTES_MAX < CONN_RBUF_BYTES, "headers fit the read buffer");
 
 typedef enum conn_phase { PHASE_IDLE, PHASE_HEADERS, PHASE_BODY } conn_phase_t;
+
+/* The request line as it passes, for its protocol token: http-parser as
+ * Debian builds it (not HTTP_PARSER_STRICT) takes "HTTX/1.1" for
+ * "HTTP/1.1", so the line's last bytes are checked here. */
+typedef enum rl_state { RL_START, RL_LINE, RL_DONE } rl_state_t;
+/* " HTTP/1.1": the bytes of the line's end that are checked. */
+#define RL_TAIL 9
 
 struct reel_http_conn {
     uv_tcp_t tcp;                  /* first: handle->data is not needed */
@@ -68,6 +76,11 @@ struct reel_http_conn {
     bool closing;                  /* handles closing */
     bool lingering;                /* answered and shut down: draining input */
     bool loopback;
+    bool stop;                     /* the message just parsed stops the parser */
+    rl_state_t rl;                 /* the current request line: where its scan is */
+    bool rl_ok;                    /* it ended in " HTTP/d.d" */
+    uint8_t rl_len;                /* bytes in rl_tail */
+    char rl_tail[RL_TAIL];         /* its last bytes (without CR) */
     char rbuf[CONN_RBUF_BYTES];
     size_t rlen;                   /* bytes in rbuf not yet parsed */
 };
@@ -254,8 +267,12 @@ static void conn_flush(reel_http_conn_t *c)
 static void timer_cb(uv_timer_t *t)
 {
     reel_http_conn_t *c = t->data;
-    if (!c->lingering)
+    if (!c->lingering) {
         c->srv->stats.timeouts++;
+        if (c->timer_state != TIMER_IDLE)
+            reel_problem(REEL_PROBLEM_SLOW_CLIENT, "a client did not send its request's %s "
+                         "in time", c->timer_state == TIMER_HEADERS ? "headers" : "body");
+    }
     conn_close(c);
 }
 
@@ -369,8 +386,8 @@ static void conn_close(reel_http_conn_t *c)
     while (r != NULL) {
         reel_http_req_t *next = r->next;
         r->next = NULL;
-        if (r->stream && r->on_close)
-            r->on_close(r);
+        if (r->on_close && (r->stream || !r->replied))
+            r->on_close(r); /* a stream ends; a waiting request is dropped */
         else if (r->replied && !r->stream)
             req_free(r);
         r = next;
@@ -385,6 +402,7 @@ static void conn_close(reel_http_conn_t *c)
 static void conn_fail(reel_http_conn_t *c, const reel_api_err_t *err)
 {
     c->srv->stats.bad_requests++;
+    reel_problem(REEL_PROBLEM_BAD_REQUEST, "%d %s: %s", err->status, err->code, err->message);
     reel_http_req_t *r = c->cur;
     if (r == NULL || c->phase == PHASE_IDLE)
         r = req_new(c);
@@ -498,6 +516,11 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
 
 static int headers_check(reel_http_conn_t *c, http_parser *p)
 {
+    if (c->rl != RL_DONE || !c->rl_ok) {
+        reel_api_err_set(&c->err, 400, "bad_request", "",
+                         "malformed request line: it must end in HTTP/1.1 or HTTP/1.0");
+        return -1;
+    }
     bool v10 = p->http_major == 1 && p->http_minor == 0;
     bool v11 = p->http_major == 1 && p->http_minor == 1;
     if (!v10 && !v11) {
@@ -582,8 +605,12 @@ static int on_message_complete(http_parser *p)
     }
     if (!r->keep_alive)
         r->close_after = true;
-    if (r->close_after || c->nreq >= SRV_PIPELINE_MAX || c->srv->closing)
-        http_parser_pause(p, 1);
+    /* The parser pauses after every message, so that the next request
+     * line is scanned from its first byte (conn_parse); c->stop says
+     * whether parsing really stops here. */
+    http_parser_pause(p, 1);
+    c->rl = RL_START;
+    c->stop = r->close_after || c->nreq >= SRV_PIPELINE_MAX || c->srv->closing;
     if (r->close_after)
         c->paused = c->done = true; /* nothing after a closing request is read */
     c->srv->cb(c->srv, r);
@@ -592,7 +619,7 @@ static int on_message_complete(http_parser *p)
      * the read, so a client that never reads holds at most the bound plus
      * one answer (invariant 2); the write callback resumes. */
     if (c->closing || c->tcp.write_queue_size >= SRV_OUTPUT_BYTES_MAX)
-        http_parser_pause(p, 1);
+        c->stop = true;
     return 0;
 }
 
@@ -614,16 +641,49 @@ static void parse_error(reel_http_conn_t *c, enum http_errno e)
     conn_fail(c, &err);
 }
 
+/* Scans the request line's bytes in p[0..n) (those before its end that
+ * the parser is about to see: it stops after each message, so they are
+ * the current request's); blank lines before a request are skipped, as
+ * the parser does. Bounded by the line (the parser bounds that). */
+static void scan_request_line(reel_http_conn_t *c, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n && c->rl != RL_DONE; i++) {
+        char ch = p[i];
+        if (c->rl == RL_START) {
+            if (ch == '\r' || ch == '\n')
+                continue;
+            c->rl = RL_LINE;
+            c->rl_len = 0;
+        }
+        if (ch == '\n') {
+            const char *t = c->rl_tail;
+            c->rl = RL_DONE;
+            c->rl_ok = c->rl_len == RL_TAIL && memcmp(t, " HTTP/", 6) == 0 && t[6] >= '0' &&
+                       t[6] <= '9' && t[7] == '.' && t[8] >= '0' && t[8] <= '9';
+        } else if (ch != '\r') {
+            if (c->rl_len == RL_TAIL) {
+                memmove(c->rl_tail, c->rl_tail + 1, RL_TAIL - 1);
+                c->rl_len--;
+            }
+            c->rl_tail[c->rl_len++] = ch;
+        }
+    }
+}
+
 static void conn_parse(reel_http_conn_t *c)
 {
     size_t off = 0;
     while (off < c->rlen && !c->paused && !c->closing) {
+        scan_request_line(c, c->rbuf + off, c->rlen - off);
         size_t n = http_parser_execute(&c->parser, &c->srv->settings, c->rbuf + off,
                                        c->rlen - off);
         off += n;
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
         if (e == HPE_PAUSED) {
             http_parser_pause(&c->parser, 0);
+            if (!c->stop)
+                continue; /* only the pause after each message */
+            c->stop = false;
             c->paused = true;
             break;
         }
@@ -718,9 +778,52 @@ void reel_http_stream_start(reel_http_req_t *r, const char *ctype)
     conn_update(c);
 }
 
+void reel_http_chunked_start(reel_http_req_t *r, int status, const char *ctype)
+{
+    REEL_ASSERT(!r->replied);
+    reel_http_conn_t *c = r->conn;
+    r->replied = true;
+    r->stream = true;
+    r->chunked = true;
+    if (c->closing)
+        return; /* the application ends it; it sees stream_alive false */
+    if (c->srv->closing)
+        r->close_after = true;
+    reel_jbuf_t b;
+    reel_jbuf_init(&b);
+    reel_jbuf_addf(&b, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n"
+                   "%s\r\n",
+                   status, reel_http_reason(status), ctype,
+                   r->close_after ? "Connection: close\r\n" : "");
+    r->out = reel_jbuf_take(&b, &r->out_len);
+    if (r->out == NULL) {
+        conn_close(c);
+        return;
+    }
+    conn_flush(c);
+    conn_update(c);
+}
+
 bool reel_http_stream_alive(reel_http_req_t *r)
 {
     return !r->conn->closing && !r->conn->lingering;
+}
+
+bool reel_http_req_alive(const reel_http_req_t *r)
+{
+    return !r->conn->closing;
+}
+
+/* Appends len bytes to r->out (an answer not yet at the head). */
+static bool out_append(reel_http_req_t *r, const char *data, size_t len)
+{
+    char *p = realloc(r->out, r->out_len + len);
+    if (p == NULL)
+        return false;
+    memcpy(p + r->out_len, data, len);
+    r->out = p;
+    r->out_len += len;
+    return true;
 }
 
 bool reel_http_stream_write(reel_http_req_t *r, const char *data, size_t len)
@@ -729,16 +832,25 @@ bool reel_http_stream_write(reel_http_req_t *r, const char *data, size_t len)
     reel_http_conn_t *c = r->conn;
     if (!reel_http_stream_alive(r))
         return false;
+    if (len == 0)
+        return true;
+    if (r->chunked) {
+        /* One chunk: its size line, the bytes, CRLF. */
+        char *frame = malloc(len + 24);
+        if (frame == NULL)
+            return false;
+        int n = snprintf(frame, 24, "%zx\r\n", len);
+        memcpy(frame + n, data, len);
+        memcpy(frame + n + len, "\r\n", 2);
+        bool ok = c->head == r ? conn_write(c, frame, (size_t)n + len + 2, false) == 0
+                               : out_append(r, frame, (size_t)n + len + 2);
+        free(frame);
+        return ok;
+    }
     if (c->head == r)
         return conn_write(c, data, len, false) == 0;
     /* Earlier answers are still due: kept until the stream is the head. */
-    char *p = realloc(r->out, r->out_len + len);
-    if (p == NULL)
-        return false;
-    memcpy(p + r->out_len, data, len);
-    r->out = p;
-    r->out_len += len;
-    return true;
+    return out_append(r, data, len);
 }
 
 size_t reel_http_stream_queued(reel_http_req_t *r)
@@ -752,6 +864,19 @@ void reel_http_stream_end(reel_http_req_t *r)
 {
     REEL_ASSERT(r->stream);
     reel_http_conn_t *c = r->conn;
+    if (r->chunked && !c->closing && !c->lingering && out_append(r, "0\r\n\r\n", 5)) {
+        /* The last chunk: from here it is an answered request like any
+         * other, written (and freed) in order; the connection goes on. */
+        r->stream = false;
+        r->on_close = r->on_drain = NULL;
+        conn_flush(c);
+        if (!c->closing) {
+            conn_resume(c);
+            conn_update(c);
+        }
+        return;
+    }
+    r->on_close = NULL; /* conn_close below must not call back into the application */
     if (!c->closing) {
         if (c->head == r) {
             c->head = r->next;
@@ -776,6 +901,8 @@ static void refuse(reel_http_conn_t *c)
                      "Content-Length: %zu\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s",
                      sizeof(body) - 1, body);
     c->srv->stats.connections_refused++;
+    reel_problem(REEL_PROBLEM_CONN_LIMIT, "%llu connections open: refusing more with 503",
+                 (unsigned long long)c->srv->opts.max_connections);
     c->paused = c->done = true;
     conn_write(c, head, (size_t)n, true);
 }
@@ -803,8 +930,10 @@ static bool peer_loopback(uv_tcp_t *tcp)
 static void connection_cb(uv_stream_t *listener, int status)
 {
     reel_http_server_t *srv = listener->data;
-    if (status != 0)
+    if (status != 0) {
+        reel_problem(REEL_PROBLEM_ACCEPT, "accepting a connection: %s", uv_strerror(status));
         return;
+    }
     reel_http_conn_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return; /* the kernel keeps it in the backlog; retried on the next event */
@@ -814,7 +943,9 @@ static void connection_cb(uv_stream_t *listener, int status)
     uv_timer_init(srv->loop, &c->timer);
     c->tcp.data = c;
     c->timer.data = c;
-    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+    int rc = uv_accept(listener, (uv_stream_t *)&c->tcp);
+    if (rc != 0) {
+        reel_problem(REEL_PROBLEM_ACCEPT, "accepting a connection: %s", uv_strerror(rc));
         c->closing = true;
         uv_close((uv_handle_t *)&c->tcp, handle_close_cb);
         uv_close((uv_handle_t *)&c->timer, handle_close_cb);
@@ -932,8 +1063,8 @@ bool reel_http_server_idle(reel_http_server_t *srv)
 {
     for (reel_http_conn_t *c = srv->conns; c != NULL; c = c->next) {
         for (reel_http_req_t *r = c->head; r != NULL; r = r->next) {
-            if (!r->replied)
-                return false;
+            if (!r->replied || r->chunked)
+                return false; /* a chunked answer in progress is in flight */
         }
         if (c->tcp.write_queue_size > 0)
             return false;
@@ -949,4 +1080,21 @@ void *reel_http_server_data(reel_http_server_t *srv)
 void reel_http_server_stats(reel_http_server_t *srv, reel_http_stats_t *out)
 {
     *out = srv->stats;
+    out->requests_pending = 0;
+    out->output_queued_bytes = 0;
+    for (reel_http_conn_t *c = srv->conns; c != NULL; c = c->next) {
+        out->requests_pending += c->nreq;
+        out->output_queued_bytes += c->tcp.write_queue_size;
+    }
+}
+
+void reel_http_stream_abort(reel_http_req_t *r)
+{
+    r->chunked = false; /* no last chunk: the client sees the answer cut short */
+    reel_http_stream_end(r);
+}
+
+bool reel_http_stream_at_head(const reel_http_req_t *r)
+{
+    return r->conn->head == r && r->out_len == 0 && !r->conn->closing;
 }

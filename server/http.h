@@ -59,12 +59,15 @@ struct reel_http_req {
     uint64_t start_ns;            /* when its first byte was parsed (monotonic) */
     void *app;                    /* the application's */
     reel_http_stream_cb on_drain; /* stream: the output queue drained below the half */
-    reel_http_stream_cb on_close; /* stream: the connection closed; end the stream */
+    reel_http_stream_cb on_close; /* stream: the connection closed; end the stream. A request
+                                   * not yet answered: its client is gone; answer it now
+                                   * (the answer is dropped), e.g. a parked long poll */
     /* private */
     reel_http_conn_t *conn;
     reel_http_req_t *next;
     bool replied;                 /* answer (or stream head) given */
     bool stream;                  /* an open-ended answer */
+    bool chunked;                 /* the stream is a chunked answer (the connection goes on) */
     bool close_after;             /* close the connection after this answer */
     bool keep_alive;              /* the client wants the connection kept */
     char *out;                    /* the answer's bytes, until written */
@@ -87,6 +90,8 @@ typedef struct reel_http_stats {
     uint64_t timeouts;             /* cut for a slow request or an idle keep-alive */
     uint64_t bad_requests;         /* 400, 413, 431, 505 from the transport */
     uint64_t reads_paused;         /* times a client's output bound stopped reading */
+    uint64_t requests_pending;     /* now: parsed, not yet answered or written */
+    uint64_t output_queued_bytes;  /* now: answer bytes the clients have not taken */
 } reel_http_stats_t;
 
 /* Listens on host:port (port 0: any free one; *bound_port gets it).
@@ -118,14 +123,30 @@ void reel_http_reply_error(reel_http_req_t *req, const reel_api_err_t *err);
 /* Turns req into a stream: the head (200, ctype, no length, the
  * connection closes at its end) is queued now. */
 void reel_http_stream_start(reel_http_req_t *req, const char *ctype);
-/* Queues bytes on a stream. Returns false when the connection is gone. */
+/* Turns req into a chunked answer (Transfer-Encoding: chunked) of status:
+ * a stream whose writes are chunks and whose end (reel_http_stream_end)
+ * sends the last chunk and lets the connection go on (keep-alive and
+ * pipelining as for any answer). on_drain paces it as for a stream. */
+void reel_http_chunked_start(reel_http_req_t *req, int status, const char *ctype);
+/* Queues bytes on a stream (a chunk of a chunked answer). Returns false
+ * when the connection is gone. */
 bool reel_http_stream_write(reel_http_req_t *req, const char *data, size_t len);
 /* Bytes of the stream's connection not yet written (0 when gone). */
 size_t reel_http_stream_queued(reel_http_req_t *req);
 /* Whether the stream's connection is still open. */
 bool reel_http_stream_alive(reel_http_req_t *req);
-/* Ends the stream (the connection closes) and frees req. */
+/* Ends the stream (the connection closes) and frees req; a chunked answer
+ * gets its last chunk instead and the connection goes on (req is freed
+ * once written). */
 void reel_http_stream_end(reel_http_req_t *req);
+/* Ends a stream or a chunked answer by closing its connection (an error
+ * after the head left: the client sees the answer cut short); frees req. */
+void reel_http_stream_abort(reel_http_req_t *req);
+/* Whether the stream's earlier answers and its own queued bytes are all
+ * handed to the socket (a chunked answer behind others waits for this). */
+bool reel_http_stream_at_head(const reel_http_req_t *req);
+/* Whether req's connection is still open (a request not yet answered). */
+bool reel_http_req_alive(const reel_http_req_t *req);
 
 /* Reason phrase of a status ("Not Found"). */
 const char *reel_http_reason(int status);

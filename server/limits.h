@@ -34,15 +34,18 @@
 /* Time a client has to send a request's line and headers once it started
  * (slowloris): then the connection is cut. */
 #define SRV_HEADER_TIMEOUT_MS 10000u
-/* Time a client has to send a body once its headers arrived. */
+/* Time a client has to send a body once its headers arrived
+ * (--body-timeout-ms). */
 #define SRV_BODY_TIMEOUT_MS 30000u
 /* An idle keep-alive connection is closed after this. */
 #define SRV_IDLE_TIMEOUT_MS 60000u
 /* (API) SSE: a heartbeat comment this often on /v1/log/stream. */
 #define SRV_SSE_HEARTBEAT_MS 15000u
 /* SSE output queued to one consumer: the catch-up from the log pauses
- * here and resumes as the client reads; a consumer that stays above it for
- * a whole heartbeat period without reading anything is cut. */
+ * here and resumes as the client reads. A consumer behind the log with
+ * its queue past it, that took nothing since the last pump (a commit or a
+ * drain), is cut at once; one that stays above it for a whole heartbeat
+ * period without reading anything (nothing committing) is cut then. */
 #define SRV_SSE_BUFFER_BYTES (1u << 20)
 /* (API) /v1/log page: default and largest `limit`. */
 #define SRV_LOG_LIMIT_DEFAULT 1000u

@@ -328,6 +328,25 @@ size_t reel_test_http_answer_len(const char *p, size_t n)
     return head + blen <= n ? head + blen : 0;
 }
 
+size_t reel_test_http_dechunk(char *p)
+{
+    char *out = p, *in = p;
+    for (;;) {
+        char *end = NULL;
+        unsigned long long n = strtoull(in, &end, 16);
+        if (end == in || strncmp(end, "\r\n", 2) != 0)
+            break; /* malformed or cut short: what came so far */
+        in = end + 2;
+        if (n == 0 || strlen(in) < n + 2)
+            break;
+        memmove(out, in, n);
+        out += n;
+        in += n + 2;
+    }
+    *out = '\0';
+    return (size_t)(out - p);
+}
+
 reel_test_resp_t reel_test_resp_parse(char *raw)
 {
     reel_test_resp_t r = {0, raw, NULL, NULL};
@@ -335,6 +354,8 @@ reel_test_resp_t reel_test_resp_parse(char *raw)
         r.status = 0;
     char *b = strstr(raw, "\r\n\r\n");
     r.body = b ? b + 4 : raw + strlen(raw);
+    if (b != NULL && memmem(raw, (size_t)(b - raw), "Transfer-Encoding: chunked", 26) != NULL)
+        reel_test_http_dechunk(r.body);
     r.json = json_loads(r.body, JSON_DECODE_ANY, NULL);
     return r;
 }

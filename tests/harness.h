@@ -72,7 +72,11 @@ typedef struct reel_test_resp {
     char *body;   /* into raw */
     json_t *json; /* the body parsed, or NULL */
 } reel_test_resp_t;
-/* Parses raw (taken: freed by reel_test_resp_free). */
+/* Decodes a chunked body in place (NUL-terminated); returns its length.
+ * Stops at the last chunk or where the body is malformed or cut short. */
+size_t reel_test_http_dechunk(char *p);
+/* Parses raw (taken: freed by reel_test_resp_free); a chunked body is
+ * decoded in place. */
 reel_test_resp_t reel_test_resp_parse(char *raw);
 void reel_test_resp_free(reel_test_resp_t *r);
 /* One request on its own connection (Connection: close); headers: extra

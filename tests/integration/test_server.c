@@ -95,6 +95,16 @@ static int conn_open(void)
     return fd;
 }
 
+/* Raw bytes on their own connection; what comes back until close. */
+static char *raw_exchange(const char *data, size_t len)
+{
+    int fd = conn_open();
+    send_all(fd, data, len);
+    char *raw = read_until_close(fd, IO_TIMEOUT_MS, NULL, NULL);
+    close(fd);
+    return raw;
+}
+
 /* One request on its own connection; headers: extra lines or NULL. */
 static resp_t http(const char *method, const char *path, const char *body, const char *headers)
 {
@@ -745,4 +755,236 @@ Test(server, kill9_keeps_acknowledged_writes_and_sigterm_exits_0)
     cr_expect_eq(srv_stop(SIGTERM), 0);
     srv_start(NULL);
     expect(http("GET", "/v1/handles/after", NULL, NULL), 200, NULL);
+}
+
+/* ---- issue 4's gaps ---- */
+
+/* The value of an unlabelled /metrics sample, or -1. */
+static long long metric(const char *name)
+{
+    resp_t r = http("GET", "/metrics", NULL, NULL);
+    char key[128];
+    snprintf(key, sizeof(key), "\n%s ", name);
+    const char *p = strstr(r.body, key);
+    long long v = p ? atoll(p + strlen(key)) : -1;
+    resp_free(&r);
+    return v;
+}
+
+/* Polls metric name until it equals want or ms pass (no sleep: each poll
+ * is a request); returns the last value. */
+static long long metric_wait(const char *name, long long want, int ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)ms;
+    long long v;
+    while ((v = metric(name)) != want && now_ms() < deadline)
+        continue;
+    return v;
+}
+
+Test(server, request_line_protocol_token)
+{
+    srv_start(NULL);
+    static const char bad[] = "GET /healthz HTTX/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    resp_t r = parse_resp(raw_exchange(bad, sizeof(bad) - 1));
+    cr_expect_eq(r.status, 400, "%s", r.raw);
+    cr_expect_str_eq(jerr(&r, "code"), "bad_request", "%s", r.body);
+    resp_free(&r);
+    /* Pipelined: the first is served, the second (split across sends) is
+     * refused. */
+    int fd = conn_open();
+    static const char two[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\nGET /healthz HTT";
+    send_all(fd, two, sizeof(two) - 1);
+    send_all(fd, "X/1.1\r\nHost: t\r\n\r\n", 19);
+    char *raw = read_until_close(fd, IO_TIMEOUT_MS, NULL, NULL);
+    close(fd);
+    cr_expect_not_null(strstr(raw, "HTTP/1.1 200"), "%s", raw);
+    cr_expect_not_null(strstr(raw, "HTTP/1.1 400"), "%s", raw);
+    free(raw);
+    expect(http("GET", "/healthz", NULL, NULL), 200, NULL);
+}
+
+Test(server, idempotency_key_same_for_request_and_batch_line)
+{
+    srv_start(NULL);
+    resp_t r = http("POST", "/v1/users", "{\"handle\":\"idem1\", \"display_name\":\"D\"}",
+                    "Idempotency-Key: k-shared\r\n");
+    cr_assert_eq(r.status, 201, "%s", r.raw);
+    long long uid = jint(&r, "user_id");
+    resp_free(&r);
+    /* The same write as a batch line, keys in another order: a replay. */
+    r = http("POST", "/v1/batch", "{\"op\":\"POST /v1/users\",\"idempotency_key\":\"k-shared\","
+             "\"body\":{\"display_name\":\"D\",\"handle\":\"idem1\"}}\n", NULL);
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    json_t *line = json_loads(r.body, JSON_DISABLE_EOF_CHECK, NULL);
+    cr_assert_not_null(line, "%s", r.body);
+    cr_expect_eq(json_integer_value(json_object_get(line, "status")), 201, "%s", r.body);
+    cr_expect_eq(json_integer_value(json_object_get(json_object_get(line, "body"), "user_id")),
+                 uid, "%s", r.body);
+    json_decref(line);
+    resp_free(&r);
+    /* And back: a batch line's key, then the plain request. */
+    r = http("POST", "/v1/batch", "{\"op\":\"POST /v1/users\",\"idempotency_key\":\"k-two\","
+             "\"body\":{\"handle\":\"idem2\"}}\n", NULL);
+    resp_free(&r);
+    r = http("POST", "/v1/users", "{ \"handle\" : \"idem2\" }", "Idempotency-Key: k-two\r\n");
+    cr_expect_eq(r.status, 201, "%s", r.raw);
+    cr_expect_not_null(strstr(r.raw, "Idempotent-Replayed: true"), "%s", r.raw);
+    resp_free(&r);
+    /* Another body under the key is still a conflict. */
+    expect(http("POST", "/v1/users", "{\"handle\":\"idem3\"}", "Idempotency-Key: k-two\r\n"), 409,
+           NULL);
+}
+
+Test(server, body_timeout_flag_and_batch_line_limit)
+{
+    srv_start("--body-timeout-ms", "300", NULL);
+    int fd = conn_open();
+    static const char part[] = "POST /v1/users HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{";
+    send_all(fd, part, sizeof(part) - 1);
+    uint64_t t0 = now_ms();
+    bool closed;
+    char *raw = read_until_close(fd, IO_TIMEOUT_MS, NULL, &closed);
+    uint64_t ms = now_ms() - t0;
+    close(fd);
+    free(raw);
+    cr_expect(closed, "the body timeout never cut the client");
+    cr_expect_lt(ms, 5000, "cut after %llu ms, not --body-timeout-ms 300", (unsigned long long)ms);
+    /* One line over the documented limit: 413 too_large, nothing applied. */
+    size_t n = 16385, len = 0;
+    char *batch = malloc(n * 3 + 1);
+    cr_assert_not_null(batch);
+    for (size_t i = 0; i < n; i++, len += 3)
+        memcpy(batch + len, "{}\n", 3);
+    batch[len] = '\0';
+    resp_t r = http("POST", "/v1/batch", batch, NULL);
+    free(batch);
+    cr_expect_eq(r.status, 413, "%.300s", r.raw);
+    cr_expect_str_eq(jerr(&r, "code"), "too_large");
+    cr_expect_not_null(strstr(jerr(&r, "message"), "16384 lines"), "%s", r.body);
+    resp_free(&r);
+}
+
+Test(server, problems_logged_once_not_per_request)
+{
+    srv_start(NULL);
+    static const char bad[] = "GET /healthz HTTX/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    for (int i = 0; i < 200; i++)
+        free(raw_exchange(bad, sizeof(bad) - 1));
+    expect(http("GET", "/healthz", NULL, NULL), 200, NULL);
+    char path[PATH_MAX + 16];
+    uint8_t *text = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof(path), "%s/err.txt", tmp);
+    cr_assert_eq(reel_test_read_file(path, &text, &len), 0);
+    text[len] = '\0';
+    int lines = 0, about = 0;
+    for (char *p = (char *)text, *nl; (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
+        lines++;
+        *nl = '\0';
+        if (strstr(p, "bad requests") != NULL)
+            about++;
+    }
+    cr_expect_geq(about, 1, "the bad requests were not reported");
+    cr_expect_leq(lines, 3, "%d lines of stderr for 200 bad requests", lines);
+    free(text);
+}
+
+Test(server, parked_claim_of_a_gone_client_is_dropped)
+{
+    srv_start(NULL);
+    new_user("maker");
+    int fd = conn_open();
+    const char *claim = "{\"worker\":\"gone\",\"wait_ms\":30000}";
+    char req[512];
+    int n = snprintf(req, sizeof(req), "POST /v1/render/claim HTTP/1.1\r\nHost: t\r\n"
+                     "Content-Length: %zu\r\n\r\n%s", strlen(claim), claim);
+    send_all(fd, req, (size_t)n);
+    cr_assert_eq(metric_wait("reeld_claims_parked", 1, IO_TIMEOUT_MS), 1);
+    close(fd);
+    /* Dropped at once, not at its deadline (30 s) nor a retry. */
+    cr_expect_eq(metric_wait("reeld_claims_parked", 0, 3000), 0, "the claim stayed parked");
+    ok("POST", "/v1/generations", "{\"user\":1,\"prompt\":\"for the living\"}", NULL);
+    resp_t r = http("POST", "/v1/render/claim", "{\"worker\":\"here\"}", NULL);
+    cr_expect_eq(json_array_size(json_object_get(r.json, "tasks")), 1,
+                 "the task went to the client that left: %s", r.raw);
+    resp_free(&r);
+}
+
+Test(server, sse_consumer_that_falls_behind_is_cut_at_once)
+{
+    srv_start(NULL);
+    new_user("poster");
+    int deaf = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 4096;
+    setsockopt(deaf, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv_port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(deaf, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    static const char sreq[] = "GET /v1/log/stream HTTP/1.1\r\nHost: t\r\n\r\n";
+    send_all(deaf, sreq, sizeof(sreq) - 1);
+    cr_assert_eq(metric_wait("reeld_streams_open", 1, IO_TIMEOUT_MS), 1);
+    /* Batches of big posts (~4 KiB events) until the consumer is cut:
+     * well before a heartbeat (15 s) could cut it. */
+    char prompt[1901];
+    memset(prompt, 'p', sizeof(prompt) - 1);
+    prompt[sizeof(prompt) - 1] = '\0';
+    size_t cap = 400 * 2200, len = 0;
+    char *batch = malloc(cap);
+    cr_assert_not_null(batch);
+    for (int i = 0; i < 400; i++)
+        len += (size_t)snprintf(batch + len, cap - len, "{\"op\":\"POST /v1/posts\",\"body\":"
+                                "{\"author\":1,\"video_uri\":\"u\",\"prompt\":\"%s\"}}\n", prompt);
+    uint64_t t0 = now_ms();
+    long long open = 1;
+    for (int round = 0; round < 30 && open != 0; round++) {
+        resp_t r = http("POST", "/v1/batch", batch, NULL);
+        cr_assert_eq(r.status, 200, "%.200s", r.raw);
+        resp_free(&r);
+        open = metric("reeld_streams_open");
+    }
+    uint64_t ms = now_ms() - t0;
+    free(batch);
+    cr_expect_eq(open, 0, "the consumer that never reads was not cut");
+    cr_expect_lt(ms, 10000, "cut after %llu ms", (unsigned long long)ms);
+    close(deaf);
+    expect(http("GET", "/healthz", NULL, NULL), 200, NULL);
+}
+
+Test(server, log_page_is_chunked_and_keeps_the_connection)
+{
+    srv_start(NULL);
+    size_t cap = 3000 * 80, len = 0;
+    char *batch = malloc(cap);
+    cr_assert_not_null(batch);
+    for (int i = 0; i < 3000; i++)
+        len += (size_t)snprintf(batch + len, cap - len,
+                                "{\"op\":\"POST /v1/users\",\"body\":{\"handle\":\"u%d\"}}\n", i);
+    resp_t r = http("POST", "/v1/batch", batch, NULL);
+    cr_assert_eq(r.status, 200, "%.200s", r.raw);
+    resp_free(&r);
+    free(batch);
+    /* A page of 3000 events (several slices), then another request on
+     * the same connection. */
+    int fd = conn_open();
+    static const char two[] = "GET /v1/log?limit=3000 HTTP/1.1\r\nHost: t\r\n\r\n"
+                              "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    send_all(fd, two, sizeof(two) - 1);
+    size_t got;
+    char *raw = read_until_close(fd, IO_TIMEOUT_MS, &got, NULL);
+    close(fd);
+    cr_assert_not_null(strstr(raw, "Transfer-Encoding: chunked"), "%.300s", raw);
+    char *last = strstr(raw, "\r\n0\r\n\r\n");
+    cr_assert_not_null(last, "no last chunk");
+    cr_expect_eq(strncmp(last + 7, "HTTP/1.1 200", 12), 0, "%.200s", last + 7);
+    last[2] = '\0';
+    r = parse_resp(raw);
+    int lines = 0;
+    for (char *p = r.body; (p = strchr(p, '\n')) != NULL; p++)
+        lines++;
+    cr_expect_eq(lines, 3000);
+    cr_expect_not_null(strstr(r.body, "\"handle\":\"u2999\""));
+    resp_free(&r);
+    cr_expect_geq(metric("reeld_http_requests_pending"), 0);
+    cr_expect_geq(metric("reeld_http_output_queued_bytes"), 0);
 }
