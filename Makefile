@@ -12,6 +12,9 @@ BUILD   ?= build
 DEBIAN_PKGS := liblmdb-dev liburing-dev libxxhash-dev libzstd-dev libuv1-dev \
                libhttp-parser-dev libjansson-dev libroaring-dev libcriterion-dev pkg-config
 FUZZ_PKGS   := clang libclang-rt-14-dev
+# The baselines of `make bench` (reel bench http against Redis): installed by
+# the bench target only, never by all or test.
+BENCH_PKGS  := redis-server redis-tools
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wpointer-arith -Wformat=2 -Wvla -Wundef -Wno-missing-field-initializers -Wno-format-truncation
@@ -105,7 +108,11 @@ test-only:
 	done; rm -f $$out; \
 	echo "tests: $$pass passed, $$fail failed"; [ $$fail -eq 0 ] && [ $$bad -eq 0 ]
 
+# Installs the baselines' packages first (BENCH_PKGS); without them (not root,
+# no apt) the benchmarks still run and report "baseline": null.
 bench: all
+	@$(MAKE) --no-print-directory deps EXTRA_PKGS="$(BENCH_PKGS)" || \
+	  echo "bench: baselines not installed (apt-get install $(BENCH_PKGS)); their ratios are null" >&2
 	$(BUILD)/reel bench all $(BENCH_ARGS)
 
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
