@@ -131,11 +131,18 @@ int reel_log_iter_next(reel_log_iter_t *it, reel_record_t *rec);
 void reel_log_iter_close(reel_log_iter_t *it);
 
 /* Counters since open. */
+/* Upper bounds (µs) of the durable-write latency histogram's buckets; the
+ * last bucket counts everything slower. Prometheus-style: /metrics adds
+ * them up into cumulative `le` buckets. */
+#define REEL_LOG_SYNC_BUCKETS_US {100, 250, 500, 1000, 2500, 5000, 10000, 25000, 100000}
+#define REEL_LOG_SYNC_BUCKETS 10u
+
 typedef struct reel_log_stats {
     uint64_t batches;
     uint64_t records;
     uint64_t bytes_written;
     uint64_t fsync_ns_total;
+    uint64_t sync_hist[REEL_LOG_SYNC_BUCKETS]; /* batches by durable-write latency */
     uint64_t segments;
     const char *io_name;
 } reel_log_stats_t;

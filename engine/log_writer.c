@@ -228,6 +228,18 @@ static uint64_t encode_req(reel_log_t *log, reel_log_append_req_t *req, uint8_t 
 }
 
 /* Publishes a durable batch: the new end, index entries, stats. */
+/* The histogram bucket (reel_log_stats_t.sync_hist) of one durable write. */
+static uint32_t sync_bucket(uint64_t ns)
+{
+    static const uint64_t bounds_us[] = REEL_LOG_SYNC_BUCKETS_US;
+    _Static_assert(sizeof(bounds_us) / sizeof(bounds_us[0]) + 1 == REEL_LOG_SYNC_BUCKETS,
+                   "one bucket per bound, and the rest");
+    uint32_t b = 0;
+    while (b < REEL_LOG_SYNC_BUCKETS - 1 && ns > bounds_us[b] * 1000u)
+        b++;
+    return b;
+}
+
 static void publish(reel_log_t *log, uint32_t nindex, uint64_t bytes, uint64_t records,
                     uint64_t sync_ns)
 {
@@ -244,6 +256,7 @@ static void publish(reel_log_t *log, uint32_t nindex, uint64_t bytes, uint64_t r
     log->stats.records += records;
     log->stats.bytes_written += bytes;
     log->stats.fsync_ns_total += sync_ns;
+    log->stats.sync_hist[sync_bucket(sync_ns)]++;
     log->batch_bytes_avg = (log->batch_bytes_avg * 7 + bytes) / 8;
     pthread_cond_broadcast(&log->cv_done);
     pthread_mutex_unlock(&log->mu);

@@ -91,6 +91,21 @@ static void engine_metrics(const reel_api_t *a, reel_jbuf_t *b)
                       "# TYPE reeld_log_fsync_seconds_total counter\n"
                       "reeld_log_fsync_seconds_total %.6f\n",
                    (double)st.fsync_ns_total / 1e9);
+    static const uint64_t bounds_us[] = REEL_LOG_SYNC_BUCKETS_US;
+    uint64_t cum = 0;
+    reel_jbuf_addf(b, "# HELP reeld_log_fsync_seconds Latency of each group commit's durable "
+                      "write.\n# TYPE reeld_log_fsync_seconds histogram\n");
+    for (uint32_t i = 0; i < REEL_LOG_SYNC_BUCKETS; i++) {
+        cum += st.sync_hist[i];
+        if (i + 1 < REEL_LOG_SYNC_BUCKETS)
+            reel_jbuf_addf(b, "reeld_log_fsync_seconds_bucket{le=\"%g\"} %llu\n",
+                           (double)bounds_us[i] / 1e6, (unsigned long long)cum);
+        else
+            reel_jbuf_addf(b, "reeld_log_fsync_seconds_bucket{le=\"+Inf\"} %llu\n",
+                           (unsigned long long)cum);
+    }
+    reel_jbuf_addf(b, "reeld_log_fsync_seconds_sum %.6f\nreeld_log_fsync_seconds_count %llu\n",
+                   (double)st.fsync_ns_total / 1e9, (unsigned long long)st.batches);
     reel_jbuf_addf(b, "# HELP reeld_log_group_commit_records_avg Records per group commit.\n"
                       "# TYPE reeld_log_group_commit_records_avg gauge\n"
                       "reeld_log_group_commit_records_avg %.3f\n",

@@ -505,6 +505,11 @@ Test(server, log_stream_batch_health_metrics)
                        "%s", r.body);
     cr_expect_not_null(strstr(r.body, "reeld_request_seconds_bucket"));
     cr_expect_not_null(strstr(r.body, "reeld_connections_open"));
+    /* The group commits' durable-write latency, as a histogram whose +Inf
+     * bucket counts every commit (at least the user created above). */
+    const char *inf = strstr(r.body, "reeld_log_fsync_seconds_bucket{le=\"+Inf\"} ");
+    cr_expect(inf != NULL && atoll(inf + strlen("reeld_log_fsync_seconds_bucket{le=\"+Inf\"} ")) >= 1,
+              "no fsync histogram");
     resp_free(&r);
 }
 
