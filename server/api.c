@@ -600,7 +600,8 @@ static void on_request(reel_http_server_t *srv, reel_http_req_t *req)
         reel__api_stream(a, req, &m);
     } else {
         reel_jbuf_t b;
-        reel_reads_ctx_t ctx = {a->engine, a->cfg.invites_per_user, a->cfg.generations_per_day};
+        reel_reads_ctx_t ctx = {a->engine, a->cfg.invites_per_user, a->cfg.generations_per_day,
+                                a->cfg.index};
         reel_jbuf_init(&b);
         if (reel_reads_serve(&ctx, &m, &b, &err) == 0)
             reel__api_reply(a, req, m.route, 200, "application/json", NULL, &b);

@@ -33,6 +33,7 @@ typedef struct reel_api_config {
     uint32_t invites_per_user;    /* as the engine's options (0: default) */
     uint32_t generations_per_day;
     reel_http_options_t http;     /* connection limits and timeouts */
+    struct reel_index *index;     /* ranks for_you and trending; NULL: the views fallback */
 } reel_api_config_t;
 
 typedef struct reel_api reel_api_t;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "index/index.h"
 #include "server/limits.h"
 
 #define JUDGED 1
@@ -160,13 +161,50 @@ static int feed_for_you(reel_views_txn_t *t, const feed_args_t *a, reel_jbuf_t *
     return 0;
 }
 
-int reel_feed_serve(reel_views_txn_t *t, const reel_route_match_t *m, reel_jbuf_t *b,
-                    reel_api_err_t *err)
+/* kind=for_you from the index: its page, reasons and cursor as JSON. */
+static int feed_ranked(reel_views_txn_t *t, reel_index_t *idx, const feed_args_t *a,
+                       reel_jbuf_t *b)
+{
+    static _Thread_local reel_feed_item_t items[REEL_IX_PAGE_MAX];
+    reel_feed_cursor_t cur = {a->ca, a->cb};
+    reel_feed_page_t page = {.items = items};
+    size_t limit = a->limit < REEL_IX_PAGE_MAX ? (size_t)a->limit : REEL_IX_PAGE_MAX;
+    int rc = reel_index_feed(idx, t, a->user, REEL_FEED_FOR_YOU, limit, &cur, a->explain, &page);
+    if (rc != 0)
+        return rc;
+    reel_jbuf_adds(b, "{\"items\":[");
+    for (size_t i = 0; i < page.n; i++) {
+        const reel_feed_item_t *it = &items[i];
+        reel_jbuf_addf(b, "%s{\"post_id\":%llu,\"author\":%llu,\"score\":%.6g", i ? "," : "",
+                       (unsigned long long)it->post, (unsigned long long)it->author,
+                       (double)it->score);
+        if (a->explain) {
+            reel_jbuf_adds(b, ",\"reasons\":[");
+            for (uint32_t j = 0; j < it->nreasons; j++)
+                reel_jbuf_addf(b, "%s{\"signal\":\"%s\",\"value\":%.6g}", j ? "," : "",
+                               it->reasons[j].signal, (double)it->reasons[j].value);
+            reel_jbuf_adds(b, "]");
+        }
+        reel_jbuf_adds(b, "}");
+    }
+    reel_jbuf_adds(b, "],\"next_cursor\":");
+    if (page.has_next)
+        reel_cursor_encode(b, page.next.a, page.next.b);
+    else
+        reel_jbuf_adds(b, "null");
+    reel_jbuf_adds(b, "}");
+    return 0;
+}
+
+int reel_feed_serve(reel_views_txn_t *t, reel_index_t *idx, const reel_route_match_t *m,
+                    reel_jbuf_t *b, reel_api_err_t *err)
 {
     feed_args_t a;
     memset(&a, 0, sizeof(a));
     int rc = feed_parse(t, m, &a, err);
     if (rc != 0)
         return rc;
-    return a.following ? feed_following(t, &a, b) : feed_for_you(t, &a, b);
+    if (a.following)
+        return feed_following(t, &a, b);
+    return idx ? feed_ranked(t, idx, &a, b) : feed_for_you(t, &a, b);
 }

@@ -1,9 +1,10 @@
 /*
- * feed.h: GET /v1/users/{id}/feed, until the recommendation index (issue
- * 6) ranks for_you. kind=following: posts of followed users, newest first
- * (ties: lower post id), merged from each followee's listing (at most
- * SRV_FEED_FOLLOWEES_MAX followees, newest follows first). kind=for_you
- * (the default): a documented fallback that applies the contract's
+ * feed.h: GET /v1/users/{id}/feed. kind=following: posts of followed users,
+ * newest first (ties: lower post id), merged from each followee's listing
+ * (at most SRV_FEED_FOLLOWEES_MAX followees, newest follows first), from
+ * the views. kind=for_you (the default): ranked by the recommendation index
+ * (index/index.h, docs/RANKING.md) when there is one; without it (the reads
+ * used outside reeld) a fallback that applies the contract's
  * filters (public, visible, not the user's own, no block either way, not
  * liked, not marked not_interested or hide_creator on that post) to the
  * newest posts by id, scanning at most SRV_FEED_SCAN_MAX ids a page;
@@ -17,8 +18,11 @@
 #include "server/jbuf.h"
 #include "server/route.h"
 
-/* 0 with the page in b, 1 with err (400, 404), or a negative views error. */
-int reel_feed_serve(reel_views_txn_t *t, const reel_route_match_t *m, reel_jbuf_t *b,
-                    reel_api_err_t *err);
+struct reel_index;
+
+/* 0 with the page in b, 1 with err (400, 404), or a negative views error.
+ * idx: the index ranking for_you (NULL: the fallback). */
+int reel_feed_serve(reel_views_txn_t *t, struct reel_index *idx, const reel_route_match_t *m,
+                    reel_jbuf_t *b, reel_api_err_t *err);
 
 #endif /* REEL_SERVER_FEED_H */

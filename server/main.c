@@ -18,6 +18,7 @@
 
 #include "engine/common.h"
 #include "engine/reel.h"
+#include "index/index.h"
 #include "server/api.h"
 #include "server/demo.h"
 
@@ -245,26 +246,63 @@ static int serve(const opts_t *o, reel_engine_t *e)
     return 0;
 }
 
+/* Opens the feed index and the engine with the index following it, then
+ * loads the index from the views and the log before any command is taken
+ * (index.h: an event is then neither lost nor counted twice). */
+static int open_parts(opts_t *o, reel_index_t **idx, reel_engine_t **e)
+{
+    char err[512] = "";
+    reel_views_txn_t *t = NULL;
+    reel_index_options_t io = {.dim = o->eng.dim};
+    uint64_t t0 = reel_mono_ns();
+    int rc = reel_index_open(&io, idx);
+    if (rc != 0) {
+        fprintf(stderr, "reeld: feed index: %s\n", reel_strerror(rc));
+        return rc;
+    }
+    o->eng.on_apply = reel_index_apply;
+    o->eng.on_apply_ctx = *idx;
+    rc = reel_engine_open(o->data, &o->eng, e, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "reeld: %s: %s\n", o->data, err[0] ? err : reel_strerror(rc));
+        return rc;
+    }
+    if ((rc = reel_engine_read_begin(*e, &t)) == 0)
+        rc = reel_index_load(*idx, t, reel_engine_log(*e));
+    reel_views_read_end(t);
+    if (rc != 0) {
+        fprintf(stderr, "reeld: loading the feed index: %s\n", reel_strerror(rc));
+        return rc;
+    }
+    reel_index_stats_t st;
+    reel_index_stats(*idx, &st);
+    fprintf(stderr, "reeld: feed index: %llu posts, %llu users loaded in %.2f s\n",
+            (unsigned long long)st.posts, (unsigned long long)st.users,
+            (double)(reel_mono_ns() - t0) / 1e9);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     opts_t o;
     reel_engine_t *e = NULL;
-    char err[512] = "";
+    reel_index_t *idx = NULL;
     int rc = parse_args(argc, argv, &o);
     if (rc != 0)
         return rc > 0 ? 0 : 2;
     signal(SIGPIPE, SIG_IGN); /* a client gone mid-answer is an error code, not a signal */
-    rc = reel_engine_open(o.data, &o.eng, &e, err, sizeof(err));
+    rc = open_parts(&o, &idx, &e);
+    if (rc == 0 && o.demo && reel_demo_load(e, stdout) < 0)
+        rc = -1;
     if (rc != 0) {
-        fprintf(stderr, "reeld: %s: %s\n", o.data, err[0] ? err : reel_strerror(rc));
-        return 1;
-    }
-    if (o.demo && reel_demo_load(e, stdout) < 0) {
         reel_engine_close(e);
+        reel_index_close(idx);
         return 1;
     }
+    o.api.index = idx;
     rc = serve(&o, e);
-    int crc = reel_engine_close(e);
+    int crc = reel_engine_close(e); /* the writer stops: no apply after this */
+    reel_index_close(idx);
     if (crc != 0)
         fprintf(stderr, "reeld: closing the engine: %s\n", reel_strerror(crc));
     fprintf(stderr, "reeld: stopped\n");

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "server/feed.h"
+#include "index/index.h"
 #include "server/limits.h"
 
 #define JUDGED 1
@@ -403,14 +404,28 @@ static int leaderboard(reel_views_txn_t *t, const reel_route_match_t *m, reel_jb
     return 0;
 }
 
-static int trending(const reel_route_match_t *m, reel_jbuf_t *b, reel_api_err_t *err)
+static int trending(reel_index_t *idx, const reel_route_match_t *m, reel_jbuf_t *b,
+                    reel_api_err_t *err)
 {
+    static _Thread_local reel_trending_tag_t rows[REEL_IX_TRENDING_MAX];
     uint64_t limit, window = 86400000;
+    size_t n = 0;
     if (reel_query_limit(m->query, m->query_len, SRV_PAGE_DEFAULT, SRV_PAGE_MAX, &limit, err) ||
         reel_query_u64(m->query, m->query_len, "window_ms", 1, REEL_ID_MAX, &window, err) < 0)
         return JUDGED;
-    /* TODO(issue 6): tag counts arrive with the recommendation index. */
-    reel_jbuf_adds(b, "{\"items\":[]}");
+    if (limit > REEL_IX_TRENDING_MAX)
+        limit = REEL_IX_TRENDING_MAX;
+    int rc = idx ? reel_index_trending(idx, window, (size_t)limit, rows, &n) : 0;
+    if (rc != 0)
+        return rc;
+    reel_jbuf_adds(b, "{\"items\":[");
+    for (size_t i = 0; i < n; i++) {
+        reel_jbuf_adds(b, i ? ",{\"tag\":" : "{\"tag\":");
+        reel_jbuf_str(b, rows[i].tag, strlen(rows[i].tag));
+        reel_jbuf_addf(b, ",\"posts\":%llu,\"score\":%.4f}", (unsigned long long)rows[i].posts,
+                       rows[i].score);
+    }
+    reel_jbuf_adds(b, "]}");
     return 0;
 }
 
@@ -431,9 +446,9 @@ static int dispatch(reel_views_txn_t *t, const reel_reads_ctx_t *ctx, const reel
     case REEL_ROUTE_USER_POSTS:
     case REEL_ROUTE_REMIXES: return post_list(t, m, b, err);
     case REEL_ROUTE_COMMENTS: return comments(t, m, b, err);
-    case REEL_ROUTE_FEED: return reel_feed_serve(t, m, b, err);
+    case REEL_ROUTE_FEED: return reel_feed_serve(t, ctx->index, m, b, err);
     case REEL_ROUTE_LEADERBOARD: return leaderboard(t, m, b, err);
-    case REEL_ROUTE_TRENDING: return trending(m, b, err);
+    case REEL_ROUTE_TRENDING: return trending(ctx->index, m, b, err);
     default: break;
     }
     reel_api_err_set(err, 404, "not_found", "", "no such endpoint");

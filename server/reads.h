@@ -3,12 +3,11 @@
  * caller's thread from one short read snapshot each. No libuv: the
  * server, tools and tests can call it.
  *
- * Feeds: kind=following is the posts of followed users, newest first.
- * kind=for_you is a fallback until the recommendation index arrives: the
- * newest public, visible posts not by the user, not by users blocking or
- * blocked by them, not liked by them and not marked not_interested;
- * followed authors' posts score 1, others 0.5. Trending tags answer an
- * empty list until the index keeps tag counts.
+ * Feeds: kind=following is the posts of followed users, newest first, from
+ * the views. kind=for_you and trending tags come from the recommendation
+ * index (index/index.h, docs/RANKING.md) when the context has one; without
+ * it (tools, tests of the reads alone) for_you is the views fallback of
+ * feed.h and trending is empty.
  */
 #ifndef REEL_SERVER_READS_H
 #define REEL_SERVER_READS_H
@@ -19,10 +18,13 @@
 #include "server/jbuf.h"
 #include "server/route.h"
 
+struct reel_index;
+
 typedef struct reel_reads_ctx {
     reel_engine_t *engine;
     uint32_t invites_per_user;    /* for a profile's invites_left */
     uint32_t generations_per_day; /* for quotas */
+    struct reel_index *index;     /* for_you and trending; NULL: none */
 } reel_reads_ctx_t;
 
 /* Answers the read route m into out (a 200 body): 0, or -1 with err (400,

@@ -148,6 +148,101 @@ static long long new_post(long long author, const char *prompt)
 
 /* ---- the API ---- */
 
+/* A post by author with a prompt and one tag. */
+static long long tagged_post(long long author, const char *prompt, const char *tag)
+{
+    char body[512];
+    snprintf(body, sizeof(body),
+             "{\"author\":%lld,\"video_uri\":\"s3://v\",\"prompt\":\"%s\",\"tags\":[\"%s\"]}",
+             author, prompt, tag);
+    return ok("POST", "/v1/posts", body, "post_id");
+}
+
+/* The posts of a feed page (at most cap) and how many are in want[]. */
+static size_t page_posts(const char *path, long long *ids, size_t cap, const long long *want,
+                         size_t nwant, size_t *hits)
+{
+    resp_t r = http("GET", path, NULL, NULL);
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    json_t *items = json_object_get(r.json, "items");
+    size_t n = 0;
+    *hits = 0;
+    for (size_t i = 0; i < json_array_size(items) && n < cap; i++) {
+        ids[n] = json_integer_value(json_object_get(json_array_get(items, i), "post_id"));
+        for (size_t j = 0; j < nwant; j++)
+            *hits += ids[n] == want[j];
+        n++;
+    }
+    resp_free(&r);
+    return n;
+}
+
+/* for_you over HTTP is ranked by the index, which follows every write at
+ * once: likes and completed views of dachshund clips fill the next page
+ * with dachshunds (never the liked ones), not_interested takes one away,
+ * and trending tags count the posts. */
+Test(server, for_you_is_ranked_and_learns)
+{
+    srv_start(NULL);
+    static const char *const topics[][2] = {{"dachshund puppy running on the beach", "dogs"},
+                                            {"jazz trio playing at night", "jazz"},
+                                            {"rocket launch into orbit", "space"},
+                                            {"pasta cooking in a small kitchen", "cooking"}};
+    char h[32], path[128], body[256];
+    long long viewer = new_user("viewer"), authors[8], dogs[16];
+    size_t ndogs = 0;
+    for (int i = 0; i < 8; i++) {
+        snprintf(h, sizeof h, "creator%d", i);
+        authors[i] = new_user(h);
+    }
+    for (int i = 0; i < 32; i++) { /* 8 posts a topic, authors spread */
+        long long p = tagged_post(authors[i % 8], topics[i % 4][0], topics[i % 4][1]);
+        if (i % 4 == 0)
+            dogs[ndogs++] = p;
+    }
+    for (int i = 0; i < 3; i++) { /* likes and completed views of three dachshund clips */
+        snprintf(path, sizeof path, "/v1/posts/%lld/likes/%lld", dogs[i], viewer);
+        ok("PUT", path, NULL, NULL);
+        snprintf(body, sizeof body, "{\"user\":%lld,\"post\":%lld,\"watch_ms\":9000,"
+                 "\"completed\":true}", viewer, dogs[i]);
+        ok("POST", "/v1/views", body, NULL);
+    }
+    long long ids[20];
+    size_t hits;
+    snprintf(path, sizeof path, "/v1/users/%lld/feed?limit=8", viewer);
+    size_t n = page_posts(path, ids, 20, dogs, ndogs, &hits);
+    cr_assert_eq(n, 8);
+    cr_expect_geq(hits, 4, "%zu of 8 are dachshunds", hits);
+    cr_expect_lt(hits, 8, "not only dachshunds (exploration)");
+    for (size_t i = 0; i < n; i++)
+        for (int j = 0; j < 3; j++)
+            cr_expect_neq(ids[i], dogs[j], "a liked post came back");
+    /* not_interested on a dachshund clip of the page: not on the next page */
+    long long marked = 0;
+    for (size_t i = 0; i < n && marked == 0; i++)
+        for (size_t j = 3; j < ndogs; j++)
+            if (ids[i] == dogs[j])
+                marked = ids[i];
+    cr_assert_neq(marked, 0);
+    snprintf(body, sizeof body, "{\"user\":%lld,\"post\":%lld,\"kind\":\"not_interested\"}",
+             viewer, marked);
+    ok("POST", "/v1/feedback", body, NULL);
+    n = page_posts(path, ids, 20, &marked, 1, &hits);
+    cr_expect_eq(hits, 0, "a post marked not_interested came back");
+    resp_t r = http("GET", "/v1/tags/trending?limit=4", NULL, NULL);
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    json_t *items = json_object_get(r.json, "items");
+    cr_expect_eq(json_array_size(items), 4, "%s", r.body);
+    bool dogs_tag = false;
+    for (size_t i = 0; i < json_array_size(items); i++) {
+        json_t *it = json_array_get(items, i);
+        cr_expect_eq(json_integer_value(json_object_get(it, "posts")), 8, "%s", r.body);
+        dogs_tag |= strcmp(json_string_value(json_object_get(it, "tag")), "dogs") == 0;
+    }
+    cr_expect(dogs_tag, "%s", r.body);
+    resp_free(&r);
+}
+
 Test(server, users_profiles_and_errors)
 {
     srv_start(NULL);
