@@ -63,6 +63,7 @@ struct reel_engine {
     inflight_t *batch;         /* REEL_ENGINE_BATCH_MAX slots (writer) */
     reel_event_t *arena;       /* REEL_ENGINE_ARENA_EVENTS events (writer) */
     reel_log_entry_t *entries; /* one log entry per arena event (writer) */
+    reel_engine_stats_t stats; /* (mu) */
 };
 
 /* One command in flight in a batch: its events and their encoding. */
@@ -107,6 +108,14 @@ static void options_defaults(reel_engine_options_t *o)
     o->render_attempts = o->render_attempts ? o->render_attempts : 3;
     o->dim = o->dim ? o->dim : 64;
     o->log.read_only = false;
+}
+
+void reel_engine_stats(reel_engine_t *e, reel_engine_stats_t *out)
+{
+    pthread_mutex_lock(&e->mu);
+    *out = e->stats;
+    out->queued = e->q_len;
+    pthread_mutex_unlock(&e->mu);
 }
 
 reel_log_t *reel_engine_log(reel_engine_t *e)
@@ -227,11 +236,9 @@ static int judge(reel_engine_t *e, reel_views_session_t *s, uint64_t *next, infl
         f->out.evs[i].at = ctx.now;
         rc = reel_views_session_apply(s, &f->out.evs[i]);
     }
-    if (rc == 0)
-        rc = submit_events(e, f);
     if (rc != 0)
         return rc;
-    f->appended = true;
+    f->appended = true; /* submitted to the log with the whole batch (run_batch) */
     *next += f->out.n;
     e->clock_ms = ctx.now;
     res->offset = (int64_t)(*next - 1);
@@ -320,9 +327,10 @@ static void answer_batch(reel_engine_t *e, uint32_t n, int rc)
 static void run_batch(reel_engine_t *e)
 {
     reel_views_session_t *s = NULL;
-    uint64_t next = reel_views_applied(e->views);
+    uint64_t next = reel_views_applied(e->views), first = next;
     uint32_t n = 0, used = 0;
     reel_cmd_req_t *carry = NULL; /* a command whose cascade goes on */
+    uint64_t t0 = reel_mono_ns(), t1, t2, t3;
     int rc = e->failed ? e->failed : reel_views_session_begin(e->views, &s);
     while (n < REEL_ENGINE_BATCH_MAX && used + REEL_CMD_SLOTS <= REEL_ENGINE_ARENA_EVENTS) {
         inflight_t *f = next_command(e, carry, n, used);
@@ -338,12 +346,30 @@ static void run_batch(reel_engine_t *e)
     }
     if (carry != NULL)
         requeue_front(e, carry); /* the batch is full: first in the next one */
+    /* The groups go to the log together, after judging: the log writer
+     * then takes the batch in one durable write, where groups submitted
+     * one by one while judging went on made it sync a first few on their
+     * own (1.33 syncs a batch with 64 clients, reeld /metrics). */
+    for (uint32_t i = 0; i < n && rc == 0; i++)
+        if (e->batch[i].appended)
+            rc = submit_events(e, &e->batch[i]);
+    t1 = reel_mono_ns();
     int rc_wait = wait_appends(e); /* even after a failure: groups in flight */
     rc = rc != 0 ? rc : rc_wait;
+    t2 = reel_mono_ns();
     if (rc == 0)
         rc = reel_views_session_commit(s);
     else
         reel_views_session_abort(s);
+    t3 = reel_mono_ns();
+    pthread_mutex_lock(&e->mu);
+    e->stats.batches++;
+    e->stats.commands += n;
+    e->stats.events += rc == 0 ? next - first : 0;
+    e->stats.judge_ns += t1 - t0;
+    e->stats.durable_wait_ns += t2 - t1;
+    e->stats.views_commit_ns += t3 - t2;
+    pthread_mutex_unlock(&e->mu);
     for (uint32_t i = 0; rc == 0 && e->opts.on_apply != NULL && i < n; i++)
         if (e->batch[i].appended)
             e->opts.on_apply(e->opts.on_apply_ctx, e->batch[i].out.evs, e->batch[i].out.n);

@@ -252,6 +252,20 @@ int reel_engine_can_use(reel_views_txn_t *t, uint64_t owner, uint64_t grantee, b
  * REEL_ECORRUPT, -EIO. */
 int reel_engine_quota(reel_views_txn_t *t, uint64_t user, uint64_t now_ms, uint32_t limit,
                       reel_quota_t *out);
+/* What the command writer has done since open (for /metrics): each batch
+ * is judged, waits for its groups to be durable, commits the views, then
+ * answers; the three phases' times add up to where a write's latency goes. */
+typedef struct reel_engine_stats {
+    uint64_t batches;          /* batches run */
+    uint64_t commands;         /* commands judged (answered) */
+    uint64_t events;           /* events appended */
+    uint64_t judge_ns;         /* judging and applying to the session */
+    uint64_t durable_wait_ns;  /* waiting for the batch's log groups to be durable */
+    uint64_t views_commit_ns;  /* committing the views (LMDB, with its data sync) */
+    uint64_t queued;           /* commands waiting for the writer now */
+} reel_engine_stats_t;
+void reel_engine_stats(reel_engine_t *e, reel_engine_stats_t *out);
+
 /* The engine's parts, for tools and tests. */
 reel_log_t *reel_engine_log(reel_engine_t *e);
 reel_views_t *reel_engine_views(reel_engine_t *e);

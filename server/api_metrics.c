@@ -91,6 +91,21 @@ static void engine_metrics(const reel_api_t *a, reel_jbuf_t *b)
                       "# TYPE reeld_log_fsync_seconds_total counter\n"
                       "reeld_log_fsync_seconds_total %.6f\n",
                    (double)st.fsync_ns_total / 1e9);
+    reel_engine_stats_t es;
+    reel_engine_stats(a->engine, &es);
+    gauge(b, "reeld_engine_batches_total", "Command batches run by the engine's writer.", "counter",
+          es.batches);
+    gauge(b, "reeld_engine_commands_total", "Commands judged.", "counter", es.commands);
+    gauge(b, "reeld_engine_events_total", "Events appended by commands.", "counter", es.events);
+    gauge(b, "reeld_engine_queue_depth", "Commands waiting for the engine's writer.", "gauge",
+          es.queued);
+    reel_jbuf_addf(b, "# HELP reeld_engine_phase_seconds_total Where batches spend their time.\n"
+                      "# TYPE reeld_engine_phase_seconds_total counter\n"
+                      "reeld_engine_phase_seconds_total{phase=\"judge\"} %.6f\n"
+                      "reeld_engine_phase_seconds_total{phase=\"durable_wait\"} %.6f\n"
+                      "reeld_engine_phase_seconds_total{phase=\"views_commit\"} %.6f\n",
+                   (double)es.judge_ns / 1e9, (double)es.durable_wait_ns / 1e9,
+                   (double)es.views_commit_ns / 1e9);
     static const uint64_t bounds_us[] = REEL_LOG_SYNC_BUCKETS_US;
     uint64_t cum = 0;
     reel_jbuf_addf(b, "# HELP reeld_log_fsync_seconds Latency of each group commit's durable "

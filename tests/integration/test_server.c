@@ -603,6 +603,8 @@ Test(server, log_stream_batch_health_metrics)
     /* The group commits' durable-write latency, as a histogram whose +Inf
      * bucket counts every commit (at least the user created above). */
     const char *inf = strstr(r.body, "reeld_log_fsync_seconds_bucket{le=\"+Inf\"} ");
+    cr_expect_not_null(strstr(r.body, "reeld_engine_phase_seconds_total{phase=\"views_commit\"}"));
+    cr_expect_not_null(strstr(r.body, "reeld_engine_queue_depth"));
     cr_expect(inf != NULL && atoll(inf + strlen("reeld_log_fsync_seconds_bucket{le=\"+Inf\"} ")) >= 1,
               "no fsync histogram");
     resp_free(&r);
