@@ -539,7 +539,8 @@ int reel_import_read_movielens(const char *dir, bool strict, FILE *err, reel_imp
     if (rc == 0)
         rc = ml_read_ratings(&m, &rs);
     if (rc == 0) {
-        qsort(rs.r, rs.n, sizeof(*rs.r), record_cmp);
+        if (rs.n > 0) /* no rating at all: rs.r is NULL, which qsort may not take */
+            qsort(rs.r, rs.n, sizeof(*rs.r), record_cmp);
         rc = ml_plan(&m, &rs);
     }
     for (uint32_t i = 0; i < m.items_cap; i++)
@@ -617,7 +618,8 @@ int reel_import_read_collegemsg(const char *path, bool strict, FILE *err,
     if (r.f != NULL)
         fclose(r.f);
     if (rc == 0) {
-        qsort(rs.r, rs.n, sizeof(*rs.r), record_cmp);
+        if (rs.n > 0) /* no message at all: rs.r is NULL, which qsort may not take */
+            qsort(rs.r, rs.n, sizeof(*rs.r), record_cmp);
         rc = cm_plan(plan, &rs);
     }
     free(rs.r);
