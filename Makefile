@@ -39,7 +39,7 @@ BINS       := $(BUILD)/reel $(if $(SERVER_MAIN),$(BUILD)/reeld)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
-.PHONY: all deps test test-only bench asan tsan fuzz run clean valgrind
+.PHONY: all deps test test-only bench asan tsan fuzz fuzz-smoke run clean valgrind
 .DEFAULT_GOAL := all
 
 all: deps $(BINS)
@@ -127,17 +127,43 @@ valgrind: all $(TEST_BIN)
 	@for t in $(TEST_BIN); do valgrind -q --error-exitcode=1 --leak-check=full $$t --no-early-exit -j1 || exit 1; done
 
 # libFuzzer targets, each for FUZZ_SECONDS (default 60), with ASan and UBSan.
+# The sources a target may need (the engine, the index, the server's API
+# layer, the import readers) are compiled once with the fuzzer's coverage
+# (fuzzer-no-link) into $(BUILD)/fuzz/libfuzzreel.a; each target links only
+# the members it uses. FUZZ_TARGETS picks some (`make fuzz FUZZ_TARGETS=http_fuzz`);
+# crash inputs land in $(BUILD)/fuzz/<target>-crash-*, new inputs in
+# $(BUILD)/fuzz/<target>.corpus. `make fuzz-smoke` runs each for 10 s.
 FUZZ_SECONDS ?= 60
-FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -I. -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_TARGETS ?= $(basename $(notdir $(FUZZ_SRC)))
+FUZZ_WARN    := $(filter-out -Wno-format-truncation,$(WARN))
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -I. -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN)
+FUZZ_LIB_SRC := $(ENGINE_SRC) $(filter-out server/main.c,$(SERVER_SRC)) tools/import_read.c
+FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(BUILD)/fuzz/obj/%.o)
+FUZZ_LIB     := $(BUILD)/fuzz/libfuzzreel.a
+
+$(BUILD)/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_LIB): $(FUZZ_LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/fuzz/%_fuzz: tests/fuzz/%_fuzz.c $(FUZZ_LIB)
+	clang $(FUZZ_CFLAGS) $(FUZZ_WARN) -fsanitize=fuzzer -MMD -MP -MF $@.d -o $@ $< $(FUZZ_LIB) $(LDLIBS)
+
 fuzz:
 	@$(MAKE) --no-print-directory deps EXTRA_PKGS="$(FUZZ_PKGS)"
-	@mkdir -p $(BUILD)/fuzz
-	@for f in $(FUZZ_SRC); do \
-	  n=$$(basename $$f .c); \
-	  clang $(FUZZ_CFLAGS) -o $(BUILD)/fuzz/$$n $$f $(filter-out %/main.c,$(ENGINE_SRC)) $(LDLIBS) || exit 1; \
+	@$(MAKE) --no-print-directory $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
+	@for n in $(FUZZ_TARGETS); do \
 	  mkdir -p $(BUILD)/fuzz/$$n.corpus; \
-	  $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -timeout=10 $(BUILD)/fuzz/$$n.corpus tests/fuzz/corpus/$$n || exit 1; \
+	  echo "== $$n: $(FUZZ_SECONDS) s"; \
+	  $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+	    -artifact_prefix=$(BUILD)/fuzz/$$n- $(BUILD)/fuzz/$$n.corpus tests/fuzz/corpus/$$n || exit 1; \
 	done
+
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
 
 DATA ?= ./data
 # Builds and starts reeld on 127.0.0.1:7070 with data in $(DATA). On an empty
@@ -150,4 +176,4 @@ run: all
 clean:
 	rm -rf build
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/fuzz -name '*.d' 2>/dev/null)
