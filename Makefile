@@ -35,7 +35,22 @@ SERVER_MAIN := $(filter %/server/main.o,$(SERVER_SRC:%.c=$(BUILD)/obj/%.o))
 SRVLIB     := $(BUILD)/libreelsrv.a
 TEST_BIN   := $(foreach t,$(TEST_SRC),$(BUILD)/tests/$(subst /,_,$(patsubst tests/%.c,%,$(t))))
 LIB        := $(BUILD)/libreel.a
-BINS       := $(BUILD)/reel $(if $(SERVER_MAIN),$(BUILD)/reeld)
+# The reference render worker: tools/render/*.c -> build/reel-render. Its
+# frame renderer has a CUDA twin (render.cu), built when nvcc exists; else
+# cuda_stub.c stands in and the worker renders with C.
+NVCC       := $(shell command -v nvcc 2>/dev/null)
+RENDER_SRC := $(filter-out tools/render/cuda_stub.c,$(wildcard tools/render/*.c))
+RENDER_OBJ := $(RENDER_SRC:%.c=$(BUILD)/obj/%.o)
+ifneq ($(NVCC),)
+RENDER_OBJ += $(BUILD)/obj/tools/render/render_cu.o
+CUDA_LIB   := $(abspath $(dir $(NVCC))../lib64)
+RENDER_LIBS := -L$(CUDA_LIB) -Wl,-rpath,$(CUDA_LIB) -lcudart -lstdc++
+else
+RENDER_OBJ += $(BUILD)/obj/tools/render/cuda_stub.o
+RENDER_LIBS :=
+endif
+BINS       := $(BUILD)/reel $(if $(SERVER_MAIN),$(BUILD)/reeld) \
+              $(if $(RENDER_SRC),$(BUILD)/reel-render)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
@@ -74,6 +89,14 @@ $(BUILD)/reel: $(TOOLS_OBJ) $(SRVLIB) $(LIB)
 
 $(BUILD)/reeld: $(SERVER_MAIN) $(SRVLIB) $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(SERVER_MAIN) $(SRVLIB) $(LIB) $(LDLIBS)
+
+$(BUILD)/obj/tools/render/render_cu.o: tools/render/render.cu tools/render/render_pixel.h \
+                                      tools/render/render_cuda.h
+	@mkdir -p $(dir $@)
+	$(NVCC) -O2 -I. -c $< -o $@
+
+$(BUILD)/reel-render: $(RENDER_OBJ) $(LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(RENDER_OBJ) $(LIB) $(LDLIBS) $(RENDER_LIBS)
 
 define test_rule
 $(BUILD)/tests/$(subst /,_,$(patsubst tests/%.c,%,$(1))): $(BUILD)/obj/$(1:.c=.o) $(BUILD)/obj/tests/harness.o $(SRVLIB) $(LIB)
