@@ -18,6 +18,8 @@
 #include "engine/datadir.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
@@ -29,12 +31,69 @@
 #include <unistd.h>
 #include <zstd.h>
 
-/* Progress on a terminal: at most this often. */
-#define EXPORT_PROGRESS_NS 250000000ull
-/* Bytes buffered before a write (or a zstd step). */
-#define EXPORT_BUF_BYTES (256u << 10)
+/* Bytes buffered per part before a write(2) (or a zstd step). */
+#define EXPORT_BUF_BYTES (1u << 20)
+/* Room kept free in a part's buffer for the next event: its JSON line is
+ * under TOOL_EVENT_JSON_MAX (64 KiB) and its CSV row under twice that
+ * (quotes doubled), with margin; a writer that would overflow fails. */
+#define EXPORT_EVENT_ROOM (192u << 10)
+/* Writeback of a part is started (sync_file_range) every this many bytes,
+ * so that the fsync at the end has little left to wait for. */
+#define EXPORT_SYNC_BYTES (16u << 20)
 /* zstd level: fast, as the export must keep up with the log. */
 #define EXPORT_ZSTD_LEVEL 3
+/* The fast writers are checked against the reference writers on the first
+ * events of each part, and then on every EXPORT_CHECK_EVERY-th. */
+#define EXPORT_CHECK_FIRST 16u
+#define EXPORT_CHECK_EVERY 4096u
+/* Columns of a type at most (the schemas have 12 at most). */
+#define EXPORT_COLS_MAX 24u
+
+/* An output buffer: writes past cap set full and are dropped. */
+typedef struct ob {
+    char *p;
+    size_t len;
+    size_t cap;
+    bool full;
+} ob_t;
+
+/* How one JSON name of an event is read from reel_event_t. */
+typedef enum xkind { X_ID, X_ID_OPT, X_U64, X_BOOL, X_STR, X_IDS, X_STRS, X_VEC } xkind_t;
+
+typedef struct xfield {
+    const char *json;
+    xkind_t kind;
+    uint16_t off; /* offsetof(reel_event_t, ...) */
+} xfield_t;
+
+#define XF(json, kind, member) {json, kind, offsetof(reel_event_t, member)}
+/* Every field name of engine/event.c's schemas, and where it lives. The
+ * column order of a type is not here: it is read from the engine's JSON
+ * of the type's first event (reel_event_to_json walks the schema), and the
+ * fast writers' output is checked against the reference writers (below),
+ * so a schema change can only make a type fall back to them. */
+static const xfield_t xfields[] = {
+    XF("user_id", X_ID, user),           XF("author", X_ID, user),
+    XF("owner", X_ID, user),             XF("target", X_ID, target),
+    XF("grantee", X_ID, target),         XF("post_id", X_ID, post),
+    XF("generation_id", X_ID_OPT, generation), /* optional in post.created */
+    XF("comment_id", X_ID, comment),     XF("reply_to", X_ID_OPT, reply_to),
+    XF("remix_of", X_ID_OPT, remix_of),  XF("remix_root", X_ID_OPT, remix_root),
+    XF("invited_by", X_ID_OPT, invited_by), XF("watch_ms", X_U64, watch_ms),
+    XF("duration_ms", X_U64, duration_ms), XF("lease_until", X_U64, lease_until),
+    XF("attempt", X_U64, attempt),       XF("completed", X_BOOL, completed),
+    XF("publish", X_BOOL, publish),      XF("retryable", X_BOOL, retryable),
+    XF("handle", X_STR, handle),         XF("display_name", X_STR, display_name),
+    XF("code", X_STR, code),             XF("invite_code", X_STR, code),
+    XF("asset", X_STR, asset),           XF("policy", X_STR, policy),
+    XF("prompt", X_STR, prompt),         XF("video_uri", X_STR, video_uri),
+    XF("worker", X_STR, worker),         XF("reason", X_STR, reason),
+    XF("text", X_STR, text),             XF("kind", X_STR, kind),
+    XF("visibility", X_STR, visibility), XF("cameos", X_IDS, cameos),
+    XF("tags", X_STRS, tags),            XF("embedding", X_VEC, embedding),
+    XF("key", X_STR, key),               XF("fingerprint", X_U64, fingerprint),
+    XF("answer", X_STR, answer),
+};
 
 typedef struct export_opts {
     const char *data;  /* --data */
@@ -43,17 +102,23 @@ typedef struct export_opts {
     bool csv;          /* --format csv */
     bool zstd;         /* --zstd */
     uint64_t from;     /* --from */
+    bool check_all;    /* REEL_EXPORT_CHECK=all: every event checked, a difference fails */
 } export_opts_t;
 
 /* One part file being written. */
 typedef struct part {
-    FILE *f;
+    int fd;             /* -1: not open */
     ZSTD_CCtx *z;       /* NULL: plain */
     char *buf;          /* EXPORT_BUF_BYTES */
     size_t used;
+    uint64_t written;   /* bytes written to the file */
+    uint64_t synced;    /* writeback started up to here */
     char path[PATH_MAX]; /* final name; the file is path + ".tmp" until done */
     uint64_t events;
-    json_t *columns;    /* CSV: the field names after offset and at */
+    /* the type's columns after offset, type and at, in schema order */
+    uint32_t ncols;
+    const xfield_t *xcols[EXPORT_COLS_MAX];
+    bool fast;          /* the fast writer is used */
     int err;            /* first error (-errno) */
 } part_t;
 
@@ -169,14 +234,43 @@ static int export_parse(int argc, char **argv, export_opts_t *o)
     return 0;
 }
 
-/* Writes n bytes of p->buf's content to the file (compressing it). */
+/* ---- part files ---- */
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = write(fd, p, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return k < 0 ? -errno : -EIO;
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+static void part_out(part_t *p, const char *s, size_t n)
+{
+    if (p->err == 0 && (p->err = write_all(p->fd, s, n)) == 0)
+        p->written += n;
+    if (p->err == 0 && p->written - p->synced >= EXPORT_SYNC_BYTES) {
+        /* Start the writeback of what is written (no wait): the fsync at
+         * the end then finds most of the file on disk already. */
+        (void)sync_file_range(p->fd, (off_t)p->synced, (off_t)(p->written - p->synced),
+                              SYNC_FILE_RANGE_WRITE);
+        p->synced = p->written;
+    }
+}
+
+/* Writes the buffer to the file (through zstd under --zstd). */
 static void part_flush(part_t *p, ZSTD_EndDirective mode)
 {
     if (p->err != 0)
         return;
     if (p->z == NULL) {
-        if (p->used > 0 && fwrite(p->buf, 1, p->used, p->f) != p->used)
-            p->err = -EIO;
+        if (p->used > 0)
+            part_out(p, p->buf, p->used);
         p->used = 0;
         return;
     }
@@ -190,55 +284,454 @@ static void part_flush(part_t *p, ZSTD_EndDirective mode)
             p->err = -EIO;
             return;
         }
-        if (out.pos > 0 && fwrite(zout, 1, out.pos, p->f) != out.pos) {
-            p->err = -EIO;
-            return;
-        }
-    } while (mode == ZSTD_e_end ? left != 0 : in.pos < in.size);
+        if (out.pos > 0)
+            part_out(p, zout, out.pos);
+    } while (p->err == 0 && (mode == ZSTD_e_end ? left != 0 : in.pos < in.size));
     p->used = 0;
 }
 
-static void part_write(part_t *p, const char *s, size_t n)
+/* ---- writing: small pieces into an ob_t ---- */
+
+static inline void ob_raw(ob_t *o, const void *s, size_t n)
 {
-    while (n > 0 && p->err == 0) {
-        if (p->used == EXPORT_BUF_BYTES)
-            part_flush(p, ZSTD_e_continue);
-        size_t k = EXPORT_BUF_BYTES - p->used < n ? EXPORT_BUF_BYTES - p->used : n;
-        memcpy(p->buf + p->used, s, k);
-        p->used += k;
-        s += k;
-        n -= k;
+    if (n > o->cap - o->len) {
+        o->full = true;
+        return;
+    }
+    memcpy(o->p + o->len, s, n);
+    o->len += n;
+}
+
+static inline void ob_c(ob_t *o, char c)
+{
+    if (o->len == o->cap) {
+        o->full = true;
+        return;
+    }
+    o->p[o->len++] = c;
+}
+
+static inline void ob_lit(ob_t *o, const char *s)
+{
+    ob_raw(o, s, strlen(s));
+}
+
+/* Decimal, as printf's %llu writes it. */
+static void ob_u64(ob_t *o, uint64_t v)
+{
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930"
+                                "31323334353637383940414243444546474849505152535455565758596061"
+                                "62636465666768697071727374757677787980818283848586878889909192"
+                                "939495969798990";
+    char b[24];
+    char *e = b + sizeof(b), *q = e;
+    while (v >= 100) {
+        unsigned d = (unsigned)(v % 100) * 2;
+        v /= 100;
+        *--q = pairs[d + 1];
+        *--q = pairs[d];
+    }
+    if (v >= 10) {
+        *--q = pairs[v * 2 + 1];
+        *--q = pairs[v * 2];
+    } else {
+        *--q = (char)('0' + v);
+    }
+    ob_raw(o, q, (size_t)(e - q));
+}
+
+/* A JSON string as engine/event.c writes it: '"' and '\' escaped with a
+ * backslash, control characters as \u00xx, the rest as it is. */
+static void ob_jstr(ob_t *o, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t run = 0;
+    ob_c(o, '"');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        ob_raw(o, s + run, i - run);
+        run = i + 1;
+        if (c < 0x20) {
+            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            ob_raw(o, esc, 6);
+        } else {
+            char esc[2] = {'\\', (char)c};
+            ob_raw(o, esc, 2);
+        }
+    }
+    ob_raw(o, s + run, n - run);
+    ob_c(o, '"');
+}
+
+/* A JSON string as jansson's json_dumps writes it (the reference CSV
+ * writer's list cells): \b \f \n \r \t short, other controls as \u00XX. */
+static void ob_jansson_str(ob_t *o, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t run = 0;
+    ob_c(o, '"');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        ob_raw(o, s + run, i - run);
+        run = i + 1;
+        char esc[6] = {'\\', (char)c, 0, 0, 0, 0};
+        size_t k = 2;
+        switch (c) {
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        case '"': case '\\': break;
+        default:
+            esc[1] = 'u', esc[2] = '0', esc[3] = '0', esc[4] = hex[c >> 4], esc[5] = hex[c & 15];
+            k = 6;
+        }
+        ob_raw(o, esc, k);
+    }
+    ob_raw(o, s + run, n - run);
+    ob_c(o, '"');
+}
+
+/* A component of an embedding in JSON, as engine/event.c writes it. */
+static void ob_float9(ob_t *o, float f)
+{
+    char b[32];
+    int n = snprintf(b, sizeof(b), "%.9g", (double)f);
+    ob_raw(o, b, (size_t)n);
+}
+
+/* The same component as the reference CSV writer's cell has it: the
+ * engine's "%.9g" text read back by jansson (an integer when it has no
+ * '.' or exponent, else a double) and dumped with 17 digits (jansson's
+ * real format: ".0" added to a bare integer, '+' and leading exponent
+ * zeros dropped). */
+static void ob_float17(ob_t *o, float f)
+{
+    char b[40];
+    snprintf(b, sizeof(b), "%.9g", (double)f);
+    if (strpbrk(b, ".eE") == NULL) {
+        ob_lit(o, strcmp(b, "-0") == 0 ? "0" : b); /* jansson reads "-0" as the integer 0 */
+        return;
+    }
+    int n = snprintf(b, sizeof(b), "%.17g", strtod(b, NULL));
+    size_t len = (size_t)n;
+    if (strchr(b, '.') == NULL && strchr(b, 'e') == NULL) {
+        memcpy(b + len, ".0", 3);
+        len += 2;
+    }
+    char *e = strchr(b, 'e');
+    if (e != NULL) {
+        char *start = e + 1, *end = start + 1;
+        if (*start == '-')
+            start++;
+        while (*end == '0')
+            end++;
+        if (end != start) {
+            memmove(start, end, len - (size_t)(end - b) + 1);
+            len -= (size_t)(end - start);
+        }
+    }
+    ob_raw(o, b, len);
+}
+
+/* ---- CSV cells ---- */
+
+/* RFC 4180: a cell with a comma, a quote, CR, LF (or NUL) is quoted, and
+ * its quotes doubled. An empty string is written "" (empty: JSON null). */
+static void csv_cell(ob_t *o, const char *s, size_t n)
+{
+    bool quote = n == 0;
+    for (size_t i = 0; i < n && !quote; i++) {
+        char c = s[i];
+        quote = c == ',' || c == '"' || c == '\r' || c == '\n' || c == '\0';
+    }
+    if (!quote) {
+        ob_raw(o, s, n);
+        return;
+    }
+    ob_c(o, '"');
+    for (const char *q; n > 0 && (q = memchr(s, '"', n)) != NULL;) {
+        ob_raw(o, s, (size_t)(q - s) + 1);
+        ob_c(o, '"'); /* the quote, doubled */
+        n -= (size_t)(q - s) + 1;
+        s = q + 1;
+    }
+    ob_raw(o, s, n);
+    ob_c(o, '"');
+}
+
+/* ---- the reference writers: the engine's JSON, and CSV through jansson ---- */
+
+static void csv_value(ob_t *o, json_t *v)
+{
+    if (v == NULL || json_is_null(v))
+        return;
+    if (json_is_string(v)) {
+        csv_cell(o, json_string_value(v), json_string_length(v));
+    } else if (json_is_integer(v)) {
+        char num[32];
+        int n = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        ob_raw(o, num, (size_t)n);
+    } else if (json_is_boolean(v)) {
+        ob_lit(o, json_is_true(v) ? "true" : "false");
+    } else { /* lists (and reals): their JSON text */
+        char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
+        if (s == NULL) {
+            o->full = true;
+            return;
+        }
+        csv_cell(o, s, strlen(s));
+        free(s);
     }
 }
 
-static void part_puts(part_t *p, const char *s)
+/* The event's JSON line (without the newline) from reel_event_to_json. */
+static int ref_json(const reel_event_t *ev, char *json, size_t cap)
 {
-    part_write(p, s, strlen(s));
+    return reel_event_to_json(ev, json, cap);
+}
+
+/* The event's CSV row (CRLF ended) from its JSON, parsed by jansson; the
+ * column order is the JSON's. With header, the header row comes first. */
+static int ref_csv(ob_t *o, const reel_event_t *ev, bool header)
+{
+    static char json[TOOL_EVENT_JSON_MAX];
+    json_error_t jerr;
+    const char *k;
+    json_t *v;
+    if (reel_event_to_json(ev, json, sizeof(json)) < 0)
+        return -ENOSPC;
+    json_t *obj = json_loads(json, JSON_DECODE_ANY, &jerr);
+    if (obj == NULL)
+        return REEL_ECORRUPT;
+    if (header) {
+        ob_lit(o, "offset,at");
+        json_object_foreach(obj, k, v) {
+            if (strcmp(k, "offset") == 0 || strcmp(k, "type") == 0 || strcmp(k, "at") == 0)
+                continue;
+            ob_c(o, ',');
+            csv_cell(o, k, strlen(k));
+        }
+        ob_lit(o, "\r\n");
+    }
+    ob_u64(o, ev->offset);
+    ob_c(o, ',');
+    ob_u64(o, ev->at);
+    json_object_foreach(obj, k, v) {
+        if (strcmp(k, "offset") == 0 || strcmp(k, "type") == 0 || strcmp(k, "at") == 0)
+            continue;
+        ob_c(o, ',');
+        csv_value(o, v);
+    }
+    ob_lit(o, "\r\n");
+    json_decref(obj);
+    return 0;
+}
+
+/* ---- the fast writers: straight from the decoded event ---- */
+
+#define XAT(ev, f, T) ((const T *)(const void *)((const char *)(ev) + (f)->off))
+
+static void fast_json(ob_t *o, const part_t *p, const reel_event_t *ev)
+{
+    const char *name = reel_event_type_name(ev->type);
+    ob_raw(o, "{\"offset\":", 10);
+    ob_u64(o, ev->offset);
+    ob_raw(o, ",\"type\":", 8);
+    ob_jstr(o, name, strlen(name));
+    ob_raw(o, ",\"at\":", 6);
+    ob_u64(o, ev->at);
+    for (uint32_t i = 0; i < p->ncols; i++) {
+        const xfield_t *f = p->xcols[i];
+        ob_raw(o, ",\"", 2);
+        ob_lit(o, f->json);
+        ob_raw(o, "\":", 2);
+        switch (f->kind) {
+        case X_ID_OPT:
+            if (*XAT(ev, f, uint64_t) == 0) {
+                ob_raw(o, "null", 4);
+                break;
+            }
+            /* fall through */
+        case X_ID:
+        case X_U64:
+            ob_u64(o, *XAT(ev, f, uint64_t));
+            break;
+        case X_BOOL:
+            ob_lit(o, *XAT(ev, f, bool) ? "true" : "false");
+            break;
+        case X_STR: {
+            const reel_str_t *s = XAT(ev, f, reel_str_t);
+            ob_jstr(o, s->ptr ? s->ptr : "", s->len);
+            break;
+        }
+        case X_IDS:
+            ob_c(o, '[');
+            for (uint32_t k = 0; k < ev->ncameos; k++) {
+                if (k)
+                    ob_c(o, ',');
+                ob_u64(o, ev->cameos[k]);
+            }
+            ob_c(o, ']');
+            break;
+        case X_STRS:
+            ob_c(o, '[');
+            for (uint32_t k = 0; k < ev->ntags; k++) {
+                if (k)
+                    ob_c(o, ',');
+                ob_jstr(o, ev->tags[k].ptr ? ev->tags[k].ptr : "", ev->tags[k].len);
+            }
+            ob_c(o, ']');
+            break;
+        case X_VEC:
+            if (ev->dim == 0) {
+                ob_raw(o, "null", 4);
+                break;
+            }
+            ob_c(o, '[');
+            for (uint32_t k = 0; k < ev->dim; k++) {
+                if (k)
+                    ob_c(o, ',');
+                ob_float9(o, reel_event_embedding_at(ev, k));
+            }
+            ob_c(o, ']');
+            break;
+        }
+    }
+    ob_c(o, '}');
+}
+
+/* A list cell: its JSON text (jansson's form) built aside, then quoted. */
+static void fast_csv_list(ob_t *o, const xfield_t *f, const reel_event_t *ev)
+{
+    static char scratch[TOOL_EVENT_JSON_MAX];
+    ob_t l = {scratch, 0, sizeof(scratch), false};
+    ob_c(&l, '[');
+    if (f->kind == X_IDS) {
+        for (uint32_t k = 0; k < ev->ncameos; k++) {
+            if (k)
+                ob_c(&l, ',');
+            ob_u64(&l, ev->cameos[k]);
+        }
+    } else if (f->kind == X_STRS) {
+        for (uint32_t k = 0; k < ev->ntags; k++) {
+            if (k)
+                ob_c(&l, ',');
+            ob_jansson_str(&l, ev->tags[k].ptr ? ev->tags[k].ptr : "", ev->tags[k].len);
+        }
+    } else {
+        for (uint32_t k = 0; k < ev->dim; k++) {
+            if (k)
+                ob_c(&l, ',');
+            ob_float17(&l, reel_event_embedding_at(ev, k));
+        }
+    }
+    ob_c(&l, ']');
+    if (l.full)
+        o->full = true;
+    else
+        csv_cell(o, l.p, l.len);
+}
+
+static void fast_csv(ob_t *o, const part_t *p, const reel_event_t *ev)
+{
+    ob_u64(o, ev->offset);
+    ob_c(o, ',');
+    ob_u64(o, ev->at);
+    for (uint32_t i = 0; i < p->ncols; i++) {
+        const xfield_t *f = p->xcols[i];
+        ob_c(o, ',');
+        switch (f->kind) {
+        case X_ID_OPT:
+            if (*XAT(ev, f, uint64_t) == 0)
+                break; /* null: an empty cell */
+            /* fall through */
+        case X_ID:
+        case X_U64:
+            ob_u64(o, *XAT(ev, f, uint64_t));
+            break;
+        case X_BOOL:
+            ob_lit(o, *XAT(ev, f, bool) ? "true" : "false");
+            break;
+        case X_STR: {
+            const reel_str_t *s = XAT(ev, f, reel_str_t);
+            csv_cell(o, s->ptr ? s->ptr : "", s->len);
+            break;
+        }
+        case X_VEC:
+            if (ev->dim == 0)
+                break; /* null */
+            /* fall through */
+        case X_IDS:
+        case X_STRS:
+            fast_csv_list(o, f, ev);
+            break;
+        }
+    }
+    ob_raw(o, "\r\n", 2);
+}
+
+/* The type's columns, from the engine's JSON of its first event; the fast
+ * writers serve the type when every column is one of xfields. */
+static int part_plan(part_t *p, const reel_event_t *ev)
+{
+    static char json[TOOL_EVENT_JSON_MAX];
+    json_error_t jerr;
+    const char *k;
+    json_t *v, *obj;
+    p->fast = true;
+    if (reel_event_to_json(ev, json, sizeof(json)) < 0 ||
+        (obj = json_loads(json, JSON_DECODE_ANY, &jerr)) == NULL) {
+        p->fast = false; /* the reference writers say why */
+        return 0;
+    }
+    json_object_foreach(obj, k, v) {
+        if (strcmp(k, "offset") == 0 || strcmp(k, "type") == 0 || strcmp(k, "at") == 0)
+            continue;
+        const xfield_t *f = NULL;
+        for (size_t i = 0; i < sizeof(xfields) / sizeof(xfields[0]) && f == NULL; i++)
+            if (strcmp(xfields[i].json, k) == 0)
+                f = &xfields[i];
+        if (f == NULL || p->ncols == EXPORT_COLS_MAX) {
+            p->fast = false;
+            break;
+        }
+        p->xcols[p->ncols++] = f;
+    }
+    json_decref(obj);
+    return 0;
 }
 
 /* Creates the part file of type t: "<out>/<type>.<from>.<ext>[.zst].tmp". */
-static int part_open(const export_opts_t *o, uint16_t t, part_t *p)
+static int part_open(const export_opts_t *o, const reel_event_t *ev, part_t *p)
 {
     char tmp[PATH_MAX + 8];
     struct stat st;
     snprintf(p->path, sizeof(p->path), "%s/%s.%020" PRIu64 ".%s%s", o->out,
-             reel_event_type_name(t), o->from, o->csv ? "csv" : "jsonl", o->zstd ? ".zst" : "");
+             reel_event_type_name(ev->type), o->from, o->csv ? "csv" : "jsonl",
+             o->zstd ? ".zst" : "");
     snprintf(tmp, sizeof(tmp), "%s.tmp", p->path);
     if (stat(p->path, &st) == 0) {
         fprintf(stderr, "reel export: %s exists: this range was exported already (never "
                         "overwritten; pass the next --from, or another --out)\n", p->path);
         return -EEXIST;
     }
-    p->f = fopen(tmp, "wb");
+    p->fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int e = errno;
     p->buf = malloc(EXPORT_BUF_BYTES);
     p->z = o->zstd ? ZSTD_createCCtx() : NULL;
-    if (p->f == NULL || p->buf == NULL || (o->zstd && p->z == NULL)) {
-        fprintf(stderr, "reel export: %s: %s\n", tmp, strerror(errno ? errno : ENOMEM));
+    if (p->fd < 0 || p->buf == NULL || (o->zstd && p->z == NULL)) {
+        fprintf(stderr, "reel export: %s: %s\n", tmp, strerror(p->fd < 0 ? e : ENOMEM));
         return -EIO;
     }
     if (p->z != NULL)
         ZSTD_CCtx_setParameter(p->z, ZSTD_c_compressionLevel, EXPORT_ZSTD_LEVEL);
-    return 0;
+    return part_plan(p, ev);
 }
 
 /* Finishes the part: flush, fsync, then link the .tmp to its name (or,
@@ -247,15 +740,15 @@ static int part_close(part_t *p, bool keep)
 {
     char tmp[PATH_MAX + 8];
     int rc = 0;
-    if (p->f == NULL && p->buf == NULL)
+    if (p->fd < 0 && p->buf == NULL)
         return 0;
     snprintf(tmp, sizeof(tmp), "%s.tmp", p->path);
-    if (p->f != NULL && keep) {
+    if (p->fd >= 0 && keep) {
         part_flush(p, ZSTD_e_end);
-        if (p->err == 0 && (fflush(p->f) != 0 || fsync(fileno(p->f)) != 0))
+        if (p->err == 0 && fsync(p->fd) != 0)
             p->err = -errno;
     }
-    if (p->f != NULL && fclose(p->f) != 0 && p->err == 0)
+    if (p->fd >= 0 && close(p->fd) != 0 && p->err == 0)
         p->err = -errno;
     if (keep && p->err == 0 && link(tmp, p->path) != 0)
         p->err = -errno;
@@ -266,118 +759,89 @@ static int part_close(part_t *p, bool keep)
     unlink(tmp);
     ZSTD_freeCCtx(p->z);
     free(p->buf);
-    json_decref(p->columns);
     memset(p, 0, sizeof(*p));
+    p->fd = -1;
     return rc;
 }
 
-/* RFC 4180: a cell with a comma, a quote, CR or LF is quoted, and its
- * quotes doubled. An empty string is written "" (empty: JSON null). */
-static void csv_cell(part_t *p, const char *s, size_t n)
+/* The reference line of an event (JSON + "\n", or the CSV row, with the
+ * header when it is the part's first) into o. */
+static int ref_line(const export_opts_t *o, ob_t *out, const reel_event_t *ev, bool header)
 {
-    bool quote = n == 0 || strpbrk(s, ",\"\r\n") != NULL || memchr(s, '\0', n) != NULL;
-    if (!quote) {
-        part_write(p, s, n);
-        return;
-    }
-    part_write(p, "\"", 1);
-    for (const char *q; n > 0 && (q = memchr(s, '"', n)) != NULL;) {
-        part_write(p, s, (size_t)(q - s) + 1);
-        part_write(p, "\"", 1); /* the quote, doubled */
-        n -= (size_t)(q - s) + 1;
-        s = q + 1;
-    }
-    part_write(p, s, n);
-    part_write(p, "\"", 1);
-}
-
-static void csv_value(part_t *p, json_t *v)
-{
-    char num[32];
-    if (v == NULL || json_is_null(v))
-        return;
-    if (json_is_string(v)) {
-        csv_cell(p, json_string_value(v), json_string_length(v));
-    } else if (json_is_integer(v)) {
-        snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        part_puts(p, num);
-    } else if (json_is_boolean(v)) {
-        part_puts(p, json_is_true(v) ? "true" : "false");
-    } else { /* lists (and reals): their JSON text */
-        char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
-        if (s == NULL) {
-            p->err = -ENOMEM;
-            return;
-        }
-        csv_cell(p, s, strlen(s));
-        free(s);
-    }
-}
-
-/* One CSV row from the event's JSON; the first row of a part writes the
- * header, whose columns every later row follows. */
-static int csv_row(part_t *p, const char *json, const reel_event_t *ev)
-{
-    char num[64];
-    json_error_t jerr;
-    json_t *obj = json_loads(json, JSON_DECODE_ANY, &jerr);
-    if (obj == NULL)
-        return REEL_ECORRUPT;
-    if (p->columns == NULL) {
-        const char *k;
-        json_t *v;
-        p->columns = json_array();
-        part_puts(p, "offset,at");
-        json_object_foreach(obj, k, v) {
-            if (strcmp(k, "offset") == 0 || strcmp(k, "type") == 0 || strcmp(k, "at") == 0)
-                continue;
-            json_array_append_new(p->columns, json_string(k));
-            part_puts(p, ",");
-            csv_cell(p, k, strlen(k));
-        }
-        part_puts(p, "\r\n");
-    }
-    snprintf(num, sizeof(num), "%" PRIu64 ",%" PRIu64, ev->offset, ev->at);
-    part_puts(p, num);
-    size_t i;
-    json_t *col;
-    json_array_foreach(p->columns, i, col) {
-        part_puts(p, ",");
-        csv_value(p, json_object_get(obj, json_string_value(col)));
-    }
-    part_puts(p, "\r\n");
-    json_decref(obj);
+    if (o->csv)
+        return ref_csv(out, ev, header);
+    int len = ref_json(ev, out->p + out->len, out->cap - out->len);
+    if (len < 0)
+        return len;
+    out->len += (size_t)len;
+    ob_c(out, '\n');
     return 0;
+}
+
+/* Checks the fast writer's line against the reference's; on a difference
+ * the type falls back to the reference writer (and, under check_all, the
+ * export fails). Returns 0 or the error. */
+static int check_line(const export_opts_t *o, part_t *p, ob_t *line, const reel_event_t *ev,
+                      bool header)
+{
+    static char ref[2 * EXPORT_EVENT_ROOM];
+    ob_t r = {ref, 0, sizeof(ref), false};
+    if (ref_line(o, &r, ev, header) != 0 || r.full)
+        return 0; /* no reference to compare with: the fast line stands */
+    if (r.len == line->len && memcmp(r.p, line->p, r.len) == 0)
+        return 0;
+    fprintf(stderr, "reel export: offset %" PRIu64 ": the fast %s writer of %s differs from "
+                    "the reference%s\n", ev->offset, o->csv ? "CSV" : "JSON",
+            reel_event_type_name(ev->type),
+            o->check_all ? "" : "; the rest of the type uses the reference");
+    if (o->check_all)
+        return REEL_ECORRUPT;
+    p->fast = false;
+    line->len = 0;
+    return ref_line(o, line, ev, header);
 }
 
 /* Writes one event to its type's part, opening it at the type's first. */
 static int export_event(const export_opts_t *o, part_t *parts, const reel_event_t *ev)
 {
-    static char json[TOOL_EVENT_JSON_MAX];
     part_t *p = &parts[ev->type];
-    int len = reel_event_to_json(ev, json, sizeof(json)), rc;
-    if (len < 0)
-        return len;
-    if (p->f == NULL && (rc = part_open(o, ev->type, p)) != 0)
-        return rc;
-    if (o->csv) {
-        if ((rc = csv_row(p, json, ev)) != 0)
+    int rc;
+    bool header = false;
+    if (p->fd < 0) {
+        if ((rc = part_open(o, ev, p)) != 0)
             return rc;
-    } else {
-        part_write(p, json, (size_t)len);
-        part_write(p, "\n", 1);
+        header = o->csv;
     }
+    if (EXPORT_BUF_BYTES - p->used < EXPORT_EVENT_ROOM)
+        part_flush(p, ZSTD_e_continue);
+    ob_t line = {p->buf + p->used, 0, EXPORT_BUF_BYTES - p->used, false};
+    if (p->fast) {
+        if (header) { /* the header's names: the JSON keys, which are the xfields' */
+            ob_lit(&line, "offset,at");
+            for (uint32_t i = 0; i < p->ncols; i++) {
+                ob_c(&line, ',');
+                ob_lit(&line, p->xcols[i]->json);
+            }
+            ob_lit(&line, "\r\n");
+        }
+        if (o->csv) {
+            fast_csv(&line, p, ev);
+        } else {
+            fast_json(&line, p, ev);
+            ob_c(&line, '\n');
+        }
+        if (!line.full && (o->check_all || p->events < EXPORT_CHECK_FIRST ||
+                           p->events % EXPORT_CHECK_EVERY == 0) &&
+            (rc = check_line(o, p, &line, ev, header)) != 0)
+            return rc;
+    } else if ((rc = ref_line(o, &line, ev, header)) != 0) {
+        return rc;
+    }
+    if (line.full)
+        return -ENOSPC; /* cannot be: an event's line is under EXPORT_EVENT_ROOM */
+    p->used += line.len;
     p->events++;
     return p->err;
-}
-
-static void export_progress(uint64_t start_ns, uint64_t done, uint64_t total)
-{
-    double secs = (double)(reel_mono_ns() - start_ns) / 1e9;
-    double rate = secs > 0 ? (double)done / secs : 0;
-    fprintf(stderr, "\r  %" PRIu64 " / %" PRIu64 " events (%3.0f%%), %.0f events/s, %.0f s left   ",
-            done, total, total ? 100.0 * (double)done / (double)total : 100.0, rate,
-            rate > 0 ? (double)(total - done) / rate : 0.0);
 }
 
 /* Exports [o->from, end) into parts; *end gets the log's end at open. */
@@ -385,8 +849,7 @@ static int export_range(const export_opts_t *o, reel_log_t *log, part_t *parts, 
 {
     reel_log_iter_t *it = NULL;
     reel_record_t rec;
-    bool tty = isatty(2) != 0;
-    uint64_t start = reel_mono_ns(), last = start;
+    tool_progress_t prog;
     int rc = 0;
     *end = reel_log_end(log);
     if (o->from > *end) {
@@ -394,6 +857,7 @@ static int export_range(const export_opts_t *o, reel_log_t *log, part_t *parts, 
                         ")\n", o->from, *end);
         return REEL_EUSAGE;
     }
+    tool_progress_start(&prog, "events", *end - o->from);
     if (o->from < *end && (rc = reel_log_iter_open(log, o->from, &it)) != 0)
         fprintf(stderr, "reel export: %s: %s\n", o->data, reel_strerror(rc));
     for (uint64_t next = o->from; rc == 0 && next < *end; next++) {
@@ -406,6 +870,7 @@ static int export_range(const export_opts_t *o, reel_log_t *log, part_t *parts, 
                     reel_strerror(rc));
             break;
         }
+        tool_progress(&prog, next - o->from);
         if (tool_event_decode(&rec, &ev) != 0 || !o->types[ev.type])
             continue; /* not an event (a benchmark's record), or not asked for */
         rc = export_event(o, parts, &ev);
@@ -413,13 +878,8 @@ static int export_range(const export_opts_t *o, reel_log_t *log, part_t *parts, 
             break; /* printed */
         if (rc != 0)
             fprintf(stderr, "reel export: offset %" PRIu64 ": %s\n", next, reel_strerror(rc));
-        if (tty && (next & 4095) == 0 && reel_mono_ns() - last > EXPORT_PROGRESS_NS) {
-            last = reel_mono_ns();
-            export_progress(start, next - o->from, *end - o->from);
-        }
     }
-    if (tty && last != start)
-        fputs("\n", stderr);
+    tool_progress_end(&prog);
     reel_log_iter_close(it);
     return rc;
 }
@@ -433,6 +893,8 @@ int reel_cmd_export(int argc, char **argv)
     int rc = export_parse(argc, argv, &o);
     if (rc != 0)
         return rc > 0 ? 0 : 2;
+    const char *check = getenv("REEL_EXPORT_CHECK");
+    o.check_all = check != NULL && strcmp(check, "all") == 0;
     if (mkdir(o.out, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "reel export: --out %s: %s\n", o.out, strerror(errno));
         return 2;
@@ -440,11 +902,13 @@ int reel_cmd_export(int argc, char **argv)
     if ((rc = tool_log_open_ro("reel export", o.data, &log)) != 0)
         return 2;
     parts = calloc(REEL_EV_MAX + 1, sizeof(*parts));
+    for (uint16_t t = 0; parts != NULL && t <= REEL_EV_MAX; t++)
+        parts[t].fd = -1;
     rc = parts != NULL ? export_range(&o, log, parts, &end) : -ENOMEM;
     (void)reel_log_close(log);
     for (uint16_t t = 0; parts != NULL && t <= REEL_EV_MAX; t++) {
         events += parts[t].events;
-        files += parts[t].f != NULL;
+        files += parts[t].fd >= 0;
         int crc = part_close(&parts[t], rc == 0);
         rc = rc == 0 ? crc : rc;
     }

@@ -5,10 +5,13 @@
 #include "engine/common.h"
 #include "engine/datadir.h"
 
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 int tool_parse_u64(const char *s, uint64_t *out)
 {
@@ -100,4 +103,68 @@ void tool_day_name(uint64_t day, char *buf, size_t len)
     struct tm tm;
     if (gmtime_r(&secs, &tm) == NULL || strftime(buf, len, "%Y-%m-%d", &tm) == 0)
         snprintf(buf, len, "?");
+}
+
+/* First drawn after this, then at most this often. */
+#define PROGRESS_AFTER_NS 500000000ull
+#define PROGRESS_EVERY_NS 250000000ull
+#define PROGRESS_CALLS 256u
+
+void tool_progress_start(tool_progress_t *p, const char *unit, uint64_t total)
+{
+    const char *env = getenv("REEL_PROGRESS");
+    memset(p, 0, sizeof(*p));
+    p->unit = unit;
+    p->total = total;
+    p->start_ns = reel_mono_ns();
+    p->countdown = PROGRESS_CALLS;
+    if (env != NULL && (strcmp(env, "1") == 0 || strcmp(env, "0") == 0))
+        p->on = env[0] == '1';
+    else
+        p->on = isatty(2) != 0;
+}
+
+/* 12345678 -> "12.3M", into buf. */
+static void progress_num(double v, char *buf, size_t len)
+{
+    if (v >= 1e9)
+        snprintf(buf, len, "%.2fG", v / 1e9);
+    else if (v >= 1e6)
+        snprintf(buf, len, "%.2fM", v / 1e6);
+    else if (v >= 1e4)
+        snprintf(buf, len, "%.1fk", v / 1e3);
+    else
+        snprintf(buf, len, "%.0f", v);
+}
+
+void tool_progress_draw(tool_progress_t *p, uint64_t done)
+{
+    char d[32], t[32], r[32], left[48] = "";
+    uint64_t now = reel_mono_ns();
+    p->countdown = PROGRESS_CALLS;
+    if (!p->on || now - p->start_ns < PROGRESS_AFTER_NS ||
+        (p->last_ns != 0 && now - p->last_ns < PROGRESS_EVERY_NS))
+        return;
+    p->last_ns = now;
+    double secs = (double)(now - p->start_ns) / 1e9, rate = (double)done / secs;
+    progress_num((double)done, d, sizeof(d));
+    progress_num(rate, r, sizeof(r));
+    if (p->total > 0) {
+        uint64_t rest = done < p->total ? p->total - done : 0;
+        progress_num((double)p->total, t, sizeof(t));
+        if (rate > 0)
+            snprintf(left, sizeof(left), ", %.0f s left", (double)rest / rate);
+        fprintf(stderr, "\r  %s / %s %s (%3.0f%%), %s %s/s%s   ", d, t, p->unit,
+                100.0 * (double)(done < p->total ? done : p->total) / (double)p->total, r,
+                p->unit, left);
+    } else {
+        fprintf(stderr, "\r  %s %s, %s %s/s   ", d, p->unit, r, p->unit);
+    }
+}
+
+void tool_progress_end(tool_progress_t *p)
+{
+    if (p->on && p->last_ns != 0)
+        fputs("\n", stderr);
+    p->last_ns = 0;
 }

@@ -46,4 +46,29 @@ int tool_parse_time_ms(const char *s, uint64_t *out);
 uint64_t tool_day_of_ms(uint64_t ms);
 void tool_day_name(uint64_t day, char *buf, size_t len);
 
+/* A progress line on stderr for work that may take over a second: done /
+ * total, the percentage, the rate and the time left, redrawn in place
+ * ("\r") at most 4 times a second, first after half a second. Shown only
+ * when stderr is a terminal (isatty(2)); REEL_PROGRESS=1 in the environment
+ * forces it (tests), REEL_PROGRESS=0 turns it off. tool_progress_end
+ * finishes the line ("\n") when one was drawn. */
+typedef struct tool_progress {
+    const char *unit;   /* "events", "commands", ... */
+    uint64_t total;     /* 0: unknown (no percentage, no time left) */
+    uint64_t start_ns;
+    uint64_t last_ns;   /* last drawn, 0: never */
+    uint32_t countdown; /* calls left before the clock is read again */
+    bool on;
+} tool_progress_t;
+
+void tool_progress_start(tool_progress_t *p, const char *unit, uint64_t total);
+void tool_progress_draw(tool_progress_t *p, uint64_t done);
+/* Cheap enough to call per item: reads the clock every 256th call. */
+static inline void tool_progress(tool_progress_t *p, uint64_t done)
+{
+    if (p->on && --p->countdown == 0)
+        tool_progress_draw(p, done);
+}
+void tool_progress_end(tool_progress_t *p);
+
 #endif
