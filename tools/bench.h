@@ -35,6 +35,7 @@
     XX(views, "rebuild: the log folded into the LMDB views, against read+decode alone")   \
     XX(http, "reeld over loopback: GET a profile, durable likes and follows; vs Redis")   \
     XX(tools, "reel export to JSON lines vs zstd -d; loadgen straight to a data dir")      \
+    XX(render, "claim + complete round trips through reeld's HTTP, 32 worker threads")     \
     XX(feed, "For You pages and the ANN index vs hnswlib, memory per post")
 
 /* What a benchmark gets from the framework. */
