@@ -155,7 +155,8 @@ valgrind: all $(TEST_BIN)
 # (fuzzer-no-link) into $(BUILD)/fuzz/libfuzzreel.a; each target links only
 # the members it uses. FUZZ_TARGETS picks some (`make fuzz FUZZ_TARGETS=http_fuzz`);
 # crash inputs land in $(BUILD)/fuzz/<target>-crash-*, new inputs in
-# $(BUILD)/fuzz/<target>.corpus. `make fuzz-smoke` runs each for 10 s.
+# $(BUILD)/fuzz/<target>.corpus; tests/fuzz/<target>.dict, when there is one,
+# is the target's dictionary. `make fuzz-smoke` runs each for 10 s.
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= $(basename $(notdir $(FUZZ_SRC)))
 FUZZ_WARN    := $(filter-out -Wno-format-truncation,$(WARN))
@@ -181,7 +182,8 @@ fuzz:
 	@for n in $(FUZZ_TARGETS); do \
 	  mkdir -p $(BUILD)/fuzz/$$n.corpus; \
 	  echo "== $$n: $(FUZZ_SECONDS) s"; \
-	  $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+	  dict=""; [ -f tests/fuzz/$$n.dict ] && dict="-dict=tests/fuzz/$$n.dict"; \
+	  $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 $$dict \
 	    -artifact_prefix=$(BUILD)/fuzz/$$n- $(BUILD)/fuzz/$$n.corpus tests/fuzz/corpus/$$n || exit 1; \
 	done
 
