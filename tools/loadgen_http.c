@@ -42,6 +42,7 @@ typedef struct lgh {
     uint64_t *user_id;      /* [world user] -> server id, 0 unknown */
     uint64_t *post_id;      /* [world post] -> server id, 0 unknown */
     uint64_t sent, failed, skipped;
+    uint64_t ok[REEL_EV_MAX + 1]; /* answered 2xx, by the event type sent */
     char first_error[256];
 } lgh_t;
 
@@ -117,11 +118,19 @@ static int http_call(lgh_conn_t *c, const char *method, const char *path, const 
     return status;
 }
 
-/* The id named key in an answer body ({"user_id": 5, ...}), 0 when none. */
+/* The id named key in an answer body ({"user_id":5, ...} or with spaces
+ * around the colon), 0 when none. */
 static uint64_t body_id(const char *body, const char *key)
 {
     const char *p = strstr(body, key);
-    return p ? strtoull(p + strlen(key) + 2, NULL, 10) : 0;
+    if (p == NULL)
+        return 0;
+    p += strlen(key);
+    p += strspn(p, " \t");
+    if (*p++ != ':')
+        return 0;
+    p += strspn(p, " \t");
+    return *p >= '0' && *p <= '9' ? strtoull(p, NULL, 10) : 0;
 }
 
 /* The phase an event belongs to: 0 users, 1 follows and posts, 2 the
@@ -147,7 +156,7 @@ static int phase_of(const reel_event_t *ev)
  * what to record from the answer (*rec_post: world post id; *rec_user:
  * world user). false when the phase is done. */
 static bool next_request(lgh_t *g, char *method, char *path, char *json, size_t cap,
-                         uint64_t *rec_user, uint64_t *rec_post)
+                         uint64_t *rec_user, uint64_t *rec_post, uint16_t *type)
 {
     reel_event_t ev;
     uint64_t at;
@@ -166,6 +175,7 @@ static bool next_request(lgh_t *g, char *method, char *path, char *json, size_t 
             g->skipped++; /* what it names failed earlier */
             continue;
         }
+        *type = ev.type;
         switch (ev.type) {
         case REEL_EV_USER_CREATED:
             strcpy(method, "POST");
@@ -235,9 +245,11 @@ static void *conn_main(void *arg)
     char method[8], path[128], json[1024];
     for (;;) {
         uint64_t rec_user, rec_post;
+        uint16_t type = 0;
         const char *body = "";
         pthread_mutex_lock(&g->mu);
-        bool more = next_request(g, method, path, json, sizeof(json), &rec_user, &rec_post);
+        bool more = next_request(g, method, path, json, sizeof(json), &rec_user, &rec_post,
+                                 &type);
         if (more)
             g->sent++;
         pthread_mutex_unlock(&g->mu);
@@ -259,10 +271,12 @@ static void *conn_main(void *arg)
             if (g->failed++ == 0)
                 snprintf(g->first_error, sizeof(g->first_error), "%s %s: %d %.160s", method,
                          path, status, status < 0 ? "(connection failed)" : body);
-        } else if (rec_user != 0) {
-            g->user_id[rec_user] = body_id(body, "\"user_id\"");
-        } else if (rec_post != 0) {
-            g->post_id[rec_post] = body_id(body, "\"post_id\"");
+        } else {
+            g->ok[type]++;
+            if (rec_user != 0)
+                g->user_id[rec_user] = body_id(body, "\"user_id\"");
+            else if (rec_post != 0)
+                g->post_id[rec_post] = body_id(body, "\"post_id\"");
         }
         pthread_mutex_unlock(&g->mu);
         if (status < 0) {
@@ -364,6 +378,13 @@ int lg_run_server(const lg_opts_t *o, const char *url, uint32_t conns, const cha
         printf("reel loadgen: %" PRIu64 " requests in %.2f s: %.0f requests/s over %u "
                "connections; %" PRIu64 " failed, %" PRIu64 " skipped (they named a failed one)\n",
                g.sent, secs, (double)g.sent / secs, conns, g.failed, g.skipped);
+    if (rc == 0) { /* what the server took, by the event it makes */
+        printf("reel loadgen: accepted:");
+        for (uint16_t t = 1; t <= REEL_EV_MAX; t++)
+            if (g.ok[t] > 0)
+                printf(" %s=%" PRIu64, reel_event_type_name(t), g.ok[t]);
+        printf("\n");
+    }
     if (g.failed > 0)
         fprintf(stderr, "reel loadgen: first failure: %s\n", g.first_error);
     free(g.user_id);

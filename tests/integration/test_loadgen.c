@@ -12,6 +12,8 @@
  *    row an event, a corrupt log is an error naming `reel verify`;
  *  - dump --follow prints events appended after it started, and exits 0
  *    on SIGTERM;
+ *  - loadgen --server against the real reeld: what it says the server
+ *    accepted is what reeld's views count, over HTTP and on disk;
  *  - import --ndjson: good lines applied, bad ones reported by number and
  *    skipped, refusals reported, --strict writes nothing on a bad line.
  */
@@ -253,6 +255,77 @@ Test(loadgen, round_trip_export_counts_equal_views)
     for (uint16_t t = 1; t <= REEL_EV_MAX; t++)
         all += export_lines(out, reel_event_type_name(t));
     cr_assert_eq(all, 20000);
+}
+
+/* The count loadgen printed for type on its "accepted:" line (0: absent). */
+static uint64_t accepted(const char *out, const char *type)
+{
+    char key[64];
+    const char *line = strstr(out, "reel loadgen: accepted:");
+    cr_assert_not_null(line, "no accepted line: %s", out);
+    snprintf(key, sizeof(key), " %s=", type);
+    const char *p = strstr(line, key);
+    return p != NULL ? strtoull(p + strlen(key), NULL, 10) : 0;
+}
+
+/* loadgen --server against the real reeld: every request accepted, and
+ * what reeld's views count (over HTTP while it runs, then in the views it
+ * left after a clean stop) is what loadgen says the server took. */
+Test(loadgen, server_counts_equal_views, .timeout = 120)
+{
+    char dir[PATH_MAX + 8], url[64];
+    int port = 0;
+    snprintf(dir, sizeof(dir), "%s/srv", tmp);
+    pid_t pid = reel_test_reeld_start(tmp, dir, NULL, &port);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+    run_t r = run_reel("loadgen", "--server", url, "--users", "60", "--posts", "80", "--events",
+                       "3000", "--follows", "5", "--seed", "9", "--conns", "4", NULL);
+    cr_assert_eq(r.status, 0, "loadgen: %s\n%s", r.out, r.err);
+    cr_assert(strstr(r.out, " 0 failed, 0 skipped") != NULL, "%s", r.out);
+    uint64_t users = accepted(r.out, "user.created"), posts = accepted(r.out, "post.created");
+    uint64_t likes = accepted(r.out, "like.created"), views = accepted(r.out, "view.recorded");
+    uint64_t comments = accepted(r.out, "comment.created");
+    uint64_t follows = accepted(r.out, "follow.created");
+    cr_assert_eq(users, 60);
+    cr_assert_eq(posts, 80, "generations are sent as direct posts: %s", r.out);
+    cr_assert(likes > 0 && views > likes && comments > 0 && follows > 0, "%s", r.out);
+    run_free(&r);
+    /* Live, over HTTP: the sums over every user and post. */
+    uint64_t h_likes = 0, h_views = 0, h_comments = 0, h_follows = 0;
+    for (uint64_t p = 1; p <= posts; p++) {
+        char path[64];
+        snprintf(path, sizeof(path), "/v1/posts/%llu", (unsigned long long)p);
+        reel_test_resp_t a = reel_test_http(port, "GET", path, NULL, NULL);
+        cr_assert_eq(a.status, 200, "%s: %s", path, a.body);
+        h_likes += (uint64_t)reel_test_jint(&a, "likes");
+        h_views += (uint64_t)reel_test_jint(&a, "views");
+        h_comments += (uint64_t)reel_test_jint(&a, "comments");
+        reel_test_resp_free(&a);
+    }
+    for (uint64_t u = 1; u <= users; u++) {
+        char path[64];
+        snprintf(path, sizeof(path), "/v1/users/%llu", (unsigned long long)u);
+        reel_test_resp_t a = reel_test_http(port, "GET", path, NULL, NULL);
+        cr_assert_eq(a.status, 200, "%s: %s", path, a.body);
+        h_follows += (uint64_t)reel_test_jint(&a, "followers");
+        reel_test_resp_free(&a);
+    }
+    reel_test_resp_t none = reel_test_http(port, "GET", "/v1/users/61", NULL, NULL);
+    cr_assert_eq(none.status, 404, "no user beyond those loadgen made");
+    reel_test_resp_free(&none);
+    cr_assert_eq(h_likes, likes);
+    cr_assert_eq(h_views, views);
+    cr_assert_eq(h_comments, comments);
+    cr_assert_eq(h_follows, follows);
+    /* After a clean stop, the views on disk say the same. */
+    cr_assert_eq(reel_test_reeld_stop(pid, SIGTERM), 0);
+    totals_t t = view_totals(dir);
+    cr_assert_eq(t.users, users);
+    cr_assert_eq(t.posts, posts);
+    cr_assert_eq(t.likes, likes);
+    cr_assert_eq(t.views, views);
+    cr_assert_eq(t.comments, comments);
+    cr_assert_eq(t.follows, follows);
 }
 
 /* Events of the export's like.created by user u (a check of --user). */
