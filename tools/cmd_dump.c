@@ -23,6 +23,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <time.h>
 #include <dirent.h>
@@ -401,6 +402,7 @@ static bool wanted(const dump_opts_t *o, const reel_record_t *rec, reel_event_t 
 
 /* Where a dump stands across re-opens of the log (--follow). */
 typedef struct dump_pos {
+    uint64_t first; /* the first offset of the dump */
     uint64_t next;  /* next offset to read */
     uint64_t shown; /* records printed */
     bool done;      /* --to, --until or --limit reached */
@@ -423,8 +425,17 @@ static int dump_records(reel_log_t *log, const dump_opts_t *o, dump_pos_t *pos)
         fprintf(stderr, "reel dump: %s: %s\n", o->dir, reel_strerror(rc));
         return rc;
     }
+    /* A progress line over the records read (not the shown ones): a
+     * filtered dump of a big log reads for a long time and prints little.
+     * Under --follow only the first pass, the one that catches up. */
+    tool_progress_t prog;
+    uint64_t first = pos->next;
+    tool_progress_start(&prog, "records", to - first);
+    prog.on = prog.on && first == pos->first &&
+              (isatty(1) == 0 || getenv("REEL_PROGRESS") != NULL); /* not across the rows */
     for (; pos->shown < o->limit && pos->next < to; pos->next++) {
         const reel_event_t *evp;
+        tool_progress(&prog, pos->next - first);
         rc = reel_log_iter_next(it, &rec);
         if (rc == REEL_EEND)
             rc = REEL_ECORRUPT; /* the log said it holds `next`: it must */
@@ -446,6 +457,7 @@ static int dump_records(reel_log_t *log, const dump_opts_t *o, dump_pos_t *pos)
     }
     if (pos->shown >= o->limit || pos->next >= o->to)
         pos->done = true;
+    tool_progress_end(&prog, pos->next - first);
     reel_log_iter_close(it);
     return rc;
 }
@@ -548,6 +560,7 @@ static int dump_run(const dump_opts_t *o, const char *log_dir)
     int rc = open_log(o, log_dir, &log);
     if (rc == 0)
         rc = first_offset(log, o, &pos.next);
+    pos.first = pos.next;
     for (;;) {
         if (rc == 0)
             rc = dump_records(log, o, &pos);

@@ -860,7 +860,8 @@ static int export_range(const export_opts_t *o, reel_log_t *log, part_t *parts, 
     tool_progress_start(&prog, "events", *end - o->from);
     if (o->from < *end && (rc = reel_log_iter_open(log, o->from, &it)) != 0)
         fprintf(stderr, "reel export: %s: %s\n", o->data, reel_strerror(rc));
-    for (uint64_t next = o->from; rc == 0 && next < *end; next++) {
+    uint64_t next = o->from;
+    for (; rc == 0 && next < *end; next++) {
         reel_event_t ev;
         rc = reel_log_iter_next(it, &rec);
         if (rc == REEL_EEND)
@@ -879,7 +880,7 @@ static int export_range(const export_opts_t *o, reel_log_t *log, part_t *parts, 
         if (rc != 0)
             fprintf(stderr, "reel export: offset %" PRIu64 ": %s\n", next, reel_strerror(rc));
     }
-    tool_progress_end(&prog);
+    tool_progress_end(&prog, next - o->from);
     reel_log_iter_close(it);
     return rc;
 }

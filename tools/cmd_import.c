@@ -21,6 +21,7 @@
  * is submitted, what was in flight is answered, and the exit status is 2.
  */
 #include "tools/cmds.h"
+#include "tools/tool_util.h"
 #include "engine/common.h"
 #include "engine/datadir.h"
 #include "engine/reel.h"
@@ -38,9 +39,6 @@
 /* Commands in flight: two of the engine's largest batches (engine_int.h:
  * 4096), so one is judged while the next waits queued. ~1.5 KiB each. */
 #define IMPORT_WINDOW 8192u
-/* Progress on a terminal: at most this often, and only after this long. */
-#define PROGRESS_INTERVAL_NS 100000000ull
-#define PROGRESS_AFTER_NS 1000000000ull
 
 typedef struct import_opts {
     const char *data;       /* --data */
@@ -257,25 +255,13 @@ static bool wait_window(pipeline_t *p, uint64_t submitted, uint64_t bound)
     return go;
 }
 
-static void progress(const pipeline_t *p, uint64_t done, uint64_t t0, uint64_t *last_ns)
-{
-    uint64_t now = reel_mono_ns();
-    if (now - t0 < PROGRESS_AFTER_NS || now - *last_ns < PROGRESS_INTERVAL_NS)
-        return;
-    *last_ns = now;
-    double secs = (double)(now - t0) / 1e9, rate = (double)done / secs;
-    if (done == 0)
-        return; /* no rate yet to say anything with */
-    fprintf(stderr, "\r  %" PRIu64 " / %" PRIu64 " commands (%3.0f%%), %.0f commands/s, %.0f s left   ",
-            done, p->plan->nops, 100.0 * (double)done / (double)p->plan->nops, rate,
-            (double)(p->plan->nops - done) / rate);
-}
-
 /* Submits every op of the plan in order; returns 0, or the submit error. */
-static int run_plan(pipeline_t *p, bool tty)
+static int run_plan(pipeline_t *p)
 {
-    uint64_t t0 = reel_mono_ns(), last_ns = 0, i;
+    tool_progress_t prog;
+    uint64_t i;
     int rc = 0;
+    tool_progress_start(&prog, "commands", p->plan->nops);
     for (i = 0; i < p->plan->nops && rc == 0; i++) {
         if (!wait_window(p, i, IMPORT_WINDOW - 1))
             break;
@@ -287,14 +273,12 @@ static int run_plan(pipeline_t *p, bool tty)
         req->data = p;
         while ((rc = reel_engine_submit(p->e, req)) == REEL_EFULL)
             sched_yield(); /* only if someone else fills the engine's queue */
-        if (tty && i % 1024 == 0)
-            progress(p, i, t0, &last_ns);
+        tool_progress(&prog, i);
     }
     if (rc != 0)
         i--; /* not submitted */
     wait_window(p, i, 0);
-    if (tty && last_ns != 0)
-        fputs("\n", stderr);
+    tool_progress_end(&prog, i);
     if (rc != 0)
         fprintf(stderr, "reel import: submitting: %s\n", reel_strerror(rc));
     return rc;
@@ -343,7 +327,7 @@ static int import_plan(const import_opts_t *o, const reel_import_plan_t *plan, u
     rc = p.slots && p.slot_op ? preflight(&p) : -ENOMEM;
     uint64_t end0 = reel_log_end(reel_engine_log(p.e)), t0 = reel_mono_ns();
     if (rc == 0)
-        rc = run_plan(&p, isatty(2) != 0);
+        rc = run_plan(&p);
     uint64_t events = reel_log_end(reel_engine_log(p.e)) - end0, ns = reel_mono_ns() - t0;
     int rc_close = reel_engine_close(p.e);
     if (rc_close != 0)
@@ -420,8 +404,10 @@ static bool nd_wait(nd_pipe_t *p, uint64_t submitted, uint64_t bound)
 
 static int nd_submit_all(nd_pipe_t *p)
 {
+    tool_progress_t prog;
     uint64_t i;
     int rc = 0;
+    tool_progress_start(&prog, "commands", p->cmds->n);
     for (i = 0; i < p->cmds->n && rc == 0; i++) {
         if (!nd_wait(p, i, IMPORT_WINDOW - 1))
             break;
@@ -434,12 +420,14 @@ static int nd_submit_all(nd_pipe_t *p)
         req->data = p;
         while ((rc = reel_engine_submit(p->e, req)) == REEL_EFULL)
             sched_yield();
+        tool_progress(&prog, i);
     }
-    if (rc != 0) {
+    if (rc != 0)
         i--;
-        fprintf(stderr, "reel import: submitting: %s\n", reel_strerror(rc));
-    }
     nd_wait(p, i, 0);
+    tool_progress_end(&prog, i);
+    if (rc != 0)
+        fprintf(stderr, "reel import: submitting: %s\n", reel_strerror(rc));
     return rc;
 }
 

@@ -29,8 +29,6 @@
 
 /* Users listed as the busiest. */
 #define STAT_TOP_USERS 10u
-/* Progress on a terminal: at most this often. */
-#define STAT_PROGRESS_NS 250000000ull
 
 typedef struct stat_opts {
     const char *data; /* --data */
@@ -270,30 +268,22 @@ static int stat_count(stat_events_t *st, const reel_record_t *rec)
     return 0;
 }
 
-static void stat_progress(uint64_t start_ns, uint64_t done, uint64_t end)
-{
-    double secs = (double)(reel_mono_ns() - start_ns) / 1e9;
-    double rate = secs > 0 ? (double)done / secs : 0;
-    fprintf(stderr, "\r  %" PRIu64 " / %" PRIu64 " events (%3.0f%%), %.0f events/s, %.0f s left   ",
-            done, end, end ? 100.0 * (double)done / (double)end : 100.0, rate,
-            rate > 0 ? (double)(end - done) / rate : 0.0);
-}
-
 /* One pass over the log of data_dir into st. */
 static int stat_events(const char *data_dir, stat_events_t *st)
 {
     reel_log_t *log = NULL;
     reel_log_iter_t *it = NULL;
     reel_record_t rec;
-    bool tty = isatty(2) != 0;
-    uint64_t start = reel_mono_ns(), last = start;
+    tool_progress_t prog;
     int rc = tool_log_open_ro("reel stat", data_dir, &log);
     if (rc != 0)
         return rc;
     uint64_t end = reel_log_end(log);
+    tool_progress_start(&prog, "events", end);
     if (end > 0 && (rc = reel_log_iter_open(log, 0, &it)) != 0)
         fprintf(stderr, "reel stat: %s: %s\n", data_dir, reel_strerror(rc));
-    for (uint64_t next = 0; rc == 0 && next < end; next++) {
+    uint64_t next = 0;
+    for (; rc == 0 && next < end; next++) {
         rc = reel_log_iter_next(it, &rec);
         if (rc == REEL_EEND)
             rc = REEL_ECORRUPT; /* the log said it holds `next`: it must */
@@ -303,13 +293,9 @@ static int stat_events(const char *data_dir, stat_events_t *st)
             break;
         }
         rc = stat_count(st, &rec);
-        if (tty && (next & 4095) == 0 && reel_mono_ns() - last > STAT_PROGRESS_NS) {
-            last = reel_mono_ns();
-            stat_progress(start, next, end);
-        }
+        tool_progress(&prog, next);
     }
-    if (tty && last != start)
-        fputs("\n", stderr);
+    tool_progress_end(&prog, next);
     reel_log_iter_close(it);
     (void)reel_log_close(log); /* read only: nothing to lose */
     return rc;

@@ -727,26 +727,20 @@ static int write_log(const lg_opts_t *o, const char *dir, bool quiet)
         if ((chunks[i].arena = malloc(LG_CHUNK_BYTES)) == NULL)
             rc = -ENOMEM;
     }
-    uint64_t t0 = reel_mono_ns(), last = t0;
+    tool_progress_t prog;
+    tool_progress_start(&prog, "events", o->events);
+    prog.on = prog.on && !quiet;
     for (uint64_t k = 0; rc == 0; k++) {
         lg_chunk_t *c = &chunks[k % LG_CHUNKS];
         chunk_wait(&sink, c);
         if (sink.status != 0 || chunk_fill(w, c, o->group, &rc) == 0)
             break;
         rc = chunk_submit(log, &sink, c);
-        if (!quiet && isatty(2) && reel_mono_ns() - last > 250000000ull) {
-            double secs = (double)(reel_mono_ns() - t0) / 1e9, rate = lg_world_made(w) / secs;
-            last = reel_mono_ns();
-            fprintf(stderr, "\r  %" PRIu64 " / %" PRIu64 " events (%3.0f%%), %.0f events/s, "
-                            "%.0f s left   ", lg_world_made(w), o->events,
-                    100.0 * (double)lg_world_made(w) / (double)o->events, rate,
-                    (double)(o->events - lg_world_made(w)) / rate);
-        }
+        tool_progress_draw(&prog, lg_world_made(w)); /* a chunk: thousands of events */
     }
     for (uint32_t i = 0; chunks != NULL && i < LG_CHUNKS; i++)
         chunk_wait(&sink, &chunks[i]);
-    if (!quiet && isatty(2) && last != t0)
-        fputs("\n", stderr);
+    tool_progress_end(&prog, w != NULL ? lg_world_made(w) : 0);
     if (rc == 0)
         rc = sink.status;
     if (rc != 0 && rc != REEL_EUSAGE)
@@ -765,8 +759,15 @@ static int write_log(const lg_opts_t *o, const char *dir, bool quiet)
     return rc;
 }
 
+static void fold_progress(void *ctx, uint64_t applied, uint64_t to)
+{
+    tool_progress_t *p = ctx;
+    p->total = to;
+    tool_progress_draw(p, applied);
+}
+
 /* Folds the new log into the views (as `reel rebuild`). */
-static int fold_views(const char *dir)
+static int fold_views(const char *dir, bool quiet)
 {
     char log_dir[PATH_MAX], views_dir[PATH_MAX], err[512] = "";
     reel_log_options_t lo = {.read_only = true};
@@ -779,8 +780,13 @@ static int fold_views(const char *dir)
         fprintf(stderr, "reel loadgen: %s\n", err);
     if (rc == 0 && (rc = reel_views_open(views_dir, &v)) != 0)
         fprintf(stderr, "reel loadgen: %s: %s\n", views_dir, reel_strerror(rc));
-    if (rc == 0 && (rc = reel_replay(log, v, UINT64_MAX, NULL, NULL, err, sizeof(err))) != 0)
+    tool_progress_t prog;
+    tool_progress_start(&prog, "events folded", 0);
+    prog.on = prog.on && !quiet;
+    if (rc == 0 && (rc = reel_replay(log, v, UINT64_MAX, fold_progress, &prog, err,
+                                     sizeof(err))) != 0)
         fprintf(stderr, "reel loadgen: folding the views: %s\n", err);
+    tool_progress_end(&prog, prog.total);
     reel_views_close(v);
     if (log != NULL)
         (void)reel_log_close(log);
@@ -807,7 +813,7 @@ int lg_write_data(const lg_opts_t *o, const char *dir, bool views, bool quiet,
     *log_ns = t1 - t0;
     *views_ns = 0;
     if (rc == 0 && views) {
-        rc = fold_views(dir);
+        rc = fold_views(dir, quiet);
         *views_ns = reel_mono_ns() - t1;
     }
     return rc;

@@ -13,6 +13,7 @@
  */
 #include "tools/loadgen.h"
 #include "tools/bench.h"
+#include "tools/tool_util.h"
 #include "engine/common.h"
 
 #include <arpa/inet.h>
@@ -37,6 +38,7 @@ typedef struct lgh {
     char port[16];
     char token[256];
     int phase;
+    tool_progress_t prog;   /* world events walked in this phase (under mu) */
     pthread_mutex_t mu;     /* guards w and the maps' writes */
     lg_world_t *w;
     uint64_t *user_id;      /* [world user] -> server id, 0 unknown */
@@ -252,6 +254,7 @@ static void *conn_main(void *arg)
                                  &type);
         if (more)
             g->sent++;
+        tool_progress(&g->prog, lg_world_made(g->w)); /* under mu */
         pthread_mutex_unlock(&g->mu);
         if (!more)
             break;
@@ -298,6 +301,7 @@ static int run_phase(lgh_t *g, uint32_t conns)
     int rc = cs && th ? lg_world_new(g->o, &g->w) : -ENOMEM;
     uint32_t started = 0;
     uint64_t sent0 = g->sent, failed0 = g->failed, t0 = reel_mono_ns();
+    tool_progress_start(&g->prog, "events", g->o->events);
     for (uint32_t i = 0; rc == 0 && i < conns; i++) {
         cs[i].g = g;
         if ((cs[i].fd = conn_open(g)) < 0) {
@@ -310,6 +314,7 @@ static int run_phase(lgh_t *g, uint32_t conns)
     }
     for (uint32_t i = 0; i < started; i++)
         pthread_join(th[i], NULL);
+    tool_progress_end(&g->prog, g->w != NULL ? lg_world_made(g->w) : 0);
     double secs = (double)(reel_mono_ns() - t0) / 1e9;
     uint64_t n = 0;
     for (uint32_t i = 0; cs != NULL && i < conns; i++)

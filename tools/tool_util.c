@@ -119,7 +119,7 @@ void tool_progress_start(tool_progress_t *p, const char *unit, uint64_t total)
     p->start_ns = reel_mono_ns();
     p->countdown = PROGRESS_CALLS;
     if (env != NULL && (strcmp(env, "1") == 0 || strcmp(env, "0") == 0))
-        p->on = env[0] == '1';
+        p->on = p->forced = env[0] == '1';
     else
         p->on = isatty(2) != 0;
 }
@@ -137,16 +137,12 @@ static void progress_num(double v, char *buf, size_t len)
         snprintf(buf, len, "%.0f", v);
 }
 
-void tool_progress_draw(tool_progress_t *p, uint64_t done)
+static void progress_line(tool_progress_t *p, uint64_t done, uint64_t now)
 {
     char d[32], t[32], r[32], left[48] = "";
-    uint64_t now = reel_mono_ns();
-    p->countdown = PROGRESS_CALLS;
-    if (!p->on || now - p->start_ns < PROGRESS_AFTER_NS ||
-        (p->last_ns != 0 && now - p->last_ns < PROGRESS_EVERY_NS))
-        return;
     p->last_ns = now;
-    double secs = (double)(now - p->start_ns) / 1e9, rate = (double)done / secs;
+    double secs = (double)(now - p->start_ns) / 1e9;
+    double rate = secs > 0 ? (double)done / secs : 0;
     progress_num((double)done, d, sizeof(d));
     progress_num(rate, r, sizeof(r));
     if (p->total > 0) {
@@ -162,9 +158,22 @@ void tool_progress_draw(tool_progress_t *p, uint64_t done)
     }
 }
 
-void tool_progress_end(tool_progress_t *p)
+void tool_progress_draw(tool_progress_t *p, uint64_t done)
 {
-    if (p->on && p->last_ns != 0)
+    uint64_t now = reel_mono_ns();
+    p->countdown = PROGRESS_CALLS;
+    if (!p->on || (!p->forced && now - p->start_ns < PROGRESS_AFTER_NS) ||
+        (p->last_ns != 0 && now - p->last_ns < PROGRESS_EVERY_NS))
+        return;
+    progress_line(p, done, now);
+}
+
+void tool_progress_end(tool_progress_t *p, uint64_t done)
+{
+    if (p->on && (p->last_ns != 0 || p->forced)) {
+        progress_line(p, done, reel_mono_ns());
         fputs("\n", stderr);
+    }
+    p->on = false;
     p->last_ns = 0;
 }

@@ -48,10 +48,11 @@ void tool_day_name(uint64_t day, char *buf, size_t len);
 
 /* A progress line on stderr for work that may take over a second: done /
  * total, the percentage, the rate and the time left, redrawn in place
- * ("\r") at most 4 times a second, first after half a second. Shown only
- * when stderr is a terminal (isatty(2)); REEL_PROGRESS=1 in the environment
- * forces it (tests), REEL_PROGRESS=0 turns it off. tool_progress_end
- * finishes the line ("\n") when one was drawn. */
+ * ("\r") at most 4 times a second, first after half a second, and once
+ * more at the end with the final figures. Shown only when stderr is a
+ * terminal (isatty(2)). REEL_PROGRESS=0 in the environment turns it off;
+ * REEL_PROGRESS=1 forces it on without the half-second wait and with the
+ * final line always drawn (so tests see it on short runs). */
 typedef struct tool_progress {
     const char *unit;   /* "events", "commands", ... */
     uint64_t total;     /* 0: unknown (no percentage, no time left) */
@@ -59,6 +60,7 @@ typedef struct tool_progress {
     uint64_t last_ns;   /* last drawn, 0: never */
     uint32_t countdown; /* calls left before the clock is read again */
     bool on;
+    bool forced;        /* REEL_PROGRESS=1 */
 } tool_progress_t;
 
 void tool_progress_start(tool_progress_t *p, const char *unit, uint64_t total);
@@ -69,6 +71,8 @@ static inline void tool_progress(tool_progress_t *p, uint64_t done)
     if (p->on && --p->countdown == 0)
         tool_progress_draw(p, done);
 }
-void tool_progress_end(tool_progress_t *p);
+/* The final line (done of total) and its newline, when a line was drawn
+ * (or forced). */
+void tool_progress_end(tool_progress_t *p, uint64_t done);
 
 #endif

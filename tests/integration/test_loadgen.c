@@ -551,3 +551,32 @@ Test(loadgen, import_ndjson)
     cr_assert(strstr(r.err, "last line applied is 1") != NULL, "%s", r.err);
     run_free(&r);
 }
+
+/* With REEL_PROGRESS=1 (stderr as if a terminal) loadgen draws its
+ * progress line, writing the log then folding the views, and so does
+ * import; without it, on a file, neither draws. */
+Test(loadgen, progress_lines)
+{
+    char dir[PATH_MAX + 8], file[PATH_MAX + 16], nd[PATH_MAX + 8];
+    snprintf(dir, sizeof(dir), "%s/p", tmp);
+    snprintf(nd, sizeof(nd), "%s/pnd", tmp);
+    snprintf(file, sizeof(file), "%s/p.ndjson", tmp);
+    write_text(file, nd_good);
+    setenv("REEL_PROGRESS", "1", 1);
+    run_t r = run_reel("loadgen", "--data", dir, "--users", "50", "--posts", "40", "--events",
+                       "2000", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.err, "\r  2000 / 2000 events (100%)") != NULL, "%s", r.err);
+    cr_assert(strstr(r.err, "events folded/s") != NULL, "%s", r.err);
+    run_free(&r);
+    r = run_reel("import", "--data", nd, "--ndjson", file, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.err, "commands/s") != NULL && strstr(r.err, "(100%)") != NULL, "%s",
+              r.err);
+    run_free(&r);
+    unsetenv("REEL_PROGRESS");
+    r = run_reel("stat", "--data", dir, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strchr(r.err, '\r') == NULL, "%s", r.err);
+    run_free(&r);
+}

@@ -514,3 +514,34 @@ Test(tools, export_fast_writers_match_the_reference)
     setenv("EXPECT", "62", 1);
     cr_assert_eq(python(py_compare), 0, "python read the edge exports back differently");
 }
+
+/* The progress line (tools/tool_util.h): never on a stderr that is not a
+ * terminal, and with REEL_PROGRESS=1 (as if it were one) each long-running
+ * command draws it with its rate and ends it at 100%. */
+Test(tools, progress_line_only_on_a_terminal)
+{
+    char out[PATH_MAX + 16];
+    const char *cmds[][8] = {
+        {"stat", "--data", data_dir, NULL},
+        {"export", "--data", data_dir, "--out", out, NULL},
+        {"dump", "--data", data_dir, NULL},
+    };
+    const char *units[] = {"events/s", "events/s", "records/s"};
+    for (int forced = 0; forced < 2; forced++) {
+        if (forced)
+            setenv("REEL_PROGRESS", "1", 1);
+        for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+            snprintf(out, sizeof(out), "%s/p%d", tmp, forced);
+            run_t r = run_reel(cmds[i][0], cmds[i][1], cmds[i][2], cmds[i][3], cmds[i][4], NULL);
+            cr_assert_eq(r.status, 0, "%s: %s", cmds[i][0], r.err);
+            if (!forced) {
+                cr_assert(strchr(r.err, '\r') == NULL, "%s drew on a file: %s", cmds[i][0], r.err);
+            } else {
+                cr_assert(strstr(r.err, "\r  13 / 13 ") != NULL && strstr(r.err, "(100%)") != NULL &&
+                              strstr(r.err, units[i]) != NULL, "%s: %s", cmds[i][0], r.err);
+            }
+            run_free(&r);
+        }
+    }
+    unsetenv("REEL_PROGRESS");
+}
