@@ -282,32 +282,57 @@ float reel__ix_heat_now(const reel_index_t *idx, const ix_post_t *p)
     return (float)exp((double)p->heat_log - t);
 }
 
-static void rising_update(reel_index_t *idx, uint32_t p, float hl)
+static double tau_pop(void)
 {
-    uint32_t min = 0;
-    for (uint32_t i = 0; i < idx->nrising; i++) {
-        if (idx->rising[i].post == p) {
-            idx->rising[i].heat_log = hl;
-            return;
-        }
-        if (idx->rising[i].heat_log < idx->rising[min].heat_log)
-            min = i;
-    }
-    if (idx->nrising < REEL_IX_RISING_MAX)
-        idx->rising[idx->nrising++] = (ix_rising_t){p, hl};
-    else if (idx->rising[min].heat_log < hl)
-        idx->rising[min] = (ix_rising_t){p, hl};
+    return (double)REEL_IX_POP_HALF_LIFE_MS / LN2;
 }
 
-static void heat_add(reel_index_t *idx, uint32_t p, float w, uint64_t at)
+float reel__ix_pop_now(const reel_index_t *idx, const ix_post_t *p)
+{
+    if (p->pop_log == -INFINITY)
+        return 0;
+    double t = ((double)idx->now_ms - (double)idx->epoch_ms) / tau_pop();
+    return (float)exp((double)p->pop_log - t);
+}
+
+/* Keeps list[0..*n) (at most max) the posts with the largest log. */
+static void top_update(ix_rising_t *list, uint32_t *n, uint32_t max, uint32_t p, float hl)
+{
+    uint32_t min = 0;
+    for (uint32_t i = 0; i < *n; i++) {
+        if (list[i].post == p) {
+            list[i].heat_log = hl;
+            return;
+        }
+        if (list[i].heat_log < list[min].heat_log)
+            min = i;
+    }
+    if (*n < max)
+        list[(*n)++] = (ix_rising_t){p, hl};
+    else if (list[min].heat_log < hl)
+        list[min] = (ix_rising_t){p, hl};
+}
+
+/* ln(e^h + w e^((at - epoch) / tau)), stably. */
+static float log_add(float h, float w, uint64_t at, uint64_t epoch, double tau)
+{
+    double x = log((double)w) + ((double)at - (double)epoch) / tau;
+    double m = h > x ? h : x;
+    return (float)(m + log(exp(h - m) + exp(x - m)));
+}
+
+/* Engagement w on post p at `at`: its heat, and its popularity when
+ * explicit (likes, remixes, comments: not completed views). */
+static void heat_add(reel_index_t *idx, uint32_t p, float w, uint64_t at, bool explicit_)
 {
     ix_post_t *post = &idx->posts[p];
-    double x = log((double)w) + ((double)at - (double)idx->epoch_ms) / tau_heat();
-    double h = post->heat_log;
-    double m = h > x ? h : x;
-    post->heat_log = (float)(m + log(exp(h - m) + exp(x - m)));
-    if (ix_visible(post))
-        rising_update(idx, p, post->heat_log);
+    post->heat_log = log_add(post->heat_log, w, at, idx->epoch_ms, tau_heat());
+    if (explicit_)
+        post->pop_log = log_add(post->pop_log, w, at, idx->epoch_ms, tau_pop());
+    if (ix_visible(post)) {
+        top_update(idx->rising, &idx->nrising, REEL_IX_RISING_MAX, p, post->heat_log);
+        top_update(idx->popular, &idx->npopular, REEL_IX_POPULAR_MAX, p, post->pop_log);
+    }
 }
 
 /* ---- profiles ---- */
@@ -446,6 +471,7 @@ static bool post_create(reel_index_t *idx, uint64_t p, uint64_t author, uint64_t
     }
     post->flags = IX_P_EXISTS | (public ? IX_P_PUBLIC : 0);
     post->heat_log = -INFINITY;
+    post->pop_log = -INFINITY;
     reel_vecs_set(&idx->vecs, (uint32_t)p, vec);
     idx->nposts++;
     if (p > idx->max_post)
@@ -505,7 +531,7 @@ static void on_post_created(reel_index_t *idx, const reel_event_t *ev, bool hist
     if (parent != NULL) {
         if (!history)
             parent->remixes++;
-        heat_add(idx, (uint32_t)ev->remix_of, H_REMIX, ev->at);
+        heat_add(idx, (uint32_t)ev->remix_of, H_REMIX, ev->at, true);
         learn(idx, ev->user, (uint32_t)ev->remix_of, W_REMIX, true);
     }
 }
@@ -540,7 +566,7 @@ static void on_engage(reel_index_t *idx, const reel_event_t *ev, bool history)
     case REEL_EV_LIKE_CREATED:
         post->likes += history ? 0 : 1;
         bm_add(idx, &u->excluded, ev->post);
-        heat_add(idx, (uint32_t)ev->post, H_LIKE, ev->at);
+        heat_add(idx, (uint32_t)ev->post, H_LIKE, ev->at, true);
         learn(idx, ev->user, (uint32_t)ev->post, W_LIKE, true);
         break;
     case REEL_EV_LIKE_REMOVED:
@@ -552,13 +578,13 @@ static void on_engage(reel_index_t *idx, const reel_event_t *ev, bool history)
         bm_add(idx, &u->excluded, ev->post);
         if (ev->completed) {
             post->completes++;
-            heat_add(idx, (uint32_t)ev->post, H_COMPLETE, ev->at);
+            heat_add(idx, (uint32_t)ev->post, H_COMPLETE, ev->at, false);
             learn(idx, ev->user, (uint32_t)ev->post, W_COMPLETE, true);
         }
         break;
     case REEL_EV_COMMENT_CREATED:
         post->comments += history ? 0 : 1;
-        heat_add(idx, (uint32_t)ev->post, H_COMMENT, ev->at);
+        heat_add(idx, (uint32_t)ev->post, H_COMMENT, ev->at, true);
         break;
     default:
         break;

@@ -24,7 +24,7 @@
 #define IX_P_HIDDEN 0x04u
 #define IX_P_DELETED 0x08u
 
-/* One post: 44 bytes, plus its vector in vecs and its tags in tag_pool. */
+/* One post: 48 bytes, plus its vector in vecs and its tags in tag_pool. */
 typedef struct ix_post {
     uint64_t created_at;  /* engine time of post.created */
     uint32_t author;      /* user id */
@@ -38,6 +38,7 @@ typedef struct ix_post {
     uint32_t views;       /* views */
     uint32_t comments;    /* comments */
     float heat_log;       /* ln(heat * e^((t - epoch)/tau)): see heat_now() */
+    float pop_log;        /* the same with the popularity half-life: see pop_now() */
 } ix_post_t;
 
 /* One user's profile. */
@@ -111,6 +112,8 @@ struct reel_index {
 
     ix_rising_t rising[REEL_IX_RISING_MAX];
     uint32_t nrising;
+    ix_rising_t popular[REEL_IX_POPULAR_MAX]; /* by pop_log */
+    uint32_t npopular;
 
     pthread_mutex_t sess_mu;
     ix_session_t *sessions; /* REEL_IX_SESSIONS_MAX */
@@ -138,5 +141,8 @@ static inline bool ix_visible(const ix_post_t *p)
 
 /* The post's heat (decayed engagement) at now. */
 float reel__ix_heat_now(const reel_index_t *idx, const ix_post_t *p);
+/* The post's popularity (engagement decayed with REEL_IX_POP_HALF_LIFE_MS)
+ * at now. */
+float reel__ix_pop_now(const reel_index_t *idx, const ix_post_t *p);
 
 #endif /* REEL_INDEX_INT_H */

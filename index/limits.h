@@ -34,6 +34,13 @@
 #define REEL_IX_INTEREST_HALF_LIFE_MS (7ull * 24 * 3600 * 1000)
 /* Half-life of a post's engagement heat ("rising"): 6 h. */
 #define REEL_IX_HEAT_HALF_LIFE_MS (6ull * 3600 * 1000)
+/* Half-life of a post's popularity (its explicit engagement: likes,
+ * remixes, comments, decayed slowly: "popular these weeks"): 10 days
+ * (tuned on MovieLens 100K, docs/RANKING.md: 7 to 15 days score alike;
+ * a 30-day half-life is worse). */
+#define REEL_IX_POP_HALF_LIFE_MS (10ull * 24 * 3600 * 1000)
+/* Popular posts tracked: the 512 most popular (as rising). */
+#define REEL_IX_POPULAR_MAX 512u
 /* Freshness decay of a post (score): half-life 24 h. */
 #define REEL_IX_FRESH_HALF_LIFE_MS (24ull * 3600 * 1000)
 /* Rising posts tracked: the 512 hottest (a linear scan per engagement
@@ -64,6 +71,7 @@
 #define REEL_IX_CAND_TAGS_TOP 5u   /* the user's strongest tags used */
 #define REEL_IX_CAND_PER_TAG 80u
 #define REEL_IX_CAND_RISING 100u
+#define REEL_IX_CAND_POPULAR 200u
 #define REEL_IX_CAND_EXPLORE 64u
 #define REEL_IX_CAND_MAX 2048u
 /* Followees scanned per page (newest follows are not privileged: the
@@ -107,6 +115,7 @@ _Static_assert(REEL_IX_USERS_MAX <= (1ull << 32), "user ids fit roaring's 32 bit
 _Static_assert(REEL_IX_ANN_NODES_MAX <= REEL_IX_POSTS_MAX, "nodes are posts");
 _Static_assert(REEL_IX_CAND_FOLLOWING_MAX + REEL_IX_CAND_ANN +
                        REEL_IX_CAND_TAGS_TOP * REEL_IX_CAND_PER_TAG + REEL_IX_CAND_RISING +
+                       REEL_IX_CAND_POPULAR +
                        REEL_IX_CAND_EXPLORE + REEL_IX_PAGE_MAX <= REEL_IX_CAND_MAX,
                "every source (and a page of backfill) fits the candidate set");
 _Static_assert(REEL_IX_CAND_ANN <= REEL_IX_ANN_K_MAX, "an ANN query gives the ANN share");

@@ -1,8 +1,9 @@
 /*
  * rank.c: the feed and trending tags (index.h; docs/RANKING.md is the
- * reference). A for_you page is: candidates from five sources (followed
- * users, ANN over the interest vector, top tags, rising, exploration; a
- * newest-first backfill when they run short), the contract's filters,
+ * reference). A for_you page is: candidates from six sources (followed
+ * users, ANN over the interest vector, top tags, rising, popular,
+ * exploration; a newest-first backfill when they run short), the
+ * contract's filters,
  * one scoring function (score_candidate), then a greedy pick per position
  * with diversity (the author rule, author and topic decay) and exploration
  * slots.
@@ -23,9 +24,12 @@
 enum { SIG_SIM, SIG_TAG, SIG_SOCIAL, SIG_ENG, SIG_FRESH, SIG_N };
 static const char *const sig_name[SIG_N] = {"similarity", "tag_affinity", "social",
                                             "engagement", "freshness"};
-static const float sig_weight[SIG_N] = {1.0f, 0.5f, 0.4f, 0.2f, 0.15f};
-/* Engagement saturates: 1 - e^(-heat / ENG_SCALE). */
-#define ENG_SCALE 3.0f
+static const float sig_weight[SIG_N] = {1.0f, 0.5f, 0.4f, 3.0f, 0.15f};
+/* Engagement: the post's popularity (explicit engagement, 10-day
+ * half-life) over the most popular post's plus POP_PRIOR: relative, and
+ * small while the whole catalogue has little engagement (a new server, a
+ * quiet week), so that a handful of likes does not outrank taste. */
+#define POP_PRIOR 20.0f
 /* Diversity: the n-th item of an author on a page (0-based) is scaled by
  * (1 - AUTHOR_FLOOR) * 0.5^n + AUTHOR_FLOOR (X's DiversityDiscountProvider);
  * the n-th of a main tag (the post's first) by TOPIC_DECAY^n. */
@@ -39,6 +43,7 @@ static const float sig_weight[SIG_N] = {1.0f, 0.5f, 0.4f, 0.2f, 0.15f};
 #define SRC_RISING 0x08u
 #define SRC_EXPLORE 0x10u
 #define SRC_BACKFILL 0x20u
+#define SRC_POPULAR 0x40u
 
 #define SET_CAP (4u * REEL_IX_CAND_MAX)
 _Static_assert((SET_CAP & (SET_CAP - 1)) == 0, "the candidate set's size is a power of two");
@@ -67,6 +72,7 @@ typedef struct feed {
     float qs;
     float interest[REEL_IX_DIM_MAX];
     float tag_max;             /* largest |affinity| of the user */
+    float pop_max;             /* the most popular post's popularity now */
     uint64_t rng;
 } feed_t;
 
@@ -125,7 +131,7 @@ static void score_candidate(const feed_t *f, cand_t *c)
         const ix_user_t *a = ix_user(idx, p->author);
         sig[SIG_SOCIAL] = a != NULL && has(a->following, f->user) ? 1.0f : 0.67f;
     }
-    sig[SIG_ENG] = 1.0f - expf(-reel__ix_heat_now(idx, p) / ENG_SCALE);
+    sig[SIG_ENG] = reel__ix_pop_now(idx, p) / (f->pop_max + POP_PRIOR);
     uint64_t age = idx->now_ms > p->created_at ? idx->now_ms - p->created_at : 0;
     sig[SIG_FRESH] = (float)exp(-(double)age * LN2 / (double)REEL_IX_FRESH_HALF_LIFE_MS);
     c->score = 0;
@@ -252,6 +258,19 @@ static void src_rising(feed_t *f)
     qsort(r, n, sizeof(r[0]), cmp_rising);
     for (uint32_t i = 0; i < n && i < REEL_IX_CAND_RISING; i++)
         cand_add(f, r[i].post, SRC_RISING);
+}
+
+/* The most popular posts (explicit engagement, 10-day half-life),
+ * REEL_IX_CAND_POPULAR of them that pass the filters; sets pop_max. */
+static void src_popular(feed_t *f)
+{
+    ix_rising_t r[REEL_IX_POPULAR_MAX];
+    uint32_t n = f->idx->npopular, start = f->n;
+    memcpy(r, f->idx->popular, sizeof(r[0]) * n);
+    qsort(r, n, sizeof(r[0]), cmp_rising);
+    f->pop_max = n > 0 ? reel__ix_pop_now(f->idx, &f->idx->posts[r[0].post]) : 0.0f;
+    for (uint32_t i = 0; i < n && f->n - start < REEL_IX_CAND_POPULAR; i++)
+        cand_add(f, r[i].post, SRC_POPULAR);
 }
 
 /* Random posts among the newest REEL_IX_EXPLORE_WINDOW ids (seeded by
@@ -501,6 +520,7 @@ static int for_you(reel_index_t *idx, reel_views_txn_t *t, uint64_t user, size_t
     if (rc == 0) {
         src_tags(f);
         src_rising(f);
+        src_popular(f);
         src_explore(f);
         src_backfill(f, f->n + (uint32_t)limit * 2 > REEL_IX_CAND_MAX ? REEL_IX_CAND_MAX
                                                                       : f->n + (uint32_t)limit * 2);

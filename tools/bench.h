@@ -36,7 +36,8 @@
     XX(http, "reeld over loopback: GET a profile, durable likes and follows; vs Redis")   \
     XX(tools, "reel export to JSON lines vs zstd -d; loadgen straight to a data dir")      \
     XX(render, "claim + complete round trips through reeld's HTTP, 32 worker threads")     \
-    XX(feed, "For You pages and the ANN index vs hnswlib, memory per post")
+    XX(feed, "For You pages and the ANN index vs hnswlib, memory per post")                \
+    XX(feed_quality, "MovieLens 100K at a temporal cut: For You vs popularity and item kNN")
 
 /* What a benchmark gets from the framework. */
 typedef struct reel_bench_ctx {
