@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -284,11 +285,15 @@ static int inspect_history(const inspect_opts_t *o)
     int rc = tool_log_open_ro("reel inspect", o->data, &log);
     if (rc != 0)
         return rc;
-    uint64_t end = reel_log_end(log);
+    uint64_t end = reel_log_end(log), next = 0;
+    tool_progress_t prog; /* a whole-log scan; not drawn across rows on a terminal */
+    tool_progress_start(&prog, "events", end);
+    prog.on = prog.on && (isatty(1) == 0 || getenv("REEL_PROGRESS") != NULL);
     if (end > 0 && (rc = reel_log_iter_open(log, 0, &it)) != 0)
         fprintf(stderr, "reel inspect: %s: %s\n", o->data, reel_strerror(rc));
-    for (uint64_t next = 0; rc == 0 && next < end; next++) {
+    for (; rc == 0 && next < end; next++) {
         reel_event_t ev;
+        tool_progress(&prog, next);
         rc = reel_log_iter_next(it, &rec);
         if (rc == REEL_EEND)
             rc = REEL_ECORRUPT; /* the log said it holds `next`: it must */
@@ -302,6 +307,7 @@ static int inspect_history(const inspect_opts_t *o)
         if (reel_event_to_json(&ev, json, sizeof(json)) >= 0)
             puts(json);
     }
+    tool_progress_end(&prog, next);
     reel_log_iter_close(it);
     (void)reel_log_close(log);
     return rc;

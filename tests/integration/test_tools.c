@@ -525,14 +525,16 @@ Test(tools, progress_line_only_on_a_terminal)
         {"stat", "--data", data_dir, NULL},
         {"export", "--data", data_dir, "--out", out, NULL},
         {"dump", "--data", data_dir, NULL},
+        {"inspect", "--data", data_dir, "user", "1", "--history", NULL},
     };
-    const char *units[] = {"events/s", "events/s", "records/s"};
+    const char *units[] = {"events/s", "events/s", "records/s", "events/s"};
     for (int forced = 0; forced < 2; forced++) {
         if (forced)
             setenv("REEL_PROGRESS", "1", 1);
         for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
             snprintf(out, sizeof(out), "%s/p%d", tmp, forced);
-            run_t r = run_reel(cmds[i][0], cmds[i][1], cmds[i][2], cmds[i][3], cmds[i][4], NULL);
+            run_t r = run_reel(cmds[i][0], cmds[i][1], cmds[i][2], cmds[i][3], cmds[i][4],
+                               cmds[i][5], NULL);
             cr_assert_eq(r.status, 0, "%s: %s", cmds[i][0], r.err);
             if (!forced) {
                 cr_assert(strchr(r.err, '\r') == NULL, "%s drew on a file: %s", cmds[i][0], r.err);
