@@ -45,6 +45,10 @@
 #define RB_TASKS_FULL 20000u
 #define RB_TASKS_QUICK 2000u
 #define RB_ROUNDS_MAX 16u
+/* Tasks are spread over this many users: a user's quota check counts the
+ * user's generations in the window (reel_views_quota scans them), so one
+ * user with 100,000 generations would make the seeding quadratic. */
+#define RB_USERS 1024u
 
 typedef struct rb_server {
     pid_t pid;
@@ -87,7 +91,7 @@ static int rb_reeld_start(const char *dir, rb_server_t *s)
         if (getppid() != parent || fo < 0 || fe < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0)
             _exit(127);
         execl(bin, bin, "--data", data, "--listen", "127.0.0.1:0", "--generations-per-day",
-              "1000000", (char *)NULL);
+              "100000", (char *)NULL);
         _exit(127);
     }
     static const char mark[] = "listening on http://127.0.0.1:";
@@ -134,9 +138,10 @@ static int rb_reeld_stop(rb_server_t *s)
     return -1;
 }
 
-/* Queues n generations for user 1 through /v1/batch. */
+/* Queues n generations for users 1..RB_USERS through /v1/batch. */
 static int rb_seed(reel_client_t *c, uint32_t n)
 {
+    static uint32_t seq; /* spreads every round's tasks over the users */
     size_t cap = (size_t)RB_BATCH_LINES * 96u;
     char *lines = malloc(cap);
     int rc = lines ? 0 : -ENOMEM;
@@ -145,8 +150,9 @@ static int rb_seed(reel_client_t *c, uint32_t n)
         uint32_t k = 0;
         for (; k < RB_BATCH_LINES && done + k < n; k++)
             len += (size_t)snprintf(lines + len, cap - len,
-                                    "{\"op\":\"POST /v1/generations\",\"body\":{\"user\":1,"
-                                    "\"prompt\":\"bench clip %u\"}}\n", done + k);
+                                    "{\"op\":\"POST /v1/generations\",\"body\":{\"user\":%u,"
+                                    "\"prompt\":\"bench clip %u\"}}\n", 1u + seq++ % RB_USERS,
+                                    done + k);
         reel_client_resp_t r;
         rc = reel_client_request(c, "POST", "/v1/batch", lines, len, 120000u, &r);
         if (rc == 0 && (r.status != 200 || strstr(r.body, "\"status\":4") != NULL ||
@@ -273,9 +279,17 @@ int reel_bench_render(const reel_bench_ctx_t *ctx)
         return 2;
     int rc = reel_client_init(&admin, s.url, NULL);
     reel_client_resp_t r;
+    char *users = malloc((size_t)RB_USERS * 80u);
+    size_t ulen = 0;
+    for (uint32_t i = 0; users != NULL && i < RB_USERS; i++)
+        ulen += (size_t)snprintf(users + ulen, 80, "{\"op\":\"POST /v1/users\",\"body\":"
+                                 "{\"handle\":\"bench%u\"}}\n", i);
     if (rc == 0)
-        rc = reel_client_request(&admin, "POST", "/v1/users", "{\"handle\":\"bench\"}", 18,
-                                 RB_REQUEST_TIMEOUT_MS, &r);
+        rc = users ? reel_client_request(&admin, "POST", "/v1/batch", users, ulen, 120000u, &r)
+                   : -ENOMEM;
+    if (rc == 0 && (r.status != 200 || strstr(r.body, "\"status\":201") == NULL))
+        rc = -EPROTO;
+    free(users);
     fprintf(stderr, "  reeld pid %d on %s; %u worker threads, %u tasks a round, %ld CPUs "
             "online (shared by reeld and the workers)\n", (int)s.pid, s.url, RB_WORKERS, n,
             sysconf(_SC_NPROCESSORS_ONLN));
