@@ -23,6 +23,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,8 +106,13 @@ typedef struct export_opts {
     bool check_all;    /* REEL_EXPORT_CHECK=all: every event checked, a difference fails */
 } export_opts_t;
 
-/* One part file being written. */
+typedef struct writer writer_t;
+
+/* One part file being written. The main thread fills buf; a full buffer
+ * goes to the writer thread, which alone touches the file, z, written,
+ * synced and err until the writer is drained. */
 typedef struct part {
+    writer_t *w;
     int fd;             /* -1: not open */
     ZSTD_CCtx *z;       /* NULL: plain */
     char *buf;          /* EXPORT_BUF_BYTES */
@@ -263,19 +269,18 @@ static void part_out(part_t *p, const char *s, size_t n)
     }
 }
 
-/* Writes the buffer to the file (through zstd under --zstd). */
-static void part_flush(part_t *p, ZSTD_EndDirective mode)
+/* Writes buf to the part's file (through zstd under --zstd). */
+static void part_write_buf(part_t *p, const char *buf, size_t len, ZSTD_EndDirective mode)
 {
     if (p->err != 0)
         return;
     if (p->z == NULL) {
-        if (p->used > 0)
-            part_out(p, p->buf, p->used);
-        p->used = 0;
+        if (len > 0)
+            part_out(p, buf, len);
         return;
     }
-    static char zout[EXPORT_BUF_BYTES];
-    ZSTD_inBuffer in = {p->buf, p->used, 0};
+    static char zout[EXPORT_BUF_BYTES]; /* the writer thread's */
+    ZSTD_inBuffer in = {buf, len, 0};
     size_t left;
     do {
         ZSTD_outBuffer out = {zout, sizeof(zout), 0};
@@ -287,7 +292,140 @@ static void part_flush(part_t *p, ZSTD_EndDirective mode)
         if (out.pos > 0)
             part_out(p, zout, out.pos);
     } while (p->err == 0 && (mode == ZSTD_e_end ? left != 0 : in.pos < in.size));
-    p->used = 0;
+}
+
+/* ---- the writer thread: write(2), zstd and writeback off the main
+ * thread, which meanwhile reads, decodes and formats the next events.
+ * Buffers go to it in one FIFO (so a part's buffers are written in
+ * order) and come back to a pool. ---- */
+
+/* Full buffers queued or being written at most: the main thread waits
+ * for one to come back beyond this. */
+#define EXPORT_SPARE_BUFS 4u
+#define EXPORT_BUFS_MAX (REEL_EV_MAX + 1 + EXPORT_SPARE_BUFS)
+
+typedef struct wjob {
+    part_t *p;
+    char *buf;
+    size_t len;
+    ZSTD_EndDirective mode;
+} wjob_t;
+
+struct writer {
+    pthread_t th;
+    bool started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;          /* a job queued, a job done, stop */
+    wjob_t q[EXPORT_BUFS_MAX];
+    uint32_t head, n;           /* the FIFO */
+    bool busy;                  /* a job is being written */
+    bool stop;
+    char *all[EXPORT_BUFS_MAX]; /* every buffer, to free */
+    uint32_t nall;
+    char *spare[EXPORT_BUFS_MAX];
+    uint32_t nspare;
+    int err;                    /* the first write error */
+};
+
+static void *writer_main(void *arg)
+{
+    writer_t *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (w->n == 0 && !w->stop)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (w->n == 0)
+            break;
+        wjob_t j = w->q[w->head];
+        w->head = (w->head + 1) % EXPORT_BUFS_MAX;
+        w->n--;
+        w->busy = true;
+        pthread_mutex_unlock(&w->mu);
+        part_write_buf(j.p, j.buf, j.len, j.mode);
+        pthread_mutex_lock(&w->mu);
+        if (j.p->err != 0 && w->err == 0)
+            w->err = j.p->err;
+        w->spare[w->nspare++] = j.buf;
+        w->busy = false;
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+static int writer_start(writer_t *w)
+{
+    memset(w, 0, sizeof(*w));
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    if (pthread_create(&w->th, NULL, writer_main, w) != 0)
+        return -EAGAIN;
+    w->started = true;
+    return 0;
+}
+
+/* Waits until every queued buffer is written; returns the first error. */
+static int writer_drain(writer_t *w)
+{
+    pthread_mutex_lock(&w->mu);
+    while (w->n > 0 || w->busy)
+        pthread_cond_wait(&w->cv, &w->mu);
+    int err = w->err;
+    pthread_mutex_unlock(&w->mu);
+    return err;
+}
+
+static void writer_stop(writer_t *w)
+{
+    if (w->started) {
+        pthread_mutex_lock(&w->mu);
+        w->stop = true;
+        pthread_cond_broadcast(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+        pthread_join(w->th, NULL);
+    }
+    for (uint32_t i = 0; i < w->nall; i++)
+        free(w->all[i]);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+}
+
+/* An empty buffer (under mu): a spare, a new one while few are out, else
+ * the next to come back. NULL: out of memory. */
+static char *writer_buf_locked(writer_t *w)
+{
+    while (w->nspare == 0 && w->nall >= EXPORT_BUFS_MAX)
+        pthread_cond_wait(&w->cv, &w->mu);
+    if (w->nspare > 0)
+        return w->spare[--w->nspare];
+    char *b = malloc(EXPORT_BUF_BYTES);
+    if (b != NULL)
+        w->all[w->nall++] = b;
+    return b;
+}
+
+/* Queues the part's buffer (mode: ZSTD_e_end for its last) and, unless it
+ * is the last, gives the part an empty one. Returns 0 or the writer's
+ * first error (or -ENOMEM). */
+static int part_flush(part_t *p, ZSTD_EndDirective mode)
+{
+    writer_t *w = p->w;
+    pthread_mutex_lock(&w->mu);
+    /* Keep at most EXPORT_SPARE_BUFS full buffers waiting. */
+    while (w->n >= EXPORT_SPARE_BUFS && w->err == 0)
+        pthread_cond_wait(&w->cv, &w->mu);
+    int err = w->err;
+    if (err == 0) {
+        w->q[(w->head + w->n) % EXPORT_BUFS_MAX] = (wjob_t){p, p->buf, p->used, mode};
+        w->n++;
+        pthread_cond_broadcast(&w->cv);
+        p->buf = mode == ZSTD_e_end ? NULL : writer_buf_locked(w);
+        p->used = 0;
+        if (mode != ZSTD_e_end && p->buf == NULL)
+            err = -ENOMEM;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return err;
 }
 
 /* ---- writing: small pieces into an ob_t ---- */
@@ -723,7 +861,9 @@ static int part_open(const export_opts_t *o, const reel_event_t *ev, part_t *p)
     }
     p->fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     int e = errno;
-    p->buf = malloc(EXPORT_BUF_BYTES);
+    pthread_mutex_lock(&p->w->mu);
+    p->buf = writer_buf_locked(p->w);
+    pthread_mutex_unlock(&p->w->mu);
     p->z = o->zstd ? ZSTD_createCCtx() : NULL;
     if (p->fd < 0 || p->buf == NULL || (o->zstd && p->z == NULL)) {
         fprintf(stderr, "reel export: %s: %s\n", tmp, strerror(p->fd < 0 ? e : ENOMEM));
@@ -734,8 +874,9 @@ static int part_open(const export_opts_t *o, const reel_event_t *ev, part_t *p)
     return part_plan(p, ev);
 }
 
-/* Finishes the part: flush, fsync, then link the .tmp to its name (or,
- * when keep is false or anything failed, just removes the .tmp). */
+/* Finishes the part, its last buffer written and the writer drained:
+ * fsync, then link the .tmp to its name (or, when keep is false or
+ * anything failed, just removes the .tmp). */
 static int part_close(part_t *p, bool keep)
 {
     char tmp[PATH_MAX + 8];
@@ -743,11 +884,8 @@ static int part_close(part_t *p, bool keep)
     if (p->fd < 0 && p->buf == NULL)
         return 0;
     snprintf(tmp, sizeof(tmp), "%s.tmp", p->path);
-    if (p->fd >= 0 && keep) {
-        part_flush(p, ZSTD_e_end);
-        if (p->err == 0 && fsync(p->fd) != 0)
-            p->err = -errno;
-    }
+    if (p->fd >= 0 && keep && p->err == 0 && fsync(p->fd) != 0)
+        p->err = -errno;
     if (p->fd >= 0 && close(p->fd) != 0 && p->err == 0)
         p->err = -errno;
     if (keep && p->err == 0 && link(tmp, p->path) != 0)
@@ -758,8 +896,9 @@ static int part_close(part_t *p, bool keep)
     }
     unlink(tmp);
     ZSTD_freeCCtx(p->z);
-    free(p->buf);
+    writer_t *w = p->w; /* the buffers are the writer's */
     memset(p, 0, sizeof(*p));
+    p->w = w;
     p->fd = -1;
     return rc;
 }
@@ -812,8 +951,11 @@ static int export_event(const export_opts_t *o, part_t *parts, const reel_event_
             return rc;
         header = o->csv;
     }
-    if (EXPORT_BUF_BYTES - p->used < EXPORT_EVENT_ROOM)
-        part_flush(p, ZSTD_e_continue);
+    if (EXPORT_BUF_BYTES - p->used < EXPORT_EVENT_ROOM &&
+        (rc = part_flush(p, ZSTD_e_continue)) != 0) {
+        fprintf(stderr, "reel export: %s: %s\n", p->path, strerror(-rc));
+        return -EIO;
+    }
     ob_t line = {p->buf + p->used, 0, EXPORT_BUF_BYTES - p->used, false};
     if (p->fast) {
         if (header) { /* the header's names: the JSON keys, which are the xfields' */
@@ -841,7 +983,7 @@ static int export_event(const export_opts_t *o, part_t *parts, const reel_event_
         return -ENOSPC; /* cannot be: an event's line is under EXPORT_EVENT_ROOM */
     p->used += line.len;
     p->events++;
-    return p->err;
+    return 0;
 }
 
 /* Exports [o->from, end) into parts; *end gets the log's end at open. */
@@ -902,17 +1044,30 @@ int reel_cmd_export(int argc, char **argv)
     }
     if ((rc = tool_log_open_ro("reel export", o.data, &log)) != 0)
         return 2;
+    writer_t w;
     parts = calloc(REEL_EV_MAX + 1, sizeof(*parts));
+    rc = parts != NULL ? writer_start(&w) : -ENOMEM;
     for (uint16_t t = 0; parts != NULL && t <= REEL_EV_MAX; t++)
-        parts[t].fd = -1;
-    rc = parts != NULL ? export_range(&o, log, parts, &end) : -ENOMEM;
+        parts[t] = (part_t){.w = &w, .fd = -1};
+    if (rc == 0)
+        rc = export_range(&o, log, parts, &end);
     (void)reel_log_close(log);
+    /* The last buffer of each part, then everything written. */
+    for (uint16_t t = 0; rc == 0 && t <= REEL_EV_MAX; t++)
+        if (parts[t].fd >= 0 && (rc = part_flush(&parts[t], ZSTD_e_end)) != 0)
+            fprintf(stderr, "reel export: %s: %s\n", parts[t].path, strerror(-rc));
+    if (parts != NULL && w.started) {
+        int wrc = writer_drain(&w);
+        rc = rc == 0 ? wrc : rc;
+    }
     for (uint16_t t = 0; parts != NULL && t <= REEL_EV_MAX; t++) {
         events += parts[t].events;
         files += parts[t].fd >= 0;
         int crc = part_close(&parts[t], rc == 0);
         rc = rc == 0 ? crc : rc;
     }
+    if (parts != NULL)
+        writer_stop(&w);
     free(parts);
     if (rc != 0) {
         fprintf(stderr, "reel export: failed; no part file of this run was kept\n");
