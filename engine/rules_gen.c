@@ -78,11 +78,11 @@ static bool check_gen_body(const reel_event_t *a, reel_cmd_result_t *res)
 static int need_quota(const rules_ctx_t *ctx, uint64_t user, reel_cmd_result_t *res)
 {
     uint64_t used, oldest;
-    int rc = reel_views_quota(ctx->txn, user, ctx->now, QUOTA_WINDOW_MS, &used, &oldest);
-    if (rc < 0)
-        return rc;
     uint64_t limit = ctx->opts->generations_per_day;
     REEL_ASSERT(limit > 0); /* the engine's default applies at open */
+    int rc = reel_views_quota(ctx->txn, user, ctx->now, QUOTA_WINDOW_MS, limit, &used, &oldest);
+    if (rc < 0)
+        return rc;
     if (used >= limit) {
         /* The oldest counted one is inside the window, so this is >= 1 s. */
         uint64_t resets_at = oldest + QUOTA_WINDOW_MS;
@@ -108,7 +108,7 @@ int reel_engine_quota(reel_views_txn_t *t, uint64_t user, uint64_t now_ms, uint3
         return REEL_EUSAGE;
     int rc = reel_views_get_user(t, user, &u);
     if (rc == 0)
-        rc = reel_views_quota(t, user, now_ms, QUOTA_WINDOW_MS, &used, &oldest);
+        rc = reel_views_quota(t, user, now_ms, QUOTA_WINDOW_MS, limit, &used, &oldest);
     if (rc != 0)
         return rc;
     *out = (reel_quota_t){used, limit, used ? oldest + QUOTA_WINDOW_MS : 0};

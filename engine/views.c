@@ -2057,11 +2057,11 @@ int reel_views_get_generation(reel_views_txn_t *t, uint64_t id, reel_generation_
 }
 
 int reel_views_quota(reel_views_txn_t *t, uint64_t user, uint64_t now_ms, uint64_t window_ms,
-                     uint64_t *used, uint64_t *oldest_at)
+                     uint64_t max, uint64_t *used, uint64_t *oldest_at)
 {
     scan24_t s;
     uint64_t at, id;
-    if (t == NULL || used == NULL || oldest_at == NULL || window_ms == 0)
+    if (t == NULL || used == NULL || oldest_at == NULL || window_ms == 0 || max == 0)
         return REEL_EUSAGE;
     *used = 0, *oldest_at = 0;
     /* The window is (now - window, now]: its first instant is now - window + 1. */
@@ -2069,7 +2069,7 @@ int reel_views_quota(reel_views_txn_t *t, uint64_t user, uint64_t now_ms, uint64
     int rc = scan_begin(t, DBI_GEN_BY_USER_TIME, user, from, 0, true, &s);
     if (rc != 0)
         return rc;
-    while ((rc = scan_next(&s, &at, &id)) == 1 && at <= now_ms) {
+    while (*used < max && (rc = scan_next(&s, &at, &id)) == 1 && at <= now_ms) {
         if (*used == 0)
             *oldest_at = at;
         (*used)++;

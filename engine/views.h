@@ -641,11 +641,12 @@ int reel_views_get_generation(reel_views_txn_t *t, uint64_t id, reel_generation_
  * created in (now_ms - window_ms, now_ms] that are queued, running or
  * completed (failed and cancelled ones give their place back), and
  * *oldest_at is the creation time of the oldest of them (0 when none):
- * it leaves the window at oldest_at + window_ms. The scan is as long as
- * the count (bounded by the quota the rules enforce). Errors: REEL_EUSAGE
- * (window_ms 0), REEL_ECORRUPT, -EIO. */
+ * it leaves the window at oldest_at + window_ms. Counting stops at max
+ * (the quota's limit: whether the user is at it is all the rules ask), so
+ * a check costs at most max steps however many generations the user has.
+ * Errors: REEL_EUSAGE (window_ms or max 0), REEL_ECORRUPT, -EIO. */
 int reel_views_quota(reel_views_txn_t *t, uint64_t user, uint64_t now_ms, uint64_t window_ms,
-                     uint64_t *used, uint64_t *oldest_at);
+                     uint64_t max, uint64_t *used, uint64_t *oldest_at);
 
 /* The oldest queued generations (by creation time, then id), up to limit
  * (1..REEL_VIEWS_PAGE_MAX) ids into out; *n_out says how many. Errors:

@@ -447,7 +447,7 @@ Test(generations, render_attempts_bound_retries)
     reel_views_txn_t *t;
     uint64_t used, oldest;
     cr_assert_eq(reel_engine_read_begin(eng, &t), 0);
-    cr_assert_eq(reel_views_quota(t, u, now_ms, DAY_MS, &used, &oldest), 0);
+    cr_assert_eq(reel_views_quota(t, u, now_ms, DAY_MS, 30, &used, &oldest), 0);
     reel_views_read_end(t);
     cr_assert_eq(used, 0, "failed ones leave the count");
     expect_views_equal_replay();
@@ -506,4 +506,23 @@ Test(generations, completion_without_consent_cancels)
     expect(complete(g, "w1", true), 409, "lease_lost");
     cr_assert_eq(reel_log_end(reel_engine_log(eng)), end + 1, "once");
     expect_views_equal_replay();
+}
+
+/* The quota's count stops at the limit: with a high limit and many
+ * generations, each check costs at most `limit` steps, and the answer is
+ * the same as counting all of them up to the limit. */
+Test(generations, quota_count_stops_at_its_bound)
+{
+    uint64_t u = user("heavy");
+    for (int i = 0; i < 12; i++)
+        generate(u, 0);
+    reel_views_txn_t *t;
+    uint64_t used, oldest;
+    cr_assert_eq(reel_engine_read_begin(eng, &t), 0);
+    cr_assert_eq(reel_views_quota(t, u, now_ms, DAY_MS, 5, &used, &oldest), 0);
+    cr_assert_eq(used, 5, "counting stops at max");
+    cr_assert_eq(reel_views_quota(t, u, now_ms, DAY_MS, 100, &used, &oldest), 0);
+    cr_assert_eq(used, 12);
+    cr_assert_eq(reel_views_quota(t, u, now_ms, DAY_MS, 0, &used, &oldest), REEL_EUSAGE);
+    reel_views_read_end(t);
 }
