@@ -39,7 +39,7 @@ LIB        := $(BUILD)/libreel.a
 # frame renderer has a CUDA twin (render.cu), built when nvcc exists; else
 # cuda_stub.c stands in and the worker renders with C.
 NVCC       := $(shell command -v nvcc 2>/dev/null)
-RENDER_SRC := $(filter-out tools/render/cuda_stub.c,$(wildcard tools/render/*.c))
+RENDER_SRC := $(filter-out tools/render/cuda_stub.c,$(wildcard tools/render/*.c)) tools/http_client.c
 RENDER_OBJ := $(RENDER_SRC:%.c=$(BUILD)/obj/%.o)
 ifneq ($(NVCC),)
 RENDER_OBJ += $(BUILD)/obj/tools/render/render_cu.o
@@ -50,7 +50,7 @@ RENDER_OBJ += $(BUILD)/obj/tools/render/cuda_stub.o
 RENDER_LIBS :=
 endif
 BINS       := $(BUILD)/reel $(if $(SERVER_MAIN),$(BUILD)/reeld) \
-              $(if $(RENDER_SRC),$(BUILD)/reel-render)
+              $(if $(wildcard tools/render/*.c),$(BUILD)/reel-render)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c

@@ -33,10 +33,9 @@
 #include <unistd.h>
 
 #include "tools/bench.h"
-/* The reference worker's HTTP client: the Makefile builds tools/render/
- * into reel-render only, so the benchmark takes its source, to speak to
- * reeld exactly as the worker does. */
-#include "tools/render/client.c"
+/* The reference worker's HTTP client (in reel and reel-render both), so
+ * the benchmark speaks to reeld exactly as the worker does. */
+#include "tools/http_client.h"
 
 #define RB_WORKERS 32u
 #define RB_START_TIMEOUT_MS 15000

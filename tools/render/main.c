@@ -34,7 +34,7 @@
 #include <unistd.h>
 
 #include "engine/common.h"
-#include "tools/render/client.h"
+#include "tools/http_client.h"
 #include "tools/render/render.h"
 
 #define CONCURRENCY_MAX 256u

@@ -1,5 +1,5 @@
 /*
- * client.h: a small blocking HTTP/1.1 client for reel-render and
+ * http_client.h: a small blocking HTTP/1.1 client for reel-render and
  * `reel bench render`: one keep-alive connection to reeld, one request at
  * a time, a deadline on every request (connect, send and the whole
  * answer), and an optional abort descriptor that cuts a request short
@@ -9,8 +9,8 @@
  * chunked; the body (at most REEL_CLIENT_BODY_MAX bytes) lives in the
  * client's buffer until its next request.
  */
-#ifndef REEL_TOOLS_RENDER_CLIENT_H
-#define REEL_TOOLS_RENDER_CLIENT_H
+#ifndef REEL_TOOLS_HTTP_CLIENT_H
+#define REEL_TOOLS_HTTP_CLIENT_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -61,4 +61,4 @@ int reel_client_request(reel_client_t *c, const char *method, const char *path,
                         const char *body, size_t body_len, uint32_t timeout_ms,
                         reel_client_resp_t *resp);
 
-#endif /* REEL_TOOLS_RENDER_CLIENT_H */
+#endif /* REEL_TOOLS_HTTP_CLIENT_H */

@@ -1,9 +1,9 @@
 /*
- * client.c: the blocking keep-alive HTTP/1.1 client of client.h. Sockets
+ * http_client.c: the blocking keep-alive HTTP/1.1 client of http_client.h. Sockets
  * are non-blocking underneath so that every wait is a poll() with the
  * request's deadline and the abort descriptor beside the socket.
  */
-#include "tools/render/client.h"
+#include "tools/http_client.h"
 
 #include <errno.h>
 #include <netdb.h>
