@@ -93,10 +93,20 @@ static int parse_args(int argc, char **argv, bench_args_t *out)
     return out->name == NULL ? REEL_EUSAGE : 0;
 }
 
+/* Whether the CLI name matches a registry name: '-' in the CLI stands for
+ * '_' in C names (`reel bench feed-quality` runs feed_quality). */
+static bool name_matches(const char *reg, const char *cli)
+{
+    for (; *reg != '\0' && *cli != '\0'; reg++, cli++)
+        if (*reg != *cli && !(*reg == '_' && *cli == '-'))
+            return false;
+    return *reg == *cli;
+}
+
 static const bench_def_t *find_bench(const char *name)
 {
     for (uint32_t i = 0; i < REEL_ARRAY_LEN(benches); i++) {
-        if (strcmp(benches[i].name, name) == 0)
+        if (name_matches(benches[i].name, name))
             return &benches[i];
     }
     return NULL;
