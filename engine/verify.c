@@ -85,6 +85,8 @@ typedef struct vstate {
     reel_verify_report_t cp_rep;  /* the report before the last segment tried */
     uint64_t cp_chain;            /* the chain value then */
     bool retry;                   /* the finding may be a live writer's: look again */
+    reel_verify_progress_cb progress; /* after each segment, NULL: none */
+    void *progress_ctx;
 } vstate_t;
 
 /* Records a finding (or an error that stopped the check) in the report;
@@ -427,6 +429,8 @@ static int verify_pass(vstate_t *v)
             v->retry = last || rc == REEL_EMISSING; /* invariants 2, 3 */
             return rc;
         }
+        if (v->progress != NULL)
+            v->progress(v->progress_ctx, v->rep);
     }
     return 0;
 }
@@ -446,9 +450,15 @@ static void sleep_ms(uint32_t ms)
 
 int reel_log_verify(const char *dir, reel_verify_report_t *rep)
 {
+    return reel_log_verify_progress(dir, rep, NULL, NULL);
+}
+
+int reel_log_verify_progress(const char *dir, reel_verify_report_t *rep,
+                             reel_verify_progress_cb progress, void *ctx)
+{
     REEL_ASSERT(dir != NULL);
     REEL_ASSERT(rep != NULL);
-    vstate_t v = {.dir = dir, .rep = rep};
+    vstate_t v = {.dir = dir, .rep = rep, .progress = progress, .progress_ctx = ctx};
     reel_verify_report_t prev;
     memset(rep, 0, sizeof(*rep));
     int rc = reel_io_sync_create(&v.io);

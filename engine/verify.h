@@ -87,4 +87,11 @@ typedef struct reel_verify_report {
  * An empty directory is a whole, empty log. */
 int reel_log_verify(const char *dir, reel_verify_report_t *rep);
 
+/* Called after each segment checked, with the report so far (for a
+ * progress line: rep->file_bytes of the segments' total). */
+typedef void (*reel_verify_progress_cb)(void *ctx, const reel_verify_report_t *rep);
+/* reel_log_verify with a progress callback (progress may be NULL). */
+int reel_log_verify_progress(const char *dir, reel_verify_report_t *rep,
+                             reel_verify_progress_cb progress, void *ctx);
+
 #endif /* REEL_VERIFY_H */

@@ -12,6 +12,7 @@
  * It never changes the log and takes no lock: it may run beside a writer.
  */
 #include "tools/cmds.h"
+#include "tools/tool_util.h"
 #include "engine/common.h"
 #include "engine/datadir.h"
 #include "engine/log.h"
@@ -21,6 +22,8 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <limits.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,6 +226,32 @@ static int print_json(const char *dir, const reel_verify_report_t *r)
     return rc == 0 ? 0 : -EIO;
 }
 
+/* The log's segment files' total size: the progress line's 100 %. */
+static uint64_t log_bytes(const char *log_dir)
+{
+    uint64_t total = 0;
+    DIR *d = opendir(log_dir);
+    struct dirent *e;
+    struct stat st;
+    char path[PATH_MAX + 300];
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        bool seg = (n > 4 && strcmp(e->d_name + n - 4, ".seg") == 0) ||
+                   (n > 5 && strcmp(e->d_name + n - 5, ".zseg") == 0);
+        snprintf(path, sizeof path, "%s/%s", log_dir, e->d_name);
+        if (seg && stat(path, &st) == 0)
+            total += (uint64_t)st.st_size;
+    }
+    if (d != NULL)
+        closedir(d);
+    return total;
+}
+
+static void verify_progress(void *ctx, const reel_verify_report_t *rep)
+{
+    tool_progress_draw(ctx, rep->file_bytes);
+}
+
 int reel_cmd_verify(int argc, char **argv)
 {
     verify_opts_t o;
@@ -235,7 +264,10 @@ int reel_cmd_verify(int argc, char **argv)
         fprintf(stderr, "reel verify: %s: path too long\n", o.dir);
         return 2;
     }
-    int status = reel_log_verify(log_dir, &rep);
+    tool_progress_t prog;
+    tool_progress_start(&prog, "bytes", log_bytes(log_dir));
+    int status = reel_log_verify_progress(log_dir, &rep, prog.on ? verify_progress : NULL, &prog);
+    tool_progress_end(&prog, rep.file_bytes);
     if (o.json) {
         if (print_json(o.dir, &rep) != 0)
             fprintf(stderr, "reel verify: could not write the JSON report\n");

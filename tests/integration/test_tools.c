@@ -526,8 +526,9 @@ Test(tools, progress_line_only_on_a_terminal)
         {"export", "--data", data_dir, "--out", out, NULL},
         {"dump", "--data", data_dir, NULL},
         {"inspect", "--data", data_dir, "user", "1", "--history", NULL},
+        {"verify", "--data", data_dir, NULL},
     };
-    const char *units[] = {"events/s", "events/s", "records/s", "events/s"};
+    const char *units[] = {"events/s", "events/s", "records/s", "events/s", "bytes/s"};
     for (int forced = 0; forced < 2; forced++) {
         if (forced)
             setenv("REEL_PROGRESS", "1", 1);
@@ -538,6 +539,9 @@ Test(tools, progress_line_only_on_a_terminal)
             cr_assert_eq(r.status, 0, "%s: %s", cmds[i][0], r.err);
             if (!forced) {
                 cr_assert(strchr(r.err, '\r') == NULL, "%s drew on a file: %s", cmds[i][0], r.err);
+            } else if (strcmp(cmds[i][0], "verify") == 0) { /* bytes of segment files */
+                cr_assert(strstr(r.err, "(100%)") != NULL && strstr(r.err, units[i]) != NULL,
+                          "%s: %s", cmds[i][0], r.err);
             } else {
                 cr_assert(strstr(r.err, "\r  13 / 13 ") != NULL && strstr(r.err, "(100%)") != NULL &&
                               strstr(r.err, units[i]) != NULL, "%s: %s", cmds[i][0], r.err);
