@@ -80,6 +80,34 @@ void reel_jbuf_addf(reel_jbuf_t *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+/* Bytes of the well-formed UTF-8 sequence at s[0..n) (n >= 1, s[0] >=
+ * 0x80): 2..4, or 0 when it is not one (a stray continuation byte, an
+ * overlong form, a surrogate, past U+10FFFF, or cut short). */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    size_t len;
+    uint32_t cp;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        len = 2, cp = s[0] & 0x1fu;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef)
+        len = 3, cp = s[0] & 0x0fu;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+        len = 4, cp = s[0] & 0x07u;
+    else
+        return 0;
+    if (n < len)
+        return 0;
+    for (size_t k = 1; k < len; k++) {
+        if ((s[k] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[k] & 0x3fu);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
 void reel_jbuf_str(reel_jbuf_t *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -101,8 +129,21 @@ void reel_jbuf_str(reel_jbuf_t *b, const char *s, size_t n)
             o[4] = hex[c >> 4];
             o[5] = hex[c & 15];
             o += 6;
-        } else {
+        } else if (c < 0x80) {
             *o++ = (char)c;
+        } else {
+            /* Bytes that are not UTF-8 (a client's, echoed in an error
+             * message, or a multi-byte character cut by a message's
+             * bound) become U+FFFD: the answer stays JSON. */
+            size_t k = utf8_seq((const unsigned char *)s + i, n - i);
+            if (k == 0) {
+                memcpy(o, "\\ufffd", 6);
+                o += 6;
+            } else {
+                memcpy(o, s + i, k);
+                o += k;
+                i += k - 1;
+            }
         }
     }
     *o++ = '"';

@@ -37,7 +37,8 @@ int reel_jbuf_reserve(reel_jbuf_t *b, size_t n);
 void reel_jbuf_add(reel_jbuf_t *b, const void *p, size_t n);
 void reel_jbuf_adds(reel_jbuf_t *b, const char *s);
 void reel_jbuf_addf(reel_jbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* A JSON string: quotes, escapes (control bytes, ", \). */
+/* A JSON string: quotes, escapes (control bytes, ", \); a byte that does not
+ * start well-formed UTF-8 becomes \ufffd, so any bytes give valid JSON. */
 void reel_jbuf_str(reel_jbuf_t *b, const char *s, size_t n);
 void reel_jbuf_u64(reel_jbuf_t *b, uint64_t v);
 /* An id or null when 0. */
