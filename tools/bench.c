@@ -47,18 +47,20 @@ typedef struct bench_args {
     bool quick;
     bool keep;          /* --keep: leave the scratch directory */
     uint32_t rounds;    /* 0: the default for the mode */
+    double minutes;     /* --minutes, 0: none */
 } bench_args_t;
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: reel bench NAME|all [--quick] [--dir DIR] [--rounds N] "
-               "[--filter PART] [--keep]\n"
+               "[--filter PART] [--keep] [--minutes N]\n"
                "  One JSON object per line on stdout:\n"
                "  {\"bench\", \"metric\", \"value\", \"unit\", \"baseline\", \"ratio\"};\n"
                "  ratio = value / baseline (for latencies lower is better).\n"
                "  --quick   short runs (seconds); default: %u rounds, median reported\n"
                "  --dir     where the scratch directory goes (default /tmp); removed after\n"
-               "  --filter  run only the parts whose name contains PART\n\nbenchmarks:\n",
+               "  --filter  run only the parts whose name contains PART\n"
+               "  --minutes how long soak runs (default 10; --quick 0.5)\n\nbenchmarks:\n",
             (unsigned)ROUNDS_FULL);
     for (uint32_t i = 0; i < REEL_ARRAY_LEN(benches); i++)
         fprintf(f, "  %-8s %s\n", benches[i].name, benches[i].help);
@@ -78,6 +80,11 @@ static int parse_args(int argc, char **argv, bench_args_t *out)
             out->dir = argv[++i];
         } else if (strcmp(a, "--filter") == 0 && has_value) {
             out->filter = argv[++i];
+        } else if (strcmp(a, "--minutes") == 0 && has_value) {
+            char *end;
+            out->minutes = strtod(argv[++i], &end);
+            if (*end != '\0' || !(out->minutes > 0.0) || out->minutes > 10080.0)
+                return REEL_EUSAGE;
         } else if (strcmp(a, "--rounds") == 0 && has_value) {
             char *end;
             unsigned long n = strtoul(argv[++i], &end, 10);
@@ -127,6 +134,7 @@ static int run_one(const bench_def_t *b, const bench_args_t *args, const char *s
         .quick = args->quick,
         .keep = args->keep,
         .rounds = args->rounds ? args->rounds : args->quick ? ROUNDS_QUICK : ROUNDS_FULL,
+        .minutes = args->minutes,
     };
     REEL_ASSERT(ctx.rounds >= 1);
     REEL_ASSERT(ctx.rounds <= ROUNDS_MAX);
@@ -166,7 +174,8 @@ int reel_cmd_bench(int argc, char **argv)
     }
     int status = 0;
     for (uint32_t i = 0; i < REEL_ARRAY_LEN(benches) && status == 0; i++) {
-        if (all || &benches[i] == only)
+        /* soak runs for minutes: only when named, never as part of all */
+        if ((all && strcmp(benches[i].name, "soak") != 0) || &benches[i] == only)
             status = run_one(&benches[i], &args, scratch);
     }
     if (args.keep) {

@@ -37,7 +37,8 @@
     XX(tools, "reel export to JSON lines vs zstd -d; loadgen straight to a data dir")      \
     XX(render, "claim + complete round trips through reeld's HTTP, 32 worker threads")     \
     XX(feed, "For You pages and the ANN index vs hnswlib, memory per post")                \
-    XX(feed_quality, "MovieLens 100K at a temporal cut: For You vs popularity and item kNN")
+    XX(feed_quality, "MovieLens 100K at a temporal cut: For You vs popularity and item kNN") \
+    XX(soak, "mixed HTTP load, render workers, a log stream for --minutes N: RSS, fds, p99")
 
 /* What a benchmark gets from the framework. */
 typedef struct reel_bench_ctx {
@@ -47,6 +48,7 @@ typedef struct reel_bench_ctx {
     bool quick;         /* --quick: short runs, small data (CI smoke) */
     bool keep;          /* --keep: leave data behind for inspection */
     uint32_t rounds;    /* repeats of each measurement; the median is kept */
+    double minutes;     /* --minutes N (soak); 0: the benchmark's default */
 } reel_bench_ctx_t;
 
 /* A benchmark returns 0, or 2 when it failed (message already on stderr). */
