@@ -15,12 +15,15 @@
  *     the same error;
  *   - the same request line as a /v1/batch "op" (reel_cmdjson_op) matches
  *     the same route;
+ *   - every error object (as reel_api_err_json writes it) is JSON, even
+ *     when its message echoes bytes that are not UTF-8;
  *   - an accepted command's kind is its route's, its strings and its
  *     embedding are readable (ASan checks every byte), its idempotency
  *     fingerprint is stable, and its success answer is one JSON object.
  */
 #include <jansson.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,9 +33,29 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* The error object as the server sends it: JSON, whatever bytes the
+ * message echoes. */
+static void check_err_json(const reel_api_err_t *e)
+{
+    reel_jbuf_t b;
+    json_error_t jerr;
+    reel_jbuf_init(&b);
+    reel_api_err_json(&b, e);
+    REEL_ASSERT(!b.oom);
+    json_t *j = json_loadb(b.ptr, b.len, JSON_REJECT_DUPLICATES, &jerr);
+    if (j == NULL) {
+        fprintf(stderr, "cmdjson_fuzz: error object is not JSON (%s): %s\n", jerr.text, b.ptr);
+        abort();
+    }
+    REEL_ASSERT(json_is_string(json_object_get(json_object_get(j, "error"), "code")));
+    json_decref(j);
+    reel_jbuf_free(&b);
+}
+
 /* The contract's codes this layer may give, with their status. */
 static void check_err(const reel_api_err_t *e)
 {
+    check_err_json(e);
     static const struct { const char *code; int status; } known[] = {
         {"bad_json", 400},  {"bad_field", 400},          {"missing_field", 400},
         {"not_found", 404}, {"method_not_allowed", 405}, {"unavailable", 503},

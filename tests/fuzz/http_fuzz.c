@@ -5,8 +5,11 @@
  * The real server runs in this process, as reeld runs it: the engine on a
  * data directory of its own (under /dev/shm when there is one, so group
  * commits cost little) holding the demo world, the feed index following
- * it, and the API (server/api.c on server/http.c) listening on a free
- * loopback port of a libuv loop that this thread drives. Made once per
+ * it, and the API (server/api.c on server/http.c) listening on free
+ * loopback ports of a libuv loop that this thread drives: once as reeld
+ * serves without --token-file (loopback clients have every scope), once
+ * with a token file (admin adm1, app app1, worker wrk1, reader rdr1). An
+ * input that holds "Authorization" goes to the second. Made once per
  * process; every input then adds to the same world, as real clients do.
  *
  * One input is one connection's bytes. The harness connects, sends them
@@ -65,14 +68,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* Answer bytes kept for the checks; past this, an exchange is only read. */
 #define RESP_BYTES_MAX (16u << 20)
 
+/* The two servers: without and with a token file. */
+enum { SRV_OPEN, SRV_TOKENS, SRV_N };
+
 static struct {
     char dir[256];
+    char tokens[300];
     reel_index_t *idx;
     reel_engine_t *engine;
     uv_loop_t loop;
-    reel_api_t *api;
-    int port;
+    reel_api_t *api[SRV_N];
+    int port[SRV_N];
 } g;
+
+static void start_api(int which, const char *token_file)
+{
+    char err[512] = "";
+    reel_api_config_t cfg = {0};
+    cfg.host = "127.0.0.1";
+    cfg.port = 0;
+    cfg.token_file = token_file;
+    cfg.invites_per_user = 4;
+    cfg.generations_per_day = 30;
+    cfg.index = g.idx;
+    if (reel_api_start(&g.loop, g.engine, &cfg, &g.api[which], &g.port[which], err,
+                       sizeof(err)) != 0) {
+        fprintf(stderr, "http_fuzz: %s\n", err);
+        abort();
+    }
+    /* A stream notices its client left only when it writes: often, here. */
+    uv_timer_set_repeat(&g.api[which]->heartbeat_timer, HEARTBEAT_MS);
+    REEL_ASSERT(uv_timer_again(&g.api[which]->heartbeat_timer) == 0);
+}
 
 static void setup(void)
 {
@@ -101,20 +128,15 @@ static void setup(void)
     REEL_ASSERT(reel_demo_load(g.engine, devnull) >= 0);
     fclose(devnull);
 
+    static const char tokens[] = "admin adm1\napp app1\nworker wrk1\nreader rdr1\n";
+    snprintf(g.tokens, sizeof(g.tokens), "%s/tokens", g.dir);
+    FILE *f = fopen(g.tokens, "w");
+    REEL_ASSERT(f != NULL);
+    REEL_ASSERT(fwrite(tokens, 1, sizeof(tokens) - 1, f) == sizeof(tokens) - 1);
+    REEL_ASSERT(fclose(f) == 0);
     REEL_ASSERT(uv_loop_init(&g.loop) == 0);
-    reel_api_config_t cfg = {0};
-    cfg.host = "127.0.0.1";
-    cfg.port = 0;
-    cfg.invites_per_user = 4;
-    cfg.generations_per_day = 30;
-    cfg.index = g.idx;
-    if (reel_api_start(&g.loop, g.engine, &cfg, &g.api, &g.port, err, sizeof(err)) != 0) {
-        fprintf(stderr, "http_fuzz: %s\n", err);
-        abort();
-    }
-    /* A stream notices its client left only when it writes: often, here. */
-    uv_timer_set_repeat(&g.api->heartbeat_timer, HEARTBEAT_MS);
-    REEL_ASSERT(uv_timer_again(&g.api->heartbeat_timer) == 0);
+    start_api(SRV_OPEN, NULL);
+    start_api(SRV_TOKENS, g.tokens);
     /* The engine, index and loop live as long as the process. */
 }
 
@@ -367,13 +389,13 @@ static bool client_read(client_t *c)
     return any;
 }
 
-static int client_connect(void)
+static int client_connect(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     REEL_ASSERT(fd >= 0);
     struct sockaddr_in sa = {0};
     sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)g.port);
+    sa.sin_port = htons((uint16_t)port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     int rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
     REEL_ASSERT(rc == 0 || errno == EINPROGRESS);
@@ -387,6 +409,12 @@ static int unacked(int fd)
     if (ioctl(fd, SIOCOUTQ, &n) != 0)
         return 0;
     return n;
+}
+
+/* Commands of both servers in the engine, not yet answered. */
+static uint64_t inflight(void)
+{
+    return g.api[SRV_OPEN]->inflight + g.api[SRV_TOKENS]->inflight;
 }
 
 static void exchange(const uint8_t *data, size_t size, client_t *c)
@@ -407,7 +435,7 @@ static void exchange(const uint8_t *data, size_t size, client_t *c)
                 sent = size; /* the server closed: the rest is not taken */
             }
         }
-        bool busy = g.api->inflight > 0;
+        bool busy = inflight() > 0;
         if (uv_run(&g.loop, busy ? UV_RUN_ONCE : UV_RUN_NOWAIT) != 0 && busy)
             progress = true;
         progress = client_read(c) || progress;
@@ -416,13 +444,13 @@ static void exchange(const uint8_t *data, size_t size, client_t *c)
             shutdown(c->fd, SHUT_WR); /* the end of our bytes */
             shut = true;
             quiet = 0;
-        } else if (quiet >= QUIET_TURNS && shut && g.api->inflight == 0) {
+        } else if (quiet >= QUIET_TURNS && shut && inflight() == 0) {
             break; /* a stream holds it: the server only writes from now on */
         }
         if (reel_mono_ns() > deadline) {
             fprintf(stderr, "http_fuzz: the exchange did not settle in 5 s (sent %zu of %zu, "
                     "read %zu, inflight %llu)\n", sent, size, c->total,
-                    (unsigned long long)g.api->inflight);
+                    (unsigned long long)inflight());
             abort();
         }
     }
@@ -433,10 +461,13 @@ static void exchange(const uint8_t *data, size_t size, client_t *c)
 static void settle(void)
 {
     uint64_t deadline = reel_mono_ns() + EXCHANGE_NS_MAX;
-    reel_http_stats_t st;
+    reel_http_stats_t st, st2;
     for (;;) {
-        reel_http_server_stats(g.api->http, &st);
-        if (st.connections_open == 0 && g.api->inflight == 0 && g.api->parked == NULL)
+        reel_http_server_stats(g.api[SRV_OPEN]->http, &st);
+        reel_http_server_stats(g.api[SRV_TOKENS]->http, &st2);
+        st.connections_open += st2.connections_open;
+        if (st.connections_open == 0 && inflight() == 0 && g.api[SRV_OPEN]->parked == NULL &&
+            g.api[SRV_TOKENS]->parked == NULL)
             break;
         uv_run(&g.loop, UV_RUN_ONCE);
         if (reel_mono_ns() > deadline) {
@@ -450,9 +481,10 @@ static void settle(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (g.api == NULL)
+    if (g.engine == NULL)
         setup();
-    client_t c = {.fd = client_connect()};
+    bool auth = memmem(data, size, "Authorization", 13) != NULL;
+    client_t c = {.fd = client_connect(g.port[auth ? SRV_TOKENS : SRV_OPEN])};
     exchange(data, size, &c);
     if (c.total == c.len) { /* all of it kept */
         uint32_t n = check_answers(c.buf ? c.buf : "", c.len, c.reset || !c.eof);
