@@ -99,6 +99,7 @@ void reel_index_close(reel_index_t *idx)
     reel_ann_close(idx->ann);
     reel_vecs_free(&idx->vecs);
     free(idx->posts);
+    free(idx->win_ring);
     pthread_rwlock_destroy(&idx->lock);
     pthread_mutex_destroy(&idx->sess_mu);
     free(idx);
@@ -321,14 +322,78 @@ static float log_add(float h, float w, uint64_t at, uint64_t epoch, double tau)
     return (float)(m + log(exp(h - m) + exp(x - m)));
 }
 
+/* ---- windowed popularity ---- */
+
+/* The windowed list's entry of p set to v (inserted when among the
+ * largest; removed at 0). */
+static void win_list_set(reel_index_t *idx, uint32_t p, float v)
+{
+    if (v > 0) {
+        top_update(idx->windowed, &idx->nwindowed, REEL_IX_WINDOWED_MAX, p, v);
+        return;
+    }
+    for (uint32_t i = 0; i < idx->nwindowed; i++)
+        if (idx->windowed[i].post == p) {
+            idx->windowed[i] = idx->windowed[--idx->nwindowed];
+            return;
+        }
+}
+
+/* Drops from the window the events older than REEL_IX_WINDOW_MS before
+ * now (and the oldest, to make room, when keep_room and the ring is full). */
+static void win_expire(reel_index_t *idx, bool keep_room)
+{
+    uint64_t now_s = idx->now_ms / 1000, span_s = REEL_IX_WINDOW_MS / 1000;
+    while (idx->win_n > 0) {
+        ix_win_ev_t *e = &idx->win_ring[idx->win_head];
+        if ((uint64_t)e->at_s + span_s > now_s && !(keep_room && idx->win_n == REEL_IX_WINDOW_EVENTS_MAX))
+            break;
+        ix_post_t *post = &idx->posts[e->post];
+        post->win = post->win > e->w ? post->win - e->w : 0;
+        win_list_set(idx, e->post, post->win);
+        idx->win_head = (idx->win_head + 1) % idx->win_cap;
+        idx->win_n--;
+    }
+}
+
+/* Explicit engagement w on post p at `at` (ms), within the window. */
+static void win_add(reel_index_t *idx, uint32_t p, float w, uint64_t at)
+{
+    if (at + REEL_IX_WINDOW_MS <= idx->now_ms)
+        return;
+    win_expire(idx, true);
+    if (idx->win_n == idx->win_cap) { /* grow: unwrap into a larger ring */
+        uint32_t cap = idx->win_cap ? idx->win_cap * 2 : 4096;
+        ix_win_ev_t *r = malloc(sizeof(*r) * cap);
+        if (r == NULL) {
+            idx->dropped++;
+            return;
+        }
+        for (uint32_t i = 0; i < idx->win_n; i++)
+            r[i] = idx->win_ring[(idx->win_head + i) % idx->win_cap];
+        free(idx->win_ring);
+        idx->win_ring = r;
+        idx->win_cap = cap;
+        idx->win_head = 0;
+    }
+    idx->win_ring[(idx->win_head + idx->win_n++) % idx->win_cap] =
+        (ix_win_ev_t){p, (uint32_t)(at / 1000), w};
+    ix_post_t *post = &idx->posts[p];
+    post->win += w;
+    if (ix_visible(post))
+        win_list_set(idx, p, post->win);
+}
+
 /* Engagement w on post p at `at`: its heat, and its popularity when
  * explicit (likes, remixes, comments: not completed views). */
 static void heat_add(reel_index_t *idx, uint32_t p, float w, uint64_t at, bool explicit_)
 {
     ix_post_t *post = &idx->posts[p];
     post->heat_log = log_add(post->heat_log, w, at, idx->epoch_ms, tau_heat());
-    if (explicit_)
+    if (explicit_) {
         post->pop_log = log_add(post->pop_log, w, at, idx->epoch_ms, tau_pop());
+        win_add(idx, p, w, at);
+    }
     if (ix_visible(post)) {
         top_update(idx->rising, &idx->nrising, REEL_IX_RISING_MAX, p, post->heat_log);
         top_update(idx->popular, &idx->npopular, REEL_IX_POPULAR_MAX, p, post->pop_log);
@@ -601,6 +666,7 @@ static void apply_one(reel_index_t *idx, const reel_event_t *ev, bool history)
         idx->epoch_ms = ev->at;
         idx->epoch_set = true;
     }
+    win_expire(idx, false);
     ix_user_t *u;
     switch (ev->type) {
     case REEL_EV_POST_CREATED:
@@ -748,6 +814,7 @@ static int load_log(reel_index_t *idx, reel_log_t *log)
     uint64_t from = end > REEL_IX_LOAD_EVENTS_MAX ? end - REEL_IX_LOAD_EVENTS_MAX : 0;
     uint64_t last = reel_log_last_time_ms(log);
     uint64_t cutoff = last > REEL_IX_LOAD_WINDOW_MS ? last - REEL_IX_LOAD_WINDOW_MS : 0;
+    uint64_t win_cutoff = last > REEL_IX_WINDOW_MS ? last - REEL_IX_WINDOW_MS : 0;
     reel_log_iter_t *it;
     int rc = reel_log_iter_open(log, from, &it);
     if (rc != 0)
@@ -756,7 +823,10 @@ static int load_log(reel_index_t *idx, reel_log_t *log)
     uint64_t seen = 0;
     while (seen < end - from && (rc = reel_log_iter_next(it, &rec)) == 0) {
         seen++;
-        if (rec.time_ms < cutoff)
+        bool win_only = rec.time_ms < cutoff;
+        if (win_only && (rec.time_ms < win_cutoff ||
+                         (rec.type != REEL_EV_LIKE_CREATED && rec.type != REEL_EV_COMMENT_CREATED &&
+                          rec.type != REEL_EV_POST_CREATED)))
             continue;
         reel_event_t ev;
         if (reel_event_decode(rec.type, rec.payload, rec.length, &ev) != 0) {
@@ -765,7 +835,18 @@ static int load_log(reel_index_t *idx, reel_log_t *log)
         }
         ev.offset = rec.offset;
         ev.at = rec.time_ms;
-        apply_one(idx, &ev, true);
+        if (!win_only) {
+            apply_one(idx, &ev, true);
+            continue;
+        }
+        /* Older than the load window but within the popularity window:
+         * only the windowed count. */
+        uint64_t p = ev.type == REEL_EV_POST_CREATED ? ev.remix_of : ev.post;
+        float w = ev.type == REEL_EV_LIKE_CREATED      ? H_LIKE
+                  : ev.type == REEL_EV_COMMENT_CREATED ? H_COMMENT
+                                                       : H_REMIX;
+        if (ix_post(idx, p) != NULL)
+            win_add(idx, (uint32_t)p, w, ev.at);
     }
     reel_log_iter_close(it);
     if (rc == REEL_EEND || rc == 0)

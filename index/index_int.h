@@ -24,7 +24,7 @@
 #define IX_P_HIDDEN 0x04u
 #define IX_P_DELETED 0x08u
 
-/* One post: 48 bytes, plus its vector in vecs and its tags in tag_pool. */
+/* One post: 56 bytes, plus its vector in vecs and its tags in tag_pool. */
 typedef struct ix_post {
     uint64_t created_at;  /* engine time of post.created */
     uint32_t author;      /* user id */
@@ -39,6 +39,8 @@ typedef struct ix_post {
     uint32_t comments;    /* comments */
     float heat_log;       /* ln(heat * e^((t - epoch)/tau)): see heat_now() */
     float pop_log;        /* the same with the popularity half-life: see pop_now() */
+    float win;            /* explicit engagement in the window (REEL_IX_WINDOW_MS) */
+    uint32_t unused2;
 } ix_post_t;
 
 /* One user's profile. */
@@ -77,6 +79,13 @@ typedef struct ix_session {
     uint32_t last[REEL_IX_AUTHOR_WINDOW - 1];
 } ix_session_t;
 
+/* An explicit engagement in the window: post, time (s), weight. */
+typedef struct ix_win_ev {
+    uint32_t post;
+    uint32_t at_s;
+    float w;
+} ix_win_ev_t;
+
 typedef struct ix_rising {
     uint32_t post;
     float heat_log;
@@ -114,6 +123,10 @@ struct reel_index {
     uint32_t nrising;
     ix_rising_t popular[REEL_IX_POPULAR_MAX]; /* by pop_log */
     uint32_t npopular;
+    ix_rising_t windowed[REEL_IX_WINDOWED_MAX]; /* by win (not a log) */
+    uint32_t nwindowed;
+    ix_win_ev_t *win_ring;  /* the window's events, oldest at win_head */
+    uint32_t win_cap, win_head, win_n;
 
     pthread_mutex_t sess_mu;
     ix_session_t *sessions; /* REEL_IX_SESSIONS_MAX */

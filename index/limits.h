@@ -41,6 +41,13 @@
 #define REEL_IX_POP_HALF_LIFE_MS (10ull * 24 * 3600 * 1000)
 /* Popular posts tracked: the 512 most popular (as rising). */
 #define REEL_IX_POPULAR_MAX 512u
+/* Windowed popularity: a post's explicit engagement (like 1, remix 2,
+ * comment 0.5) in the last 30 days of engine time, counted exactly from a
+ * ring of those events (at most 4 Mi: when full, the oldest leaves the
+ * window early); the 512 largest are tracked (as popular). */
+#define REEL_IX_WINDOW_MS (30ull * 24 * 3600 * 1000)
+#define REEL_IX_WINDOW_EVENTS_MAX (1u << 22)
+#define REEL_IX_WINDOWED_MAX 512u
 /* Freshness decay of a post (score): half-life 24 h. */
 #define REEL_IX_FRESH_HALF_LIFE_MS (24ull * 3600 * 1000)
 /* Rising posts tracked: the 512 hottest (a linear scan per engagement
@@ -72,6 +79,7 @@
 #define REEL_IX_CAND_PER_TAG 80u
 #define REEL_IX_CAND_RISING 100u
 #define REEL_IX_CAND_POPULAR 200u
+#define REEL_IX_CAND_WINDOWED 200u
 #define REEL_IX_CAND_EXPLORE 64u
 #define REEL_IX_CAND_MAX 2048u
 /* Followees scanned per page (newest follows are not privileged: the

@@ -1,7 +1,7 @@
 /*
  * rank.c: the feed and trending tags (index.h; docs/RANKING.md is the
- * reference). A for_you page is: candidates from six sources (followed
- * users, ANN over the interest vector, top tags, rising, popular,
+ * reference). A for_you page is: candidates from seven sources (followed
+ * users, ANN over the interest vector, top tags, rising, popular, windowed,
  * exploration; a newest-first backfill when they run short), the
  * contract's filters,
  * one scoring function (score_candidate), then a greedy pick per position
@@ -25,8 +25,9 @@ enum { SIG_SIM, SIG_TAG, SIG_SOCIAL, SIG_ENG, SIG_FRESH, SIG_N };
 static const char *const sig_name[SIG_N] = {"similarity", "tag_affinity", "social",
                                             "engagement", "freshness"};
 static const float sig_weight[SIG_N] = {1.0f, 0.5f, 0.4f, 3.0f, 0.15f};
-/* Engagement: the post's popularity (explicit engagement, 10-day
- * half-life) over the most popular post's plus POP_PRIOR: relative, and
+/* Engagement: the post's windowed popularity (explicit engagement in the
+ * last 30 days of engine time) over the largest one's plus POP_PRIOR:
+ * relative, and
  * small while the whole catalogue has little engagement (a new server, a
  * quiet week), so that a handful of likes does not outrank taste. */
 #define POP_PRIOR 20.0f
@@ -44,6 +45,7 @@ static const float sig_weight[SIG_N] = {1.0f, 0.5f, 0.4f, 3.0f, 0.15f};
 #define SRC_EXPLORE 0x10u
 #define SRC_BACKFILL 0x20u
 #define SRC_POPULAR 0x40u
+#define SRC_WINDOWED 0x80u
 
 #define SET_CAP (4u * REEL_IX_CAND_MAX)
 _Static_assert((SET_CAP & (SET_CAP - 1)) == 0, "the candidate set's size is a power of two");
@@ -72,7 +74,7 @@ typedef struct feed {
     float qs;
     float interest[REEL_IX_DIM_MAX];
     float tag_max;             /* largest |affinity| of the user */
-    float pop_max;             /* the most popular post's popularity now */
+    float win_max;             /* the largest windowed popularity */
     uint64_t rng;
 } feed_t;
 
@@ -131,7 +133,7 @@ static void score_candidate(const feed_t *f, cand_t *c)
         const ix_user_t *a = ix_user(idx, p->author);
         sig[SIG_SOCIAL] = a != NULL && has(a->following, f->user) ? 1.0f : 0.67f;
     }
-    sig[SIG_ENG] = reel__ix_pop_now(idx, p) / (f->pop_max + POP_PRIOR);
+    sig[SIG_ENG] = p->win / (f->win_max + POP_PRIOR);
     uint64_t age = idx->now_ms > p->created_at ? idx->now_ms - p->created_at : 0;
     sig[SIG_FRESH] = (float)exp(-(double)age * LN2 / (double)REEL_IX_FRESH_HALF_LIFE_MS);
     c->score = 0;
@@ -261,16 +263,28 @@ static void src_rising(feed_t *f)
 }
 
 /* The most popular posts (explicit engagement, 10-day half-life),
- * REEL_IX_CAND_POPULAR of them that pass the filters; sets pop_max. */
+ * REEL_IX_CAND_POPULAR of them that pass the filters. */
 static void src_popular(feed_t *f)
 {
     ix_rising_t r[REEL_IX_POPULAR_MAX];
     uint32_t n = f->idx->npopular, start = f->n;
     memcpy(r, f->idx->popular, sizeof(r[0]) * n);
     qsort(r, n, sizeof(r[0]), cmp_rising);
-    f->pop_max = n > 0 ? reel__ix_pop_now(f->idx, &f->idx->posts[r[0].post]) : 0.0f;
     for (uint32_t i = 0; i < n && f->n - start < REEL_IX_CAND_POPULAR; i++)
         cand_add(f, r[i].post, SRC_POPULAR);
+}
+
+/* The posts with the most explicit engagement in the window (30 days),
+ * REEL_IX_CAND_WINDOWED of them that pass the filters; sets win_max. */
+static void src_windowed(feed_t *f)
+{
+    ix_rising_t r[REEL_IX_WINDOWED_MAX];
+    uint32_t n = f->idx->nwindowed, start = f->n;
+    memcpy(r, f->idx->windowed, sizeof(r[0]) * n);
+    qsort(r, n, sizeof(r[0]), cmp_rising);
+    f->win_max = n > 0 ? r[0].heat_log : 0.0f;
+    for (uint32_t i = 0; i < n && f->n - start < REEL_IX_CAND_WINDOWED; i++)
+        cand_add(f, r[i].post, SRC_WINDOWED);
 }
 
 /* Random posts among the newest REEL_IX_EXPLORE_WINDOW ids (seeded by
@@ -436,14 +450,17 @@ static void note(page_state_t *ps, const cand_t *c)
 }
 
 /* Exploration positions: n_explore = max(1, limit / 10) (rounded) for
- * pages of 2 or more, spread evenly: position j * limit / n + limit / 2n. */
+ * pages of 2 or more, spread evenly over the lower half of the page (the
+ * top half is the best by score): position
+ * limit/2 + j * r / n + r / 2n, r = limit - limit/2 (12 and 17 of 20). */
 static bool explore_slot(size_t pos, size_t limit)
 {
     if (limit < 2)
         return false;
     size_t n = (limit + 5) / 10 ? (limit + 5) / 10 : 1;
+    size_t top = limit / 2, rest = limit - top;
     for (size_t j = 0; j < n; j++)
-        if (pos == j * limit / n + limit / (2 * n))
+        if (pos == top + j * rest / n + rest / (2 * n))
             return true;
     return false;
 }
@@ -521,6 +538,7 @@ static int for_you(reel_index_t *idx, reel_views_txn_t *t, uint64_t user, size_t
         src_tags(f);
         src_rising(f);
         src_popular(f);
+        src_windowed(f);
         src_explore(f);
         src_backfill(f, f->n + (uint32_t)limit * 2 > REEL_IX_CAND_MAX ? REEL_IX_CAND_MAX
                                                                       : f->n + (uint32_t)limit * 2);
