@@ -12,9 +12,9 @@ BUILD   ?= build
 DEBIAN_PKGS := liblmdb-dev liburing-dev libxxhash-dev libzstd-dev libuv1-dev \
                libhttp-parser-dev libjansson-dev libroaring-dev libcriterion-dev pkg-config
 FUZZ_PKGS   := clang libclang-rt-14-dev
-# The baselines of `make bench` (reel bench http against Redis): installed by
-# the bench target only, never by all or test.
-BENCH_PKGS  := redis-server redis-tools
+# The baselines of `make bench` (reel bench http against Redis, reel bench
+# feed against hnswlib): installed by the bench target only, never by all or test.
+BENCH_PKGS  := redis-server redis-tools libhnswlib-dev
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wpointer-arith -Wformat=2 -Wvla -Wundef -Wno-missing-field-initializers -Wno-format-truncation
@@ -84,8 +84,27 @@ $(SRVLIB): $(SERVER_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
+# hnswlib, the baseline of `reel bench feed` (header-only C++): when its
+# header exists, tools/hnswlib_shim.cpp (extern "C") joins build/reel and
+# bench_feed.c is built with REEL_HAVE_HNSWLIB; a stamp named after the
+# choice rebuilds bench_feed.o when it changes.
+HNSWLIB_H     := $(wildcard /usr/include/hnswlib/hnswlib.h)
+HNSWLIB_STAMP := $(BUILD)/obj/tools/hnswlib.$(if $(HNSWLIB_H),on,off)
+ifneq ($(HNSWLIB_H),)
+TOOLS_OBJ += $(BUILD)/obj/tools/hnswlib_shim.o
+REEL_CXXLIBS := -lstdc++
+$(BUILD)/obj/tools/bench_feed.o: CFLAGS += -DREEL_HAVE_HNSWLIB
+$(BUILD)/obj/tools/hnswlib_shim.o: tools/hnswlib_shim.cpp $(HNSWLIB_H)
+	@mkdir -p $(dir $@)
+	g++ -std=c++17 $(OPT) -w -I. -c $< -o $@
+endif
+$(BUILD)/obj/tools/bench_feed.o: $(HNSWLIB_STAMP)
+$(HNSWLIB_STAMP):
+	@mkdir -p $(dir $@)
+	@rm -f $(dir $@)hnswlib.on $(dir $@)hnswlib.off && touch $@
+
 $(BUILD)/reel: $(TOOLS_OBJ) $(SRVLIB) $(LIB)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TOOLS_OBJ) $(SRVLIB) $(LIB) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TOOLS_OBJ) $(SRVLIB) $(LIB) $(LDLIBS) $(REEL_CXXLIBS)
 
 $(BUILD)/reeld: $(SERVER_MAIN) $(SRVLIB) $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(SERVER_MAIN) $(SRVLIB) $(LIB) $(LDLIBS)
@@ -136,6 +155,7 @@ test-only:
 bench: all
 	@$(MAKE) --no-print-directory deps EXTRA_PKGS="$(BENCH_PKGS)" || \
 	  echo "bench: baselines not installed (apt-get install $(BENCH_PKGS)); their ratios are null" >&2
+	@$(MAKE) --no-print-directory $(BUILD)/reel
 	$(BUILD)/reel bench all $(BENCH_ARGS)
 
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -143,8 +163,17 @@ asan: deps
 	$(MAKE) --no-print-directory test BUILD=build/asan OPT="-O1 -g $(SAN_FLAGS)" LDFLAGS="$(SAN_FLAGS)" \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
 
+# ThreadSanitizer over the threaded core. Criterion cannot start under TSan
+# (Snaipe/Criterion#274), so tests/tsan/*.c are plain programs: each runs
+# the writer, log, index and reader threads at once and exits 0 when clean.
+TSAN_SRC := $(wildcard tests/tsan/*.c)
 tsan: deps
-	$(MAKE) --no-print-directory test BUILD=build/tsan OPT="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread"
+	@$(MAKE) --no-print-directory BUILD=build/tsan OPT="-O1 -g -fsanitize=thread" \
+	  LDFLAGS="-fsanitize=thread" build/tsan/libreel.a
+	@for t in $(TSAN_SRC); do n=$$(basename $$t .c); \
+	  $(CC) $(CFLAGS) -O1 -g -fsanitize=thread -o build/tsan/$$n $$t build/tsan/libreel.a $(LDLIBS) || exit 1; \
+	  echo "== build/tsan/$$n"; TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build/tsan/$$n || exit 1; \
+	done
 
 valgrind: all $(TEST_BIN)
 	@for t in $(TEST_BIN); do valgrind -q --error-exitcode=1 --leak-check=full $$t --no-early-exit -j1 || exit 1; done

@@ -20,8 +20,14 @@
  *  - ann_recall10: the recall reached;
  *  - bytes_per_post (post table, vectors, tags, HNSW) and
  *    bytes_per_post_total (profiles, bitmaps, sessions included).
- * hnswlib is not measured here: it is C++ only, and a shim would need a
- * C++ rule in the Makefile for the benchmark alone (not done yet).
+ *  - hnswlib_qps_at_recall95: hnswlib (Debian libhnswlib-dev, through
+ *    tools/hnswlib_shim.cpp, built only when its header exists) on the same
+ *    vectors (ours, as stored: dequantised int8), the same queries, the
+ *    same exact answers and recall rule, the same M (12) and
+ *    efConstruction (100): queries per second at the smallest ef of
+ *    16..1024 reaching recall@10 0.95; and ann_qps_vs_hnswlib: ours at
+ *    recall 0.95 against it as baseline (the ratio ours / hnswlib).
+ *    Without hnswlib: skipped, said on stderr, baseline null.
  */
 #include "tools/bench.h"
 
@@ -33,6 +39,14 @@
 #include "engine/common.h"
 #include "index/ann.h"
 #include "index/index.h"
+
+#ifdef REEL_HAVE_HNSWLIB
+/* tools/hnswlib_shim.cpp */
+void *reel_hnsw_build(const float *vecs, const uint32_t *ids, size_t n, size_t dim, size_t m,
+                      size_t efc, uint64_t seed);
+size_t reel_hnsw_query(void *h, const float *q, size_t k, size_t ef, uint32_t *ids);
+void reel_hnsw_free(void *h);
+#endif
 
 #define TOPICS 50u
 #define WORDS 8u
@@ -218,6 +232,63 @@ static int bench_ann(uint64_t n, uint32_t dim)
         qps = Q / ((reel_bench_now_ns() - t0) / 1e9);
         recall = (double)hit / (Q * K);
         fprintf(stderr, "bench feed: ann ef %zu recall@10 %.3f, %.0f q/s\n", ef, recall, qps);
+    }
+    double h_qps = -1;
+#ifdef REEL_HAVE_HNSWLIB
+    double h_recall = 0;
+    if (rc == 0) {
+        float *fv = malloc(sizeof(float) * dim * n);
+        uint32_t *ids = malloc(sizeof(uint32_t) * n);
+        void *h = NULL;
+        if (fv != NULL && ids != NULL) {
+            for (uint64_t p = 1; p <= n; p++) {
+                reel_vecs_get(&v, (uint32_t)p, fv + (p - 1) * dim);
+                ids[p - 1] = (uint32_t)p;
+            }
+            t0 = reel_bench_now_ns();
+            h = reel_hnsw_build(fv, ids, n, dim, 12, 100, 7);
+            fprintf(stderr, "bench feed: hnswlib built over %llu vectors in %.1f s\n",
+                    (unsigned long long)n, (reel_bench_now_ns() - t0) / 1e9);
+        }
+        for (size_t ef = 16; h != NULL && ef <= 1024 && h_recall < 0.95; ef *= 2) {
+            size_t hit = 0;
+            t0 = reel_bench_now_ns();
+            for (int q = 0; q < Q; q++) {
+                uint32_t got[K];
+                size_t ng = reel_hnsw_query(h, qv[q], K, ef, got);
+                int8_t q8[REEL_IX_DIM_MAX];
+                float qs;
+                reel_vecs_query(&v, qv[q], q8, &qs);
+                for (size_t i = 0; i < ng; i++) {
+                    float s = reel_vecs_sim_q(&v, q8, qs, got[i]);
+                    for (size_t j = 0; j < K; j++) /* the same rule as ours */
+                        if (got[i] == exact[q][j].id || s >= exact[q][K - 1].sim) {
+                            hit++;
+                            break;
+                        }
+                }
+            }
+            h_qps = Q / ((reel_bench_now_ns() - t0) / 1e9);
+            h_recall = (double)hit / (Q * K);
+            fprintf(stderr, "bench feed: hnswlib ef %zu recall@10 %.3f, %.0f q/s\n", ef, h_recall,
+                    h_qps);
+        }
+        if (h == NULL)
+            fprintf(stderr, "bench feed: hnswlib failed to build: baseline skipped\n");
+        else if (h_recall < 0.95)
+            h_qps = -1;
+        reel_hnsw_free(h);
+        free(fv);
+        free(ids);
+    }
+#else
+    fprintf(stderr, "bench feed: hnswlib baseline skipped (no /usr/include/hnswlib/hnswlib.h "
+                    "at build time: apt-get install libhnswlib-dev, rebuild)\n");
+#endif
+    if (rc == 0) {
+        reel_bench_emit("feed", "ann_qps_vs_hnswlib", recall >= 0.95 ? qps : -1, "q/s", h_qps);
+        if (h_qps >= 0)
+            reel_bench_emit("feed", "hnswlib_qps_at_recall95", h_qps, "q/s", -1);
     }
     if (rc == 0) {
         /* Not reached: say so under another name rather than mislabel it. */
