@@ -296,22 +296,89 @@ float reel__ix_pop_now(const reel_index_t *idx, const ix_post_t *p)
     return (float)exp((double)p->pop_log - t);
 }
 
-/* Keeps list[0..*n) (at most max) the posts with the largest log. */
-static void top_update(ix_rising_t *list, uint32_t *n, uint32_t max, uint32_t p, float hl)
+/* The top lists (rising, popular, windowed): min-heaps by value of at
+ * most max posts, each post's slot + 1 in posts[p].top_pos[which], so
+ * that an update is O(log max), not a scan. */
+enum { TOP_RISING, TOP_POPULAR, TOP_WINDOWED };
+
+static ix_rising_t *top_arr(reel_index_t *idx, int which, uint32_t **n, uint32_t *max)
 {
-    uint32_t min = 0;
-    for (uint32_t i = 0; i < *n; i++) {
-        if (list[i].post == p) {
-            list[i].heat_log = hl;
-            return;
-        }
-        if (list[i].heat_log < list[min].heat_log)
-            min = i;
+    switch (which) {
+    case TOP_RISING:
+        *n = &idx->nrising;
+        *max = REEL_IX_RISING_MAX;
+        return idx->rising;
+    case TOP_POPULAR:
+        *n = &idx->npopular;
+        *max = REEL_IX_POPULAR_MAX;
+        return idx->popular;
+    default:
+        *n = &idx->nwindowed;
+        *max = REEL_IX_WINDOWED_MAX;
+        return idx->windowed;
     }
-    if (*n < max)
-        list[(*n)++] = (ix_rising_t){p, hl};
-    else if (list[min].heat_log < hl)
-        list[min] = (ix_rising_t){p, hl};
+}
+
+static void top_put(reel_index_t *idx, ix_rising_t *a, int which, uint32_t i, ix_rising_t e)
+{
+    a[i] = e;
+    idx->posts[e.post].top_pos[which] = (uint16_t)(i + 1);
+}
+
+static void top_sift(reel_index_t *idx, ix_rising_t *a, uint32_t n, int which, uint32_t i)
+{
+    ix_rising_t e = a[i];
+    while (i > 0 && a[(i - 1) / 2].heat_log > e.heat_log) {
+        top_put(idx, a, which, i, a[(i - 1) / 2]);
+        i = (i - 1) / 2;
+    }
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= n)
+            break;
+        if (c + 1 < n && a[c + 1].heat_log < a[c].heat_log)
+            c++;
+        if (a[c].heat_log >= e.heat_log)
+            break;
+        top_put(idx, a, which, i, a[c]);
+        i = c;
+    }
+    top_put(idx, a, which, i, e);
+}
+
+/* Post p's value in list `which` set to v: kept when among the largest. */
+static void top_update(reel_index_t *idx, int which, uint32_t p, float v)
+{
+    uint32_t *n, max;
+    ix_rising_t *a = top_arr(idx, which, &n, &max);
+    uint16_t pos = idx->posts[p].top_pos[which];
+    if (pos != 0) {
+        a[pos - 1].heat_log = v;
+        top_sift(idx, a, *n, which, pos - 1u);
+    } else if (*n < max) {
+        a[*n] = (ix_rising_t){p, v};
+        (*n)++;
+        top_sift(idx, a, *n, which, *n - 1);
+    } else if (a[0].heat_log < v) {
+        idx->posts[a[0].post].top_pos[which] = 0;
+        a[0] = (ix_rising_t){p, v};
+        top_sift(idx, a, *n, which, 0);
+    }
+}
+
+static void top_remove(reel_index_t *idx, int which, uint32_t p)
+{
+    uint32_t *n, max;
+    ix_rising_t *a = top_arr(idx, which, &n, &max);
+    uint16_t pos = idx->posts[p].top_pos[which];
+    if (pos == 0)
+        return;
+    idx->posts[p].top_pos[which] = 0;
+    (*n)--;
+    if (pos - 1u < *n) {
+        a[pos - 1] = a[*n];
+        top_sift(idx, a, *n, which, pos - 1u);
+    }
 }
 
 /* ln(e^h + w e^((at - epoch) / tau)), stably. */
@@ -328,15 +395,10 @@ static float log_add(float h, float w, uint64_t at, uint64_t epoch, double tau)
  * largest; removed at 0). */
 static void win_list_set(reel_index_t *idx, uint32_t p, float v)
 {
-    if (v > 0) {
-        top_update(idx->windowed, &idx->nwindowed, REEL_IX_WINDOWED_MAX, p, v);
-        return;
-    }
-    for (uint32_t i = 0; i < idx->nwindowed; i++)
-        if (idx->windowed[i].post == p) {
-            idx->windowed[i] = idx->windowed[--idx->nwindowed];
-            return;
-        }
+    if (v > 0)
+        top_update(idx, TOP_WINDOWED, p, v);
+    else
+        top_remove(idx, TOP_WINDOWED, p);
 }
 
 /* Drops from the window the events older than REEL_IX_WINDOW_MS before
@@ -395,8 +457,8 @@ static void heat_add(reel_index_t *idx, uint32_t p, float w, uint64_t at, bool e
         win_add(idx, p, w, at);
     }
     if (ix_visible(post)) {
-        top_update(idx->rising, &idx->nrising, REEL_IX_RISING_MAX, p, post->heat_log);
-        top_update(idx->popular, &idx->npopular, REEL_IX_POPULAR_MAX, p, post->pop_log);
+        top_update(idx, TOP_RISING, p, post->heat_log);
+        top_update(idx, TOP_POPULAR, p, post->pop_log);
     }
 }
 

@@ -31,7 +31,7 @@ typedef struct ix_post {
     uint32_t tags_off;    /* first tag id in idx->tag_pool */
     uint8_t ntags;        /* tag ids there */
     uint8_t flags;        /* IX_P_* */
-    uint16_t unused;
+    uint16_t top_pos[3];  /* slot + 1 in the rising, popular, windowed heaps; 0: not in */
     uint32_t likes;       /* likes now */
     uint32_t completes;   /* views watched to the end */
     uint32_t remixes;     /* direct remixes */
@@ -40,7 +40,6 @@ typedef struct ix_post {
     float heat_log;       /* ln(heat * e^((t - epoch)/tau)): see heat_now() */
     float pop_log;        /* the same with the popularity half-life: see pop_now() */
     float win;            /* explicit engagement in the window (REEL_IX_WINDOW_MS) */
-    uint32_t unused2;
 } ix_post_t;
 
 /* One user's profile. */
@@ -119,6 +118,7 @@ struct reel_index {
     uint32_t users_cap;
     uint64_t nusers;
 
+    /* Top lists: min-heaps by value (a post's slot in ix_post_t.top_pos). */
     ix_rising_t rising[REEL_IX_RISING_MAX];
     uint32_t nrising;
     ix_rising_t popular[REEL_IX_POPULAR_MAX]; /* by pop_log */
