@@ -28,8 +28,9 @@
  * at an answer's end (a body that runs to the close ends there); every
  * application/json body is JSON and every error body is the contract's
  * error object with one of its codes; every line of an NDJSON answer is
- * JSON. ASan and UBSan watch the server while it works; an exchange that
- * does not settle in 5 s aborts (a hang).
+ * JSON; when every answer is an error, the log did not grow (a refused
+ * request appends nothing). ASan and UBSan watch the server while it
+ * works; an exchange that does not settle in 5 s aborts (a hang).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -155,6 +156,7 @@ typedef struct resp {
     char *body;
     size_t body_len, body_cap;
     uint32_t answers;
+    uint32_t accepted;   /* answers (begun) with a status below 400, 100 aside */
 } resp_t;
 
 static const char *const contract_codes[] = {
@@ -272,6 +274,8 @@ static int on_headers_complete(http_parser *p)
 {
     resp_t *r = presp(p);
     r->status = (int)p->status_code;
+    if (r->status != 100 && r->status < 400)
+        r->accepted++;
     if (!status_known(r->status)) {
         fprintf(stderr, "http_fuzz: status %d is not the contract's\n", r->status);
         abort();
@@ -320,7 +324,7 @@ static const http_parser_settings resp_settings = {
 
 /* The bytes came back whole (reset: the connection was reset, so the end
  * may be missing). */
-static uint32_t check_answers(const char *buf, size_t len, bool reset)
+static uint32_t check_answers(const char *buf, size_t len, bool reset, uint32_t *accepted)
 {
     http_parser p;
     resp_t r;
@@ -342,6 +346,7 @@ static uint32_t check_answers(const char *buf, size_t len, bool reset)
         abort();
     }
     free(r.body);
+    *accepted = r.accepted;
     return r.answers;
 }
 
@@ -485,15 +490,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         setup();
     bool auth = memmem(data, size, "Authorization", 13) != NULL;
     client_t c = {.fd = client_connect(g.port[auth ? SRV_TOKENS : SRV_OPEN])};
+    uint64_t end0 = reel_log_end(reel_engine_log(g.engine));
+    uint32_t accepted = 1, n = 0;
     exchange(data, size, &c);
-    if (c.total == c.len) { /* all of it kept */
-        uint32_t n = check_answers(c.buf ? c.buf : "", c.len, c.reset || !c.eof);
-        if (getenv("HTTP_FUZZ_VERBOSE") != NULL)
-            fprintf(stderr, "http_fuzz: %zu bytes in, %zu out: %u answers%s%s\n", size, c.len, n,
-                    c.reset ? ", reset" : "", c.eof ? "" : ", still open");
-    }
+    if (c.total == c.len) /* all of it kept */
+        n = check_answers(c.buf ? c.buf : "", c.len, c.reset || !c.eof, &accepted);
     close(c.fd);
     settle();
+    /* A refused request appends nothing (API.md): when every answer was
+     * an error, the log (and so the views) did not move. Every command
+     * submitted was answered: the exchange waits for them before the
+     * client leaves. */
+    uint64_t end1 = reel_log_end(reel_engine_log(g.engine));
+    if (accepted == 0 && end1 != end0) {
+        fprintf(stderr, "http_fuzz: only errors came back, yet the log grew from %llu to %llu\n",
+                (unsigned long long)end0, (unsigned long long)end1);
+        abort();
+    }
+    if (getenv("HTTP_FUZZ_VERBOSE") != NULL)
+        fprintf(stderr, "http_fuzz: %zu bytes in, %zu out: %u answers, %u accepted, log +%llu%s%s\n",
+                size, c.len, n, accepted, (unsigned long long)(end1 - end0),
+                c.reset ? ", reset" : "", c.eof ? "" : ", still open");
     free(c.buf);
     return 0;
 }
