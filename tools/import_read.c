@@ -641,6 +641,22 @@ static void ndjson_bad(FILE *err, const reel_import_cmds_t *c, uint32_t line, bo
         fprintf(err, "reel import: more bad lines: only counted from here\n");
 }
 
+/* An idempotency key as the API takes it (Idempotency-Key): a string of
+ * 1..64 printable ASCII bytes. */
+static bool idem_key_ok(const json_t *key)
+{
+    if (!json_is_string(key))
+        return false;
+    const char *k = json_string_value(key);
+    size_t n = json_string_length(key);
+    if (n < 1 || n > REEL_IDEM_KEY_LEN_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (k[i] < 0x20 || k[i] > 0x7e)
+            return false;
+    return true;
+}
+
 /* Parses one line into *ic; 0 or -1 with *e. prev_at: the previous good
  * line's time. */
 static int ndjson_line(const char *p, size_t n, uint64_t prev_at, reel_import_cmd_t *ic,
@@ -668,8 +684,7 @@ static int ndjson_line(const char *p, size_t n, uint64_t prev_at, reel_import_cm
         reel_api_err_set(e, 400, "bad_field", "at",
                          "at %" JSON_INTEGER_FORMAT " is before the previous line's %" PRIu64
                          ": time never goes back", json_integer_value(at), prev_at);
-    } else if (key != NULL && (!json_is_string(key) || json_string_length(key) < 1 ||
-                               json_string_length(key) > REEL_IDEM_KEY_LEN_MAX)) {
+    } else if (key != NULL && !idem_key_ok(key)) {
         reel_api_err_set(e, 400, "bad_field", "idempotency_key",
                          "idempotency_key must be 1 to 64 printable ASCII bytes");
     } else if (reel_cmdjson_op(json_string_value(op), json_string_length(op), &m, e) == 0 &&

@@ -22,7 +22,8 @@
  *     posts already made (a follow never a self-follow); handles, prompts
  *     (valid UTF-8), tags and URIs within the engine's limits;
  *   - NDJSON: good lines plus bad lines are the non-blank lines, commands
- *     in file order with times never going back, every string readable.
+ *     in file order with times never going back, every string readable,
+ *     idempotency keys as the engine takes them (1..64 printable ASCII).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -211,7 +212,8 @@ static void check_cmds(const reel_import_cmds_t *c)
         REEL_ASSERT(a->ntags <= REEL_TAGS_MAX && a->ncameos <= REEL_CAMEOS_MAX);
         if (ic->cmd.idem_key != NULL) {
             REEL_ASSERT(ic->cmd.idem_key_len >= 1 && ic->cmd.idem_key_len <= REEL_IDEM_KEY_LEN_MAX);
-            h += (uint8_t)ic->cmd.idem_key[ic->cmd.idem_key_len - 1];
+            for (uint32_t k = 0; k < ic->cmd.idem_key_len; k++) /* as the engine takes it */
+                REEL_ASSERT(ic->cmd.idem_key[k] >= 0x20 && ic->cmd.idem_key[k] <= 0x7e);
         }
         h += touch(&a->handle) + touch(&a->display_name) + touch(&a->code) + touch(&a->prompt);
         h += touch(&a->video_uri) + touch(&a->visibility) + touch(&a->text) + touch(&a->kind);
