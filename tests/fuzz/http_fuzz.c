@@ -82,6 +82,19 @@ static struct {
     int port[SRV_N];
 } g;
 
+/* At exit: the data directory goes (it is in RAM under /dev/shm, and a
+ * long run leaves ~100 MB). A crash keeps it, with the input, to look at.
+ * The engine's threads still run: their open files outlive the names. */
+static void remove_dir(void)
+{
+    char cmd[300];
+    if (g.dir[0] == '\0' || strstr(g.dir, "/reel-http-fuzz-") == NULL)
+        return;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g.dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "http_fuzz: could not remove %s\n", g.dir);
+}
+
 static void start_api(int which, const char *token_file)
 {
     char err[512] = "";
@@ -108,6 +121,7 @@ static void setup(void)
     const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
     snprintf(g.dir, sizeof(g.dir), "%s/reel-http-fuzz-XXXXXX", base ? base : "/tmp");
     REEL_ASSERT(mkdtemp(g.dir) != NULL);
+    atexit(remove_dir);
     signal(SIGPIPE, SIG_IGN);
     reel_index_options_t io = {0};
     REEL_ASSERT(reel_index_open(&io, &g.idx) == 0);

@@ -47,6 +47,15 @@ static const char default_item[] =
     "2|Caf\xe9 (1996)|01-Jan-1996||http://y|0|1|1\n";
 static const char default_data[] = "1\t1\t5\t881250949\n2\t2\t3\t881250950\n1\t2\t4\t881250951\n";
 
+/* At exit: the directory and its five files go. */
+static void remove_dir(void)
+{
+    const char *files[] = {path_cm, path_nd, path_genre, path_item, path_data};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+        unlink(files[i]);
+    rmdir(dir);
+}
+
 static void setup(void)
 {
     const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
@@ -59,6 +68,7 @@ static void setup(void)
     snprintf(path_data, sizeof(path_data), "%s/u.data", dir);
     devnull = fopen("/dev/null", "w");
     REEL_ASSERT(devnull != NULL);
+    atexit(remove_dir);
 }
 
 static void put(const char *path, const void *p, size_t n)
