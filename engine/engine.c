@@ -110,6 +110,14 @@ static void options_defaults(reel_engine_options_t *o)
     o->log.read_only = false;
 }
 
+int reel_engine_status(reel_engine_t *e)
+{
+    pthread_mutex_lock(&e->mu);
+    int rc = e->failed;
+    pthread_mutex_unlock(&e->mu);
+    return rc != 0 ? rc : reel_log_status(e->log);
+}
+
 void reel_engine_stats(reel_engine_t *e, reel_engine_stats_t *out)
 {
     pthread_mutex_lock(&e->mu);

@@ -266,6 +266,11 @@ typedef struct reel_engine_stats {
 } reel_engine_stats_t;
 void reel_engine_stats(reel_engine_t *e, reel_engine_stats_t *out);
 
+/* 0 while the engine takes writes; else the sticky error that stopped
+ * them (a failed log write or sync, a failed views commit): every write
+ * answers 503 from then on, reads keep working (GET /healthz: read_only). */
+int reel_engine_status(reel_engine_t *e);
+
 /* The engine's parts, for tools and tests. */
 reel_log_t *reel_engine_log(reel_engine_t *e);
 reel_views_t *reel_engine_views(reel_engine_t *e);

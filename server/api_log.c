@@ -369,7 +369,7 @@ void reel__api_healthz(reel_api_t *a, reel_http_req_t *req)
 {
     reel_log_t *log = reel_engine_log(a->engine);
     uint64_t end = reel_log_end(log);
-    int st = reel_log_status(log);
+    int st = reel_engine_status(a->engine); /* the log's failure, or the views' */
     reel_jbuf_t b;
     reel_jbuf_init(&b);
     reel_jbuf_addf(&b, "{\"status\":\"ok\",\"offset\":%lld,\"state\":\"%s\"",

@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include "engine/common.h"
+#include "engine/io.h"
+#include "engine/io_fault.h"
 #include "engine/reel.h"
 #include "tests/harness.h"
 
@@ -330,5 +332,45 @@ Test(idem, on_apply_sees_every_appended_event_in_order)
     cr_assert_eq(s.next, reel_log_end(reel_engine_log(e2)));
     cr_assert_eq(s.n, s.next);
     reel_engine_close(e2);
+    reel_test_rmtree(d2);
+}
+
+/* A failed sync under the engine: the write in flight answers 503, every
+ * later write too (sticky, even once the disk works again), reads keep
+ * working, reel_engine_status says why, and nothing after the failure is
+ * in the log. */
+Test(idem, failed_sync_stops_writes_reads_go_on)
+{
+    char err[256], d2[PATH_MAX];
+    reel_io_t *inner;
+    reel_fault_io_t *fault;
+    reel_engine_t *e2;
+    cr_assert_eq(reel_io_sync_create(&inner), 0);
+    cr_assert_eq(reel_io_fault_create(inner, &fault), 0);
+    reel_engine_options_t o = {.log = {.segment_size = 256 << 10, .io = reel_io_fault_io(fault)}};
+    reel_test_tmpdir(d2, sizeof d2, "engfault");
+    cr_assert_eq(reel_engine_open(d2, &o, &e2, err, sizeof err), 0, "%s", err);
+    reel_cmd_result_t a = reel_test_cmd(e2, REEL_CMD_USER_CREATE, 0,
+                                        (reel_event_t){.handle = S("before")});
+    reel_test_expect(a, 201, NULL);
+    cr_assert_eq(reel_engine_status(e2), 0);
+    reel_fault_rule_t r = {.ops = REEL_FAULT_OP_WRITE_DURABLE, .action = REEL_FAULT_FAIL_LOSE,
+                           .err = EIO, .fire_max = 1};
+    cr_assert_geq(reel_io_fault_set(fault, &r), 0);
+    reel_test_expect(reel_test_cmd(e2, REEL_CMD_USER_CREATE, 0, (reel_event_t){.handle = S("lost")}),
+                     503, "unavailable");
+    reel_io_fault_clear(fault);
+    reel_test_expect(reel_test_cmd(e2, REEL_CMD_USER_CREATE, 0, (reel_event_t){.handle = S("after")}),
+                     503, "unavailable");
+    cr_assert_eq(reel_engine_status(e2), -EIO);
+    reel_views_txn_t *t;
+    reel_user_view_t u;
+    cr_assert_eq(reel_engine_read_begin(e2, &t), 0);
+    cr_assert_eq(reel_views_get_user(t, a.id, &u), 0, "reads go on");
+    reel_views_read_end(t);
+    cr_assert_eq(reel_log_end(reel_engine_log(e2)), 1, "nothing after the failure");
+    reel_engine_close(e2);
+    reel_io_fault_destroy(fault);
+    reel_io_destroy(inner);
     reel_test_rmtree(d2);
 }
