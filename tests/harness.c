@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -89,6 +90,72 @@ reel_cmd_result_t reel_test_cmd(reel_engine_t *e, reel_cmd_kind_t kind, uint64_t
     reel_cmd_result_t res;
     cr_assert_eq(reel_engine_run(e, &cmd, &res), 0);
     return res;
+}
+
+/* ---- running the project's binaries ---- */
+
+void reel_test_bin(const char *name, char *bin, size_t len)
+{
+    const char *base = getenv("REEL_BIN");
+    snprintf(bin, len, "%s/%s", base != NULL && base[0] != '\0' ? base : "build", name);
+    cr_assert_eq(access(bin, X_OK), 0, "%s is not built (set REEL_BIN)", bin);
+}
+
+pid_t reel_test_reel_spawn(const char *const *args, const char *out, const char *err)
+{
+    const char *argv[40];
+    char bin[PATH_MAX];
+    int argc = 1;
+    reel_test_bin("reel", bin, sizeof(bin));
+    argv[0] = bin;
+    for (; args[argc - 1] != NULL && argc < 39; argc++)
+        argv[argc] = args[argc - 1];
+    argv[argc] = NULL;
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fo < 0 || fe < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0)
+            _exit(127);
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+char *reel_test_slurp(const char *path)
+{
+    uint8_t *data;
+    size_t len;
+    cr_assert_eq(reel_test_read_file(path, &data, &len), 0, "%s", path);
+    data[len] = '\0'; /* reel_test_read_file allocates one byte more */
+    return (char *)data;
+}
+
+reel_test_run_t reel_test_reel_run(const char *dir, const char *first, ...)
+{
+    const char *args[40];
+    char out[PATH_MAX + 16], err[PATH_MAX + 16];
+    va_list ap;
+    int n = 0, ws;
+    va_start(ap, first);
+    for (const char *a = first; a != NULL && n < 38; a = va_arg(ap, const char *))
+        args[n++] = a;
+    va_end(ap);
+    args[n] = NULL;
+    snprintf(out, sizeof(out), "%s/stdout.txt", dir);
+    snprintf(err, sizeof(err), "%s/stderr.txt", dir);
+    pid_t pid = reel_test_reel_spawn(args, out, err);
+    cr_assert_eq(waitpid(pid, &ws, 0), pid);
+    return (reel_test_run_t){WIFEXITED(ws) ? WEXITSTATUS(ws) : -1, reel_test_slurp(out), reel_test_slurp(err)};
+}
+
+void reel_test_run_free(reel_test_run_t *r)
+{
+    free(r->out);
+    free(r->err);
+    r->out = r->err = NULL;
 }
 
 typedef struct bulk_wait {

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Makes a fresh scratch directory under $TMPDIR (or /tmp) and returns its
  * path in buf. Aborts the test process on failure. */
@@ -18,6 +19,27 @@ uint64_t reel_test_rand(uint64_t *state);
 /* Reads or writes a whole file; return 0 or -errno. */
 int reel_test_read_file(const char *path, uint8_t **data, size_t *len);
 int reel_test_write_file(const char *path, const void *data, size_t len);
+
+/* ---- running the project's binaries ---- */
+
+/* What one run of a binary did. */
+typedef struct reel_test_run {
+    int status; /* exit status, or -1 when it did not exit */
+    char *out;  /* stdout, NUL-terminated */
+    char *err;  /* stderr */
+} reel_test_run_t;
+
+/* $REEL_BIN/name (build/name when unset) into bin; asserts it is built. */
+void reel_test_bin(const char *name, char *bin, size_t len);
+/* Starts $REEL_BIN/reel with args (NULL-terminated, at most 38), stdout
+ * and stderr into the files out and err; returns its pid. */
+pid_t reel_test_reel_spawn(const char *const *args, const char *out, const char *err);
+/* Runs `reel ARGS...` (NULL-terminated) to its end, stdout and stderr
+ * through files in dir; free the result with reel_test_run_free. */
+reel_test_run_t reel_test_reel_run(const char *dir, const char *first, ...);
+void reel_test_run_free(reel_test_run_t *r);
+/* A whole file, NUL-terminated (free it); asserts it can be read. */
+char *reel_test_slurp(const char *path);
 
 /* For engine tests (engine/reel.h). */
 #include "engine/reel.h"

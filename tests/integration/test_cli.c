@@ -53,60 +53,9 @@ static void teardown(void)
 
 TestSuite(cli, .init = setup, .fini = teardown, .timeout = 60);
 
-/* What one run of the binary did. */
-typedef struct run {
-    int status; /* exit status, or -1 when it did not exit */
-    char *out;  /* stdout, NUL-terminated */
-    char *err;  /* stderr */
-} run_t;
-
-static char *slurp(const char *path)
-{
-    uint8_t *data;
-    size_t len;
-    cr_assert_eq(reel_test_read_file(path, &data, &len), 0, "%s", path);
-    data[len] = '\0'; /* the harness allocates one byte more */
-    return (char *)data;
-}
-
-/* Runs `reel ARGS...` (NULL-terminated) with stdout and stderr in files. */
-static run_t run_reel(const char *first, ...)
-{
-    const char *argv[32];
-    char bin[PATH_MAX], out[PATH_MAX + 16], err[PATH_MAX + 16];
-    const char *base = getenv("REEL_BIN");
-    va_list ap;
-    int argc = 1;
-    snprintf(bin, sizeof(bin), "%s/reel", base != NULL && base[0] != '\0' ? base : "build");
-    cr_assert_eq(access(bin, X_OK), 0, "%s is not built (set REEL_BIN)", bin);
-    argv[0] = bin;
-    va_start(ap, first);
-    for (const char *a = first; a != NULL && argc < 31; a = va_arg(ap, const char *))
-        argv[argc++] = a;
-    va_end(ap);
-    argv[argc] = NULL;
-    snprintf(out, sizeof(out), "%s/out.txt", tmp);
-    snprintf(err, sizeof(err), "%s/err.txt", tmp);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fo < 0 || fe < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0)
-            _exit(127);
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    int ws;
-    cr_assert_eq(waitpid(pid, &ws, 0), pid);
-    return (run_t){WIFEXITED(ws) ? WEXITSTATUS(ws) : -1, slurp(out), slurp(err)};
-}
-
-static void run_free(run_t *r)
-{
-    free(r->out);
-    free(r->err);
-}
+typedef reel_test_run_t run_t;
+#define run_reel(...) reel_test_reel_run(tmp, __VA_ARGS__)
+#define run_free reel_test_run_free
 
 static size_t count_lines(const char *s)
 {

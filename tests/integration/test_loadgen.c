@@ -51,76 +51,11 @@ static void teardown(void)
 
 TestSuite(loadgen, .init = setup, .fini = teardown, .timeout = 60);
 
-typedef struct run {
-    int status;
-    char *out;
-    char *err;
-} run_t;
-
-static char *slurp(const char *path)
-{
-    uint8_t *data;
-    size_t len;
-    cr_assert_eq(reel_test_read_file(path, &data, &len), 0, "%s", path);
-    data[len] = '\0';
-    return (char *)data;
-}
-
-static void reel_path(char *bin, size_t len)
-{
-    const char *base = getenv("REEL_BIN");
-    snprintf(bin, len, "%s/reel", base != NULL && base[0] != '\0' ? base : "build");
-    cr_assert_eq(access(bin, X_OK), 0, "%s is not built (set REEL_BIN)", bin);
-}
-
-/* Starts reel with argv (NULL-terminated) writing to out/err files. */
-static pid_t spawn(const char *const *args, const char *out, const char *err)
-{
-    const char *argv[40];
-    char bin[PATH_MAX];
-    int argc = 1;
-    reel_path(bin, sizeof(bin));
-    argv[0] = bin;
-    for (; args[argc - 1] != NULL && argc < 39; argc++)
-        argv[argc] = args[argc - 1];
-    argv[argc] = NULL;
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fo < 0 || fe < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0)
-            _exit(127);
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
-}
-
-static run_t run_reel(const char *first, ...)
-{
-    const char *args[40];
-    char out[PATH_MAX + 16], err[PATH_MAX + 16];
-    va_list ap;
-    int n = 0;
-    va_start(ap, first);
-    for (const char *a = first; a != NULL && n < 38; a = va_arg(ap, const char *))
-        args[n++] = a;
-    va_end(ap);
-    args[n] = NULL;
-    snprintf(out, sizeof(out), "%s/stdout.txt", tmp);
-    snprintf(err, sizeof(err), "%s/stderr.txt", tmp);
-    pid_t pid = spawn(args, out, err);
-    int ws;
-    cr_assert_eq(waitpid(pid, &ws, 0), pid);
-    return (run_t){WIFEXITED(ws) ? WEXITSTATUS(ws) : -1, slurp(out), slurp(err)};
-}
-
-static void run_free(run_t *r)
-{
-    free(r->out);
-    free(r->err);
-}
+typedef reel_test_run_t run_t;
+#define run_reel(...) reel_test_reel_run(tmp, __VA_ARGS__)
+#define run_free reel_test_run_free
+#define slurp reel_test_slurp
+#define spawn reel_test_reel_spawn
 
 static uint64_t count_lines(const char *s)
 {
