@@ -13,8 +13,15 @@
 static int cmd_io_probe(int argc, char **argv)
 {
     reel_io_t *io;
-    (void)argc;
-    (void)argv;
+    if (argc > 1 && strcmp(argv[1], "--help") == 0) {
+        printf("usage: reel io-probe\n\nSays which I/O backend the log gets on this machine:\n"
+               "\"uring\" (exit 0), or \"sync\" and why io_uring cannot be set up (exit 1).\n");
+        return 0;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "reel io-probe: takes no arguments (see --help)\n");
+        return 2;
+    }
     int rc = reel_io_uring_create(&io);
     if (rc == 0) {
         printf("uring\n");
