@@ -122,8 +122,7 @@ int reel__consent(reel_views_txn_t *t, uint64_t owner, uint64_t grantee,
  * again), < 0 read error. Callers emit the cause after the cascade, so a
  * chunk never carries it. */
 int reel__cameo_cascade(const rules_ctx_t *ctx, uint64_t owner, uint64_t author,
-                        const cameo_change_t *chg, const char *reason, cmd_out_t *out,
-                        reel_cmd_result_t *res);
+                        const cameo_change_t *chg, const char *reason, cmd_out_t *out);
 
 /* The cameo commands (rules_cameo.c), judged as reel__rules_run says. */
 int reel__cameo_set(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *out,

@@ -294,11 +294,11 @@ static int unfollow_if(const rules_ctx_t *ctx, uint64_t a, uint64_t b, const cha
  * a block: each may lose the other's cameo): 1 done, 0 a chunk (out->more:
  * the caller emits no cause), < 0 a read error. */
 static int cascade_pair(const rules_ctx_t *ctx, uint64_t a, uint64_t b, const cameo_change_t *chg,
-                        cmd_out_t *out, reel_cmd_result_t *res)
+                        cmd_out_t *out)
 {
-    int rc = reel__cameo_cascade(ctx, a, b, chg, "consent_revoked", out, res);
+    int rc = reel__cameo_cascade(ctx, a, b, chg, "consent_revoked", out);
     if (rc > 0)
-        rc = reel__cameo_cascade(ctx, b, a, chg, "consent_revoked", out, res);
+        rc = reel__cameo_cascade(ctx, b, a, chg, "consent_revoked", out);
     return rc;
 }
 
@@ -319,7 +319,7 @@ static int unfollow(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *ou
     cameo_change_t chg = CAMEO_CHANGE_NONE;
     chg.unfollow_a = cmd->args.user;
     chg.unfollow_b = cmd->args.target;
-    if ((rc = cascade_pair(ctx, chg.unfollow_a, chg.unfollow_b, &chg, out, res)) <= 0)
+    if ((rc = cascade_pair(ctx, chg.unfollow_a, chg.unfollow_b, &chg, out)) <= 0)
         return rc;
     return unfollow_if(ctx, cmd->args.user, cmd->args.target, "unfollow", out);
 }
@@ -347,7 +347,7 @@ static int block(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *out,
     cameo_change_t chg = CAMEO_CHANGE_NONE;
     chg.block_a = a;
     chg.block_b = b;
-    if ((rc = cascade_pair(ctx, a, b, &chg, out, res)) <= 0)
+    if ((rc = cascade_pair(ctx, a, b, &chg, out)) <= 0)
         return rc;
     reel_event_t *ev = emit(out, REEL_EV_BLOCK_CREATED);
     ev->user = a;

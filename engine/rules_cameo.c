@@ -128,46 +128,28 @@ int reel_engine_can_use(reel_views_txn_t *t, uint64_t owner, uint64_t grantee, b
     return rc != 0 ? rc : reel__consent(t, owner, grantee, NULL, allowed, reason);
 }
 
-/* Hides one appearance if its author may not use the cameo after chg:
- * 1 fine, 0 the chunk is full (out->more), < 0 error. */
-static int cascade_one(const rules_ctx_t *ctx, uint64_t owner, const reel_appearance_t *e,
-                       const cameo_change_t *chg, const char *reason, cmd_out_t *out,
-                       reel_cmd_result_t *res)
+/* One step of the cascade: when author may not use owner's cameo once
+ * chg is made, the event of type (post.hidden for the post id, or
+ * generation.cancelled for the generation id) with reason. 1 fine, 0 the
+ * chunk is full (out->more: the command is judged again), < 0 error. */
+static int revoke_one(const rules_ctx_t *ctx, uint64_t owner, uint64_t author,
+                      const cameo_change_t *chg, uint16_t type, uint64_t id, const char *reason,
+                      cmd_out_t *out)
 {
     bool allowed;
     const char *why;
-    int rc = reel__consent(ctx->txn, owner, e->author, chg, &allowed, &why);
+    int rc = reel__consent(ctx->txn, owner, author, chg, &allowed, &why);
     if (rc < 0 || allowed)
         return rc < 0 ? rc : 1;
-    (void)res; /* a full chunk is no refusal */
     if (out->n >= REEL_CASCADE_CHUNK_MAX) {
-        out->more = true; /* this chunk is full: the command is judged again */
+        out->more = true; /* a full chunk is no refusal */
         return JUDGED;
     }
-    reel_event_t *ev = reel__emit(out, REEL_EV_POST_HIDDEN);
-    ev->post = e->post;
-    ev->reason = lit(reason);
-    return 1;
-}
-
-/* Cancels one queued or running generation if its author may not use
- * the cameo after chg: 1 fine, 0 the chunk is full, < 0 error. */
-static int cancel_one(const rules_ctx_t *ctx, uint64_t owner, const reel_gen_entry_t *e,
-                      const cameo_change_t *chg, const char *reason, cmd_out_t *out,
-                      reel_cmd_result_t *res)
-{
-    bool allowed;
-    const char *why;
-    int rc = reel__consent(ctx->txn, owner, e->user, chg, &allowed, &why);
-    if (rc < 0 || allowed)
-        return rc < 0 ? rc : 1;
-    (void)res; /* a full chunk is no refusal */
-    if (out->n >= REEL_CASCADE_CHUNK_MAX) {
-        out->more = true; /* this chunk is full: the command is judged again */
-        return JUDGED;
-    }
-    reel_event_t *ev = reel__emit(out, REEL_EV_GENERATION_CANCELLED);
-    ev->generation = e->generation;
+    reel_event_t *ev = reel__emit(out, type);
+    if (type == REEL_EV_POST_HIDDEN)
+        ev->post = id;
+    else
+        ev->generation = id;
     ev->reason = lit(reason);
     return 1;
 }
@@ -176,8 +158,7 @@ static int cancel_one(const rules_ctx_t *ctx, uint64_t owner, const reel_gen_ent
  * generation featuring owner's cameo, by author (0: any), whose author
  * loses the right is cancelled, so no worker renders or posts it. */
 static int cascade_generations(const rules_ctx_t *ctx, uint64_t owner, uint64_t author,
-                               const cameo_change_t *chg, const char *reason, cmd_out_t *out,
-                               reel_cmd_result_t *res)
+                               const cameo_change_t *chg, const char *reason, cmd_out_t *out)
 {
     reel_gen_entry_t page[REEL_VIEWS_GEN_PAGE_MAX];
     uint64_t cursor = 0;
@@ -191,7 +172,8 @@ static int cascade_generations(const rules_ctx_t *ctx, uint64_t owner, uint64_t 
             cursor = page[i].generation;
             if ((author != 0 && page[i].user != author) || page[i].user == owner)
                 continue; /* not this cascade's author, or the owner */
-            if ((rc = cancel_one(ctx, owner, &page[i], chg, reason, out, res)) <= 0)
+            if ((rc = revoke_one(ctx, owner, page[i].user, chg, REEL_EV_GENERATION_CANCELLED,
+                                 page[i].generation, reason, out)) <= 0)
                 return rc;
         }
     } while (n == REEL_VIEWS_GEN_PAGE_MAX); /* a short page is the last */
@@ -199,10 +181,9 @@ static int cascade_generations(const rules_ctx_t *ctx, uint64_t owner, uint64_t 
 }
 
 int reel__cameo_cascade(const rules_ctx_t *ctx, uint64_t owner, uint64_t author,
-                        const cameo_change_t *chg, const char *reason, cmd_out_t *out,
-                        reel_cmd_result_t *res)
+                        const cameo_change_t *chg, const char *reason, cmd_out_t *out)
 {
-    int rc = cascade_generations(ctx, owner, author, chg, reason, out, res);
+    int rc = cascade_generations(ctx, owner, author, chg, reason, out);
     if (rc <= 0)
         return rc;
     reel_appearance_t page[CASCADE_PAGE];
@@ -219,7 +200,8 @@ int reel__cameo_cascade(const rules_ctx_t *ctx, uint64_t owner, uint64_t author,
              * cascade's author, or the owner (who never loses the right). */
             if (e->hidden || (author != 0 && e->author != author) || e->author == owner)
                 continue;
-            if ((rc = cascade_one(ctx, owner, e, chg, reason, out, res)) <= 0)
+            if ((rc = revoke_one(ctx, owner, e->author, chg, REEL_EV_POST_HIDDEN, e->post, reason,
+                                 out)) <= 0)
                 return rc;
         }
     } while (n == CASCADE_PAGE); /* a short page is the last */
@@ -270,7 +252,7 @@ int reel__cameo_delete(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t 
         return rc;
     cameo_change_t chg = CAMEO_CHANGE_NONE;
     chg.deleted = true;
-    rc = reel__cameo_cascade(ctx, u.id, 0, &chg, "cameo_deleted", out, res);
+    rc = reel__cameo_cascade(ctx, u.id, 0, &chg, "cameo_deleted", out);
     if (rc <= 0)
         return rc; /* a read error, or a chunk (out->more): the cause comes last */
     reel__emit(out, REEL_EV_CAMEO_DELETED)->user = u.id;
@@ -313,7 +295,7 @@ int reel__cameo_policy(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t 
      * against every appearance. */
     cameo_change_t chg = CAMEO_CHANGE_NONE;
     chg.policy = policy;
-    rc = reel__cameo_cascade(ctx, u.id, 0, &chg, "consent_revoked", out, res);
+    rc = reel__cameo_cascade(ctx, u.id, 0, &chg, "consent_revoked", out);
     if (rc <= 0)
         return rc;
     reel_event_t *ev = reel__emit(out, REEL_EV_CAMEO_POLICY_SET);
@@ -366,7 +348,7 @@ int reel__cameo_approve(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t
          * policies approval does not count, and consent says so. */
         cameo_change_t chg = CAMEO_CHANGE_NONE;
         chg.unapproved = grantee;
-        rc = reel__cameo_cascade(ctx, owner, grantee, &chg, "consent_revoked", out, res);
+        rc = reel__cameo_cascade(ctx, owner, grantee, &chg, "consent_revoked", out);
         if (rc <= 0)
             return rc;
     }

@@ -153,7 +153,7 @@ static int drop_cameo(const rules_ctx_t *ctx, uint64_t user, cmd_out_t *out,
         return rc;
     cameo_change_t chg = CAMEO_CHANGE_NONE;
     chg.deleted = true;
-    if ((rc = reel__cameo_cascade(ctx, user, 0, &chg, "cameo_deleted", out, res)) <= 0)
+    if ((rc = reel__cameo_cascade(ctx, user, 0, &chg, "cameo_deleted", out)) <= 0)
         return rc; /* a chunk: cameo.deleted comes after all of its cascade */
     reel_event_t *ev = emit_bounded(out, REEL_EV_CAMEO_DELETED, res);
     if (ev == NULL)
