@@ -48,7 +48,55 @@ typedef struct import_opts {
     bool strict;            /* --strict */
 } import_opts_t;
 
-/* The submission pipeline. mu guards the fields below it. */
+/* The window of commands in flight, shared by the submitter and the
+ * engine's callbacks: at most a bound unanswered, and a stop flag a
+ * refusal sets. */
+typedef struct import_window {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t answered;       /* commands answered */
+    bool waiting;            /* the submitter waits for an answer */
+    bool stop;               /* a refusal: submit nothing more */
+} import_window_t;
+
+static void window_init(import_window_t *w)
+{
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    w->answered = 0;
+    w->waiting = w->stop = false;
+}
+
+static void window_destroy(import_window_t *w)
+{
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+}
+
+/* One more answer (w->mu held): wakes the submitter when it waits. */
+static void window_answered(import_window_t *w)
+{
+    w->answered++;
+    if (w->waiting)
+        pthread_cond_signal(&w->cv);
+}
+
+/* Waits until fewer than `bound` commands are unanswered; returns
+ * whether to go on (no refusal). */
+static bool window_wait(import_window_t *w, uint64_t submitted, uint64_t bound)
+{
+    pthread_mutex_lock(&w->mu);
+    while (submitted - w->answered > bound) {
+        w->waiting = true;
+        pthread_cond_wait(&w->cv, &w->mu);
+        w->waiting = false;
+    }
+    bool go = !w->stop;
+    pthread_mutex_unlock(&w->mu);
+    return go;
+}
+
+/* The submission pipeline; w.mu also guards rejected and first_error. */
 typedef struct pipeline {
     reel_engine_t *e;
     const reel_import_plan_t *plan;
@@ -56,11 +104,7 @@ typedef struct pipeline {
     uint64_t *slot_op;       /* the plan op each slot holds */
     uint64_t user_base;      /* largest user id before the import */
     uint64_t post_base;      /* largest post id before the import */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    uint64_t answered;       /* commands answered */
-    bool waiting;            /* the submitter waits for an answer */
-    bool stop;               /* a refusal: submit nothing more */
+    import_window_t w;       /* commands in flight */
     uint64_t rejected;       /* answers with status >= 400, or a wrong id */
     char first_error[512];   /* the first of them, for the report */
 } pipeline_t;
@@ -220,7 +264,7 @@ static void import_cb(reel_cmd_req_t *req)
 {
     pipeline_t *p = req->data;
     const reel_cmd_result_t *res = &req->res;
-    pthread_mutex_lock(&p->mu);
+    pthread_mutex_lock(&p->w.mu);
     const reel_import_op_t *op = &p->plan->ops[p->slot_op[req - p->slots]];
     uint64_t want = op->kind == REEL_CMD_USER_CREATE   ? p->user_base + op->a
                     : op->kind == REEL_CMD_POST_CREATE ? p->post_base + op->b
@@ -232,27 +276,10 @@ static void import_cb(reel_cmd_req_t *req)
                      "%s:%" PRIu32 ": %s answered %d %s: %s (id %" PRIu64 ", expected %" PRIu64 ")",
                      p->plan->data_path, op->line, reel_cmd_route(req->cmd.kind), res->status,
                      res->error ? res->error : "", res->message, res->id, want);
-        p->stop = true;
+        p->w.stop = true;
     }
-    p->answered++;
-    if (p->waiting)
-        pthread_cond_signal(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-}
-
-/* Waits until fewer than `bound` commands are unanswered; returns
- * whether to go on (no refusal). */
-static bool wait_window(pipeline_t *p, uint64_t submitted, uint64_t bound)
-{
-    pthread_mutex_lock(&p->mu);
-    while (submitted - p->answered > bound) {
-        p->waiting = true;
-        pthread_cond_wait(&p->cv, &p->mu);
-        p->waiting = false;
-    }
-    bool go = !p->stop;
-    pthread_mutex_unlock(&p->mu);
-    return go;
+    window_answered(&p->w);
+    pthread_mutex_unlock(&p->w.mu);
 }
 
 /* Submits every op of the plan in order; returns 0, or the submit error. */
@@ -263,7 +290,7 @@ static int run_plan(pipeline_t *p)
     int rc = 0;
     tool_progress_start(&prog, "commands", p->plan->nops);
     for (i = 0; i < p->plan->nops && rc == 0; i++) {
-        if (!wait_window(p, i, IMPORT_WINDOW - 1))
+        if (!window_wait(&p->w, i, IMPORT_WINDOW - 1))
             break;
         uint32_t slot = (uint32_t)(i % IMPORT_WINDOW);
         reel_cmd_req_t *req = &p->slots[slot];
@@ -277,7 +304,7 @@ static int run_plan(pipeline_t *p)
     }
     if (rc != 0)
         i--; /* not submitted */
-    wait_window(p, i, 0);
+    window_wait(&p->w, i, 0);
     tool_progress_end(&prog, i);
     if (rc != 0)
         fprintf(stderr, "reel import: submitting: %s\n", reel_strerror(rc));
@@ -305,8 +332,8 @@ static void summary(const pipeline_t *p, uint64_t read_ns, uint64_t events, uint
            plan->nusers, plan->nposts, (double)read_ns / 1e9);
     printf("reel import: %" PRIu64 " of %" PRIu64 " commands answered (%" PRIu64
            " rejected), %" PRIu64 " events appended in %.2f s: %.0f events/s, %.0f commands/s\n",
-           p->answered, plan->nops, p->rejected, events, secs, secs > 0 ? (double)events / secs : 0.0,
-           secs > 0 ? (double)p->answered / secs : 0.0);
+           p->w.answered, plan->nops, p->rejected, events, secs, secs > 0 ? (double)events / secs : 0.0,
+           secs > 0 ? (double)p->w.answered / secs : 0.0);
 }
 
 /* Opens the engine, checks, runs the plan, closes: the exit status. */
@@ -320,8 +347,7 @@ static int import_plan(const import_opts_t *o, const reel_import_plan_t *plan, u
         fprintf(stderr, "reel import: %s\n", err[0] ? err : reel_strerror(rc));
         return 2;
     }
-    pthread_mutex_init(&p.mu, NULL);
-    pthread_cond_init(&p.cv, NULL);
+    window_init(&p.w);
     p.slots = calloc(IMPORT_WINDOW, sizeof(*p.slots));
     p.slot_op = calloc(IMPORT_WINDOW, sizeof(*p.slot_op));
     rc = p.slots && p.slot_op ? preflight(&p) : -ENOMEM;
@@ -332,7 +358,7 @@ static int import_plan(const import_opts_t *o, const reel_import_plan_t *plan, u
     int rc_close = reel_engine_close(p.e);
     if (rc_close != 0)
         fprintf(stderr, "reel import: closing the engine: %s\n", reel_strerror(rc_close));
-    if (rc == 0 || p.answered > 0)
+    if (rc == 0 || p.w.answered > 0)
         summary(&p, read_ns, events, ns);
     if (p.rejected > 0)
         fprintf(stderr, "reel import: stopped at the first refusal: %s\n", p.first_error);
@@ -340,36 +366,31 @@ static int import_plan(const import_opts_t *o, const reel_import_plan_t *plan, u
         fprintf(stderr, "reel import: %s\n", reel_strerror(rc));
     free(p.slots);
     free(p.slot_op);
-    pthread_cond_destroy(&p.cv);
-    pthread_mutex_destroy(&p.mu);
+    window_destroy(&p.w);
     return rc == 0 && rc_close == 0 && p.rejected == 0 ? 0 : 2;
 }
 
 /* ---- --ndjson: API commands ---- */
 
-/* The NDJSON submission: answers come in submission order. mu guards
- * everything below it. */
+/* The NDJSON submission: answers come in submission order. w.mu guards
+ * the counters below it. */
 typedef struct nd_pipe {
     reel_engine_t *e;
     reel_import_cmds_t *cmds;
     reel_cmd_req_t *slots;  /* IMPORT_WINDOW requests, reused in turn */
     uint64_t *slot_cmd;     /* the command each slot holds */
     bool strict;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    uint64_t answered;
+    import_window_t w;      /* commands in flight */
     uint64_t applied;       /* answers below 400 */
     uint64_t refused;
     uint32_t last_line;     /* the last line applied */
-    bool waiting;
-    bool stop;
 } nd_pipe_t;
 
 static void nd_cb(reel_cmd_req_t *req)
 {
     nd_pipe_t *p = req->data;
     const reel_cmd_result_t *res = &req->res;
-    pthread_mutex_lock(&p->mu);
+    pthread_mutex_lock(&p->w.mu);
     const reel_import_cmd_t *ic = &p->cmds->cmds[p->slot_cmd[req - p->slots]];
     if (res->status >= 400) {
         if (p->refused++ < REEL_IMPORT_BAD_SHOWN || p->strict)
@@ -378,28 +399,13 @@ static void nd_cb(reel_cmd_req_t *req)
                     res->error ? res->error : "", res->field[0] ? " field " : "", res->field,
                     res->message);
         if (p->strict)
-            p->stop = true;
+            p->w.stop = true;
     } else {
         p->applied++;
         p->last_line = ic->line > p->last_line ? ic->line : p->last_line;
     }
-    p->answered++;
-    if (p->waiting)
-        pthread_cond_signal(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-}
-
-static bool nd_wait(nd_pipe_t *p, uint64_t submitted, uint64_t bound)
-{
-    pthread_mutex_lock(&p->mu);
-    while (submitted - p->answered > bound) {
-        p->waiting = true;
-        pthread_cond_wait(&p->cv, &p->mu);
-        p->waiting = false;
-    }
-    bool go = !p->stop;
-    pthread_mutex_unlock(&p->mu);
-    return go;
+    window_answered(&p->w);
+    pthread_mutex_unlock(&p->w.mu);
 }
 
 static int nd_submit_all(nd_pipe_t *p)
@@ -409,7 +415,7 @@ static int nd_submit_all(nd_pipe_t *p)
     int rc = 0;
     tool_progress_start(&prog, "commands", p->cmds->n);
     for (i = 0; i < p->cmds->n && rc == 0; i++) {
-        if (!nd_wait(p, i, IMPORT_WINDOW - 1))
+        if (!window_wait(&p->w, i, IMPORT_WINDOW - 1))
             break;
         uint32_t slot = (uint32_t)(i % IMPORT_WINDOW);
         reel_cmd_req_t *req = &p->slots[slot];
@@ -424,7 +430,7 @@ static int nd_submit_all(nd_pipe_t *p)
     }
     if (rc != 0)
         i--;
-    nd_wait(p, i, 0);
+    window_wait(&p->w, i, 0);
     tool_progress_end(&prog, i);
     if (rc != 0)
         fprintf(stderr, "reel import: submitting: %s\n", reel_strerror(rc));
@@ -444,8 +450,7 @@ static int nd_run(const import_opts_t *o, reel_import_cmds_t *cmds)
         return 2;
     }
     uint64_t newest = reel_log_last_time_ms(reel_engine_log(p.e));
-    pthread_mutex_init(&p.mu, NULL);
-    pthread_cond_init(&p.cv, NULL);
+    window_init(&p.w);
     p.slots = calloc(IMPORT_WINDOW, sizeof(*p.slots));
     p.slot_cmd = calloc(IMPORT_WINDOW, sizeof(*p.slot_cmd));
     uint64_t end0 = reel_log_end(reel_engine_log(p.e)), t0 = reel_mono_ns();
@@ -468,18 +473,17 @@ static int nd_run(const import_opts_t *o, reel_import_cmds_t *cmds)
     printf("reel import: %s: %" PRIu64 " lines read, %" PRIu64 " bad (skipped); %" PRIu64
            " commands applied, %" PRIu64 " refused, %" PRIu64 " not submitted; %" PRIu64
            " events appended in %.2f s (%.0f commands/s)\n",
-           cmds->path, cmds->lines, cmds->bad, p.applied, p.refused, cmds->n - p.answered,
-           events, secs, secs > 0 ? (double)p.answered / secs : 0.0);
-    if (p.stop)
+           cmds->path, cmds->lines, cmds->bad, p.applied, p.refused, cmds->n - p.w.answered,
+           events, secs, secs > 0 ? (double)p.w.answered / secs : 0.0);
+    if (p.w.stop)
         fprintf(stderr, "reel import: --strict: stopped at the first refused line; the last "
                         "line applied is %" PRIu32 "\n", p.last_line);
     free(p.slots);
     free(p.slot_cmd);
-    pthread_cond_destroy(&p.cv);
-    pthread_mutex_destroy(&p.mu);
+    window_destroy(&p.w);
     if (rc != 0 || rc_close != 0)
         return 2;
-    return p.stop ? 1 : 0;
+    return p.w.stop ? 1 : 0;
 }
 
 static int import_ndjson(const import_opts_t *o)
