@@ -136,6 +136,10 @@ int reel__cameo_approve(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t
 int reel__cameo_takedown(const rules_ctx_t *ctx, const reel_cmd_t *cmd, cmd_out_t *out,
                          reel_cmd_result_t *res);
 
+/* An embedding, when given, has the engine's --dim numbers: true, or
+ * false judged (400 bad_field "embedding"). */
+bool reel__check_dim(const rules_ctx_t *ctx, const reel_event_t *a, reel_cmd_result_t *res);
+
 /* Loads a post user may see (public, or the user's own draft): 1 found,
  * 0 judged (400, 404), < 0 read error. */
 int reel__need_post(const rules_ctx_t *ctx, uint64_t id, uint64_t user, const char *field,

@@ -433,6 +433,11 @@ static bool check_post_body(const rules_ctx_t *ctx, const reel_event_t *a, bool 
         if (!check_str(a->tags[i], 1, REEL_TAG_LEN_MAX, field, res))
             return false;
     }
+    return reel__check_dim(ctx, a, res);
+}
+
+bool reel__check_dim(const rules_ctx_t *ctx, const reel_event_t *a, reel_cmd_result_t *res)
+{
     if (a->dim != 0 && a->dim != ctx->opts->dim) {
         reel__res_error(res, 400, "bad_field", "embedding", "embedding must have %u numbers",
                         ctx->opts->dim);

@@ -336,12 +336,7 @@ static bool check_completion(const rules_ctx_t *ctx, const reel_event_t *a, reel
         reel__res_error(res, 400, "bad_field", "duration_ms", "duration_ms is out of range");
         return false;
     }
-    if (a->dim != 0 && a->dim != ctx->opts->dim) {
-        reel__res_error(res, 400, "bad_field", "embedding", "embedding must have %u numbers",
-                        ctx->opts->dim);
-        return false;
-    }
-    return true;
+    return reel__check_dim(ctx, a, res);
 }
 
 /* Every cameo of g still allowed to its author: 1, 0 judged (409 with
