@@ -38,12 +38,21 @@ LIB        := $(BUILD)/libreel.a
 # The reference render worker: tools/render/*.c -> build/reel-render. Its
 # frame renderer has a CUDA twin (render.cu), built when nvcc exists; else
 # cuda_stub.c stands in and the worker renders with C.
+# nvcc may be a wrapper script elsewhere on PATH (e.g. /usr/local/bin/nvcc),
+# so the toolkit's root comes from nvcc itself (--dryrun prints TOP=), and
+# CUDA is only used when libcudart is really there to link against.
 NVCC       := $(shell command -v nvcc 2>/dev/null)
+ifneq ($(NVCC),)
+CUDA_TOP   := $(shell $(NVCC) --dryrun -x cu -c /dev/null -o /dev/null 2>&1 | \
+                sed -n 's/^\#\$$ TOP=//p' | head -n1)
+CUDART     := $(firstword $(wildcard $(CUDA_TOP)/lib64/libcudart.so \
+                $(CUDA_TOP)/targets/*/lib/libcudart.so))
+endif
 RENDER_SRC := $(filter-out tools/render/cuda_stub.c,$(wildcard tools/render/*.c)) tools/http_client.c
 RENDER_OBJ := $(RENDER_SRC:%.c=$(BUILD)/obj/%.o)
-ifneq ($(NVCC),)
+ifneq ($(CUDART),)
 RENDER_OBJ += $(BUILD)/obj/tools/render/render_cu.o
-CUDA_LIB   := $(abspath $(dir $(NVCC))../lib64)
+CUDA_LIB   := $(abspath $(dir $(CUDART)))
 RENDER_LIBS := -L$(CUDA_LIB) -Wl,-rpath,$(CUDA_LIB) -lcudart -lstdc++
 else
 RENDER_OBJ += $(BUILD)/obj/tools/render/cuda_stub.o
