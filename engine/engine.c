@@ -17,6 +17,16 @@
  * (sticky) and, at the next open, the views catch up with whatever of the
  * batch did reach the disk.
  *
+ * A refusal is not a failure: when the file system turns a write down
+ * before any byte reached a file (no space, read-only: log.h 6., and the
+ * same errors from the views' LMDB), the engine drops the session, folds
+ * what of the batch is durable into the views and the on_apply consumer
+ * (catch_up: the log holds after a refusal, so that is a prefix of the
+ * batch), answers those commands as judged and the rest 503, and resumes
+ * the log. Writes go on without a restart once the file system takes them;
+ * until then each batch catches up first and, if that is refused too,
+ * answers 503 without judging (a judgement needs views equal to the log).
+ *
  * Chunked cascades (reel.h): when the rules say a command's events are a
  * chunk (out.more), the writer judges the same command again in the next
  * slot of the batch, or first in the next batch when this one is full,
@@ -60,6 +70,7 @@ struct reel_engine {
     uint32_t pending_appends;  /* of the batch in flight (mu) */
     int append_error;          /* first failed append of the batch (mu) */
     int failed;                /* sticky: writes answer 503 from then on (mu) */
+    int refused;               /* the refusal of the last batch that wrote, or 0 (mu) */
     inflight_t *batch;         /* REEL_ENGINE_BATCH_MAX slots (writer) */
     reel_event_t *arena;       /* REEL_ENGINE_ARENA_EVENTS events (writer) */
     reel_log_entry_t *entries; /* one log entry per arena event (writer) */
@@ -71,6 +82,7 @@ struct inflight {
     reel_engine_t *e;
     reel_cmd_req_t *req;
     bool continued;            /* a chunk whose command goes on in a later slot */
+    bool judged;               /* judge() ran and returned 0: res is its answer */
     bool appended;             /* its events went to the log (and the session) */
     cmd_out_t out;
     uint8_t *payloads;
@@ -110,12 +122,15 @@ static void options_defaults(reel_engine_options_t *o)
     o->log.read_only = false;
 }
 
-int reel_engine_status(reel_engine_t *e)
+int reel_engine_status(reel_engine_t *e, bool *transient)
 {
     pthread_mutex_lock(&e->mu);
-    int rc = e->failed;
+    int rc = e->failed, refused = e->refused;
     pthread_mutex_unlock(&e->mu);
-    return rc != 0 ? rc : reel_log_status(e->log);
+    rc = rc != 0 ? rc : reel_log_status(e->log);
+    if (transient != NULL)
+        *transient = rc == 0 && refused != 0;
+    return rc != 0 ? rc : refused;
 }
 
 void reel_engine_stats(reel_engine_t *e, reel_engine_stats_t *out)
@@ -314,12 +329,85 @@ static inflight_t *next_command(reel_engine_t *e, reel_cmd_req_t *req, uint32_t 
     return f;
 }
 
-/* Answers the batch's n commands in order (503 for all on failure). */
-static void answer_batch(reel_engine_t *e, uint32_t n, int rc)
+/* A write the file system turned down before any byte reached a file
+ * (log.h 6.; LMDB reports the same errnos for its own file): writes go on
+ * once it takes them again. */
+static bool is_refusal(int rc)
+{
+    return rc == -ENOSPC || rc == -EDQUOT || rc == -EROFS;
+}
+
+/* Hands the log's events [from, to), now in the views, to on_apply. */
+static int feed_apply(reel_engine_t *e, uint64_t from, uint64_t to)
+{
+    reel_log_iter_t *it = NULL;
+    int rc = reel_log_iter_open(e->log, from, &it);
+    for (uint64_t o = from; rc == 0 && o < to; o++) {
+        reel_record_t rec;
+        reel_event_t ev;
+        if ((rc = reel_log_iter_next(it, &rec)) == 0 &&
+            (rc = reel_event_decode(rec.type, rec.payload, rec.length, &ev)) == 0) {
+            ev.offset = rec.offset;
+            ev.at = rec.time_ms;
+            e->opts.on_apply(e->opts.on_apply_ctx, &ev, 1);
+        }
+    }
+    reel_log_iter_close(it);
+    return rc;
+}
+
+/* Folds the durable events the views lack (what of a refused batch reached
+ * the log, or what an earlier catch-up could not write) into the views
+ * and the on_apply consumer. The writer is the log's only appender, so
+ * the log's end does not move meanwhile. */
+static int catch_up(reel_engine_t *e)
+{
+    char err[256];
+    uint64_t from = reel_views_applied(e->views);
+    int rc = reel_replay(e->log, e->views, UINT64_MAX, NULL, NULL, err, sizeof(err));
+    uint64_t to = reel_views_applied(e->views);
+    int rc_feed = e->opts.on_apply != NULL && to > from ? feed_apply(e, from, to) : 0;
+    rc = rc != 0 ? rc : rc_feed;
+    if (rc != 0 && !is_refusal(rc))
+        fprintf(stderr, "reeldb: engine: catching the views up with the log: %s\n", err);
+    return rc;
+}
+
+/* After a refused batch (session dropped): folds its durable prefix into
+ * the views and the consumer and resumes the log. Returns how many of the
+ * batch's first slots keep their judged answer: those before the first
+ * group that is not in the views (the log holds after a refusal, so no
+ * group after it is durable: asserted). *rc becomes a failure when the
+ * catch-up fails for another reason than a refusal. */
+static uint32_t settle_refused(reel_engine_t *e, uint32_t n, int *rc)
+{
+    int rc_up = catch_up(e);
+    uint64_t visible = reel_views_applied(e->views);
+    uint32_t ok = 0;
+    while (ok < n && e->batch[ok].judged &&
+           (!e->batch[ok].appended || e->batch[ok].out.evs[0].offset < visible))
+        ok++;
+    for (uint32_t i = ok; i < n; i++)
+        REEL_ASSERT(!e->batch[i].appended || e->batch[i].out.evs[0].offset >= visible);
+    int rc_resume = reel_log_resume(e->log);
+    if (rc_up != 0 && !is_refusal(rc_up))
+        *rc = rc_up;
+    else if (rc_resume != 0)
+        *rc = rc_resume;
+    return is_refusal(*rc) ? ok : 0;
+}
+
+/* Answers the batch's n commands in order: the first ok as judged, the
+ * others 503 when the batch failed (rc) or was refused. */
+static void answer_batch(reel_engine_t *e, uint32_t n, uint32_t ok, int rc)
 {
     for (uint32_t i = 0; i < n; i++) {
         inflight_t *f = &e->batch[i];
-        if (rc != 0 && (f->req->res.error == NULL || f->req->res.status == 0))
+        if (rc != 0 && i >= ok && is_refusal(rc))
+            reel__res_error(&f->req->res, 503, "unavailable", "",
+                            "the file system refused the write (%s); writes resume once it "
+                            "takes them again", reel_strerror(rc));
+        else if (rc != 0 && i >= ok)
             reel__res_error(&f->req->res, 503, "unavailable", "", "storage has failed: %s",
                             reel_strerror(rc));
         free(f->payloads);
@@ -339,7 +427,11 @@ static void run_batch(reel_engine_t *e)
     uint32_t n = 0, used = 0;
     reel_cmd_req_t *carry = NULL; /* a command whose cascade goes on */
     uint64_t t0 = reel_mono_ns(), t1, t2, t3;
-    int rc = e->failed ? e->failed : reel_views_session_begin(e->views, &s);
+    int rc = e->failed;
+    if (rc == 0 && reel_views_applied(e->views) != reel_log_end(e->log))
+        rc = catch_up(e); /* after a refusal: judging needs views equal to the log */
+    if (rc == 0)
+        rc = reel_views_session_begin(e->views, &s);
     while (n < REEL_ENGINE_BATCH_MAX && used + REEL_CMD_SLOTS <= REEL_ENGINE_ARENA_EVENTS) {
         inflight_t *f = next_command(e, carry, n, used);
         if (f == NULL)
@@ -347,7 +439,7 @@ static void run_batch(reel_engine_t *e)
         n++;
         carry = NULL;
         if (rc == 0)
-            rc = judge(e, s, &next, f);
+            f->judged = (rc = judge(e, s, &next, f)) == 0;
         used += f->out.n;
         if (rc == 0 && f->out.more && f->req->res.error == NULL)
             carry = f->req, f->continued = true;
@@ -368,7 +460,7 @@ static void run_batch(reel_engine_t *e)
     if (rc == 0)
         rc = reel_views_session_commit(s);
     else
-        reel_views_session_abort(s);
+        reel_views_session_abort(s); /* NULL when begin or the catch-up failed */
     t3 = reel_mono_ns();
     pthread_mutex_lock(&e->mu);
     e->stats.batches++;
@@ -381,9 +473,16 @@ static void run_batch(reel_engine_t *e)
     for (uint32_t i = 0; rc == 0 && e->opts.on_apply != NULL && i < n; i++)
         if (e->batch[i].appended)
             e->opts.on_apply(e->opts.on_apply_ctx, e->batch[i].out.evs, e->batch[i].out.n);
-    if (rc != 0 && !e->failed)
+    uint32_t ok = rc == 0 ? n : 0;
+    if (rc != 0 && is_refusal(rc) && !e->failed)
+        ok = settle_refused(e, n, &rc);
+    if (rc != 0 && !is_refusal(rc) && !e->failed)
         fail_engine(e, rc);
-    answer_batch(e, n, rc);
+    pthread_mutex_lock(&e->mu);
+    if (rc != 0 || next > first) /* a batch that wrote says whether writes work */
+        e->refused = is_refusal(rc) ? rc : 0;
+    pthread_mutex_unlock(&e->mu);
+    answer_batch(e, n, ok, rc);
 }
 
 static void *writer_main(void *arg)

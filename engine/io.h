@@ -16,7 +16,12 @@
  *
  * Errors: every call returns 0 (or a byte count) or -errno. A short
  * write is never returned as success: write_durable() either wrote and
- * synced every byte or failed, and then nothing about the range is known.
+ * synced every byte or failed, and then nothing about the range is known,
+ * except for -EROFS, -ENOSPC and -EDQUOT from write() or write_durable():
+ * those come only from a write that failed before any byte (one that
+ * failed after some bytes is -EIO), so the log can take them for the file
+ * system's refusal (log_writer.c). -ENOSPC from write_durable() may still
+ * come from its sync, which the log treats as a failure.
  */
 #ifndef REEL_IO_H
 #define REEL_IO_H

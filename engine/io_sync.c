@@ -22,7 +22,9 @@ int reel_io__pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            return REEL_ERR(errno);
+            /* Only an error before any byte is the file system's refusal:
+             * after a partial write part of buf is in the file (io.h). */
+            return p == (const uint8_t *)buf ? REEL_ERR(errno) : -EIO;
         }
         if (n == 0)
             return -EIO; /* no progress: never loop forever */

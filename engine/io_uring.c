@@ -63,7 +63,7 @@ static int uring_write_durable(reel_io_t *io, int fd, const void *buf, size_t le
     while (len > 0) {
         int n = ring_write_dsync(b, fd, p, len, off);
         if (n < 0) {
-            rc = n;
+            rc = p == (const uint8_t *)buf ? n : -EIO; /* after progress: io.h */
             break;
         }
         if (n == 0) {

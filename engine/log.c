@@ -572,6 +572,23 @@ int reel_log_status(reel_log_t *log)
     return rc;
 }
 
+int reel_log_held(reel_log_t *log)
+{
+    pthread_mutex_lock(&log->mu);
+    int rc = log->held;
+    pthread_mutex_unlock(&log->mu);
+    return rc;
+}
+
+int reel_log_resume(reel_log_t *log)
+{
+    pthread_mutex_lock(&log->mu);
+    log->held = 0;
+    int rc = log->sticky;
+    pthread_mutex_unlock(&log->mu);
+    return rc;
+}
+
 void reel_log_stats(reel_log_t *log, reel_log_stats_t *out)
 {
     pthread_mutex_lock(&log->mu);

@@ -17,6 +17,12 @@
  *      (REEL_ECORRUPT / REEL_ECHAIN, naming the segment and offset).
  *   5. A failed write or fdatasync makes the log refuse every later append
  *      with the first error (sticky): nothing after it is acknowledged.
+ *   6. A write the file system refuses before any byte of it reaches the
+ *      file (-ENOSPC/-EDQUOT making a new segment, -EROFS) is not sticky:
+ *      the log HOLDS. It fails every queued append with that error and
+ *      refuses new ones with it until reel_log_resume(), so the appends that
+ *      succeeded before it are a prefix of those submitted: an append never
+ *      lands after one submitted before it that failed.
  *
  * Threads. One writer thread per log owns the active segment and does all
  * writes (group commit). reel_log_submit() and the synchronous appends may
@@ -98,8 +104,16 @@ int reel_log_close(reel_log_t *log);
 
 /* Queues req. Returns 0 (the callback will run, exactly once), or at once:
  * REEL_EFULL (queue bound reached), REEL_ETOOBIG, REEL_EUSAGE, REEL_ERDONLY,
- * REEL_ECLOSED, or the sticky error; then the callback never runs. */
+ * REEL_ECLOSED, the sticky error, or the refusal the log holds (6.); then
+ * the callback never runs. */
 int reel_log_submit(reel_log_t *log, reel_log_append_req_t *req);
+
+/* Ends a hold (6.): appends are taken again (and fail again, with a new
+ * hold, while the file system still refuses them). The producer calls it
+ * once it has seen every append it submitted before the hold complete, so
+ * that nothing it submitted after a failed append can land before it is
+ * resubmitted. Returns 0, or the sticky error. */
+int reel_log_resume(reel_log_t *log);
 
 /* Synchronous append of one group; waits for room in the queue. */
 int reel_log_append_group(reel_log_t *log, const reel_log_entry_t *entries, uint32_t count,
@@ -114,6 +128,8 @@ uint64_t reel_log_end(reel_log_t *log);
 uint64_t reel_log_last_time_ms(reel_log_t *log);
 /* 0, or the sticky error that stopped writes. */
 int reel_log_status(reel_log_t *log);
+/* 0, or the refusal the log holds (6.). */
+int reel_log_held(reel_log_t *log);
 /* Blocks until reel_log_end() > offset (0), or timeout_ms (>= 0) passes
  * (REEL_EEND), or the log fails (its sticky error) or closes (REEL_ECLOSED). */
 int reel_log_wait(reel_log_t *log, uint64_t offset, int timeout_ms);

@@ -63,6 +63,8 @@ struct reel_log {
     uint64_t q_bytes;
     bool closing;
     int sticky;            /* first write/sync error; writes refused after */
+    int held;              /* a refused write (no space, read-only file system):
+                            * appends refused until reel_log_resume (log_writer.c) */
     uint64_t seal_requested; /* generation counters for reel_log_seal */
     uint64_t seal_done;
 

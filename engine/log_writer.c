@@ -13,11 +13,18 @@
  * State machine of the log's write side:
  *
  *     OPEN --write or sync fails--> FAILED (sticky: every append refused)
+ *     OPEN --write refused--> HELD --reel_log_resume--> OPEN
  *     OPEN --close--> CLOSING --queue drained--> CLOSED
  *
- * A failed rollover for lack of space (ENOSPC while preallocating) fails
- * only the requests that needed the new segment: nothing was written to the
- * log, and appends resume once space is freed.
+ * Refused writes (is_refusal) are those the file system turns down before
+ * any byte of them reaches a file: no space (ENOSPC, EDQUOT) or a read-only
+ * file system (EROFS) while making a new segment, and EROFS from a batch
+ * write. Nothing of the log changed, so HELD fails the queue and refuses
+ * appends (the producer resubmits) until the producer resumes, and appends
+ * resume once the file system takes writes again, without a restart.
+ * ENOSPC or EDQUOT from a batch write stays sticky: write_durable may have
+ * got it from the sync, after writeback lost pages (fsyncgate), and
+ * segments are preallocated, so a batch write has no blocks to allocate.
  */
 #include "engine/log_int.h"
 #include "engine/common.h"
@@ -88,6 +95,8 @@ int reel_log_submit(reel_log_t *log, reel_log_append_req_t *req)
         rc = REEL_ECLOSED;
     else if (log->sticky)
         rc = log->sticky;
+    else if (log->held)
+        rc = log->held;
     else if (log->q_records + req->count > REEL_QUEUE_RECORDS_MAX ||
              log->q_bytes + req->bytes > REEL_QUEUE_BYTES_MAX)
         rc = REEL_EFULL;
@@ -274,10 +283,13 @@ static void set_sticky(reel_log_t *log, int rc)
     pthread_mutex_unlock(&log->mu);
 }
 
-/* Writes one batch (reqs that fit in the active segment) durably. */
+/* Writes one batch (reqs that fit in the active segment) durably. A
+ * refused write (-EROFS) leaves the writer's state as it was: the batch's
+ * offsets, chain and time are given again to what is appended after. */
 static int write_chunk(reel_log_t *log, reel_log_append_req_t *head, uint64_t records)
 {
     uint64_t batch_first = log->next_offset;
+    uint64_t chain = log->chain, clock_ms = log->clock_ms, index_pos = log->index_pos;
     uint64_t used = 0;
     uint32_t nindex = 0;
     for (reel_log_append_req_t *r = head; r != NULL; r = r->next)
@@ -290,6 +302,12 @@ static int write_chunk(reel_log_t *log, reel_log_append_req_t *head, uint64_t re
     uint64_t t0 = reel_mono_ns();
     int rc = log->io->write_durable(log->io, log->active_fd, log->batch_buf, padded,
                                     log->write_pos);
+    if (rc == -EROFS) {
+        log->next_offset = batch_first;
+        log->chain = chain;
+        log->clock_ms = clock_ms;
+        log->index_pos = index_pos;
+    }
     if (rc < 0)
         return rc;
     log->write_pos += padded;
@@ -341,19 +359,44 @@ static reel_log_append_req_t *take_all(reel_log_t *log)
     return head;
 }
 
-static bool is_space_error(int rc)
+/* A write the file system turned down before any byte reached a file (see
+ * the top of this file). */
+static bool is_refusal(int rc)
 {
-    return rc == -ENOSPC || rc == -EDQUOT;
+    return rc == -ENOSPC || rc == -EDQUOT || rc == -EROFS;
+}
+
+/* Of a batch write's errors only EROFS is a refusal (see the top). */
+static bool is_refusal_of_write(int rc)
+{
+    return rc == -EROFS;
+}
+
+/* Holds the log after a refused write (mu held): the refused requests
+ * (failed, possibly NULL) and then every queued one fail with rc, and
+ * appends are refused until reel_log_resume. The hold is set before any
+ * callback runs, so a producer that resubmits from one is refused. */
+static void hold_locked(reel_log_t *log, int rc, reel_log_append_req_t *failed)
+{
+    if (log->held == 0)
+        fprintf(stderr, "reeldb: log %s: the file system refused a write (%s); appends are "
+                        "refused until it takes writes again\n", log->dir, reel_strerror(rc));
+    log->held = rc;
+    reel_log_append_req_t *all = take_all(log);
+    pthread_mutex_unlock(&log->mu);
+    complete_list(failed, rc);
+    complete_list(all, rc);
+    pthread_mutex_lock(&log->mu);
 }
 
 /* Starts a new segment at the current end; mu held on entry and exit. A
- * failure other than lack of space makes the log fail (sticky). */
+ * failure other than a refusal makes the log fail (sticky). */
 static int rollover_locked(reel_log_t *log)
 {
     pthread_mutex_unlock(&log->mu);
     int rc = reel__log_segment_create(log, log->next_offset, log->chain);
     pthread_mutex_lock(&log->mu);
-    if (rc < 0 && !is_space_error(rc) && log->sticky == 0) {
+    if (rc < 0 && !is_refusal(rc) && log->sticky == 0) {
         log->sticky = rc;
         fprintf(stderr, "reeldb: log %s: creating a segment failed (%s); refusing appends\n",
                 log->dir, reel_strerror(rc));
@@ -362,23 +405,13 @@ static int rollover_locked(reel_log_t *log)
     return rc;
 }
 
-/* The queue's head needs a new segment. Out of space fails that request
- * only: nothing reached the log, and a later append retries. */
+/* The queue's head needs a new segment. A refusal holds the log: nothing
+ * reached it, and appends resume after reel_log_resume. */
 static void writer_rollover(reel_log_t *log)
 {
     int rc = rollover_locked(log);
-    if (!is_space_error(rc))
-        return;
-    reel_log_append_req_t *head = log->q_head;
-    log->q_head = head->next;
-    if (log->q_head == NULL)
-        log->q_tail = NULL;
-    head->next = NULL;
-    log->q_records -= head->count;
-    log->q_bytes -= head->bytes;
-    pthread_mutex_unlock(&log->mu);
-    complete_list(head, rc);
-    pthread_mutex_lock(&log->mu);
+    if (is_refusal(rc))
+        hold_locked(log, rc, NULL);
 }
 
 /* Group-commit linger (mu held). Producers with many appends in flight
@@ -414,8 +447,8 @@ static void linger(reel_log_t *log)
 static void writer_step(reel_log_t *log)
 {
     uint64_t records;
-    if (log->sticky) {
-        int rc = log->sticky;
+    if (log->sticky || log->held) {
+        int rc = log->sticky ? log->sticky : log->held;
         reel_log_append_req_t *all = take_all(log);
         pthread_mutex_unlock(&log->mu);
         complete_list(all, rc);
@@ -432,6 +465,11 @@ static void writer_step(reel_log_t *log)
     }
     pthread_mutex_unlock(&log->mu);
     int rc = write_chunk(log, batch, records);
+    if (is_refusal_of_write(rc)) {
+        pthread_mutex_lock(&log->mu);
+        hold_locked(log, rc, batch);
+        return;
+    }
     if (rc < 0)
         set_sticky(log, rc); /* never retried: see io_sync.c, sync_datasync */
     complete_list(batch, rc);

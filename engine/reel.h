@@ -266,10 +266,15 @@ typedef struct reel_engine_stats {
 } reel_engine_stats_t;
 void reel_engine_stats(reel_engine_t *e, reel_engine_stats_t *out);
 
-/* 0 while the engine takes writes; else the sticky error that stopped
- * them (a failed log write or sync, a failed views commit): every write
- * answers 503 from then on, reads keep working (GET /healthz: read_only). */
-int reel_engine_status(reel_engine_t *e);
+/* 0 while the engine takes writes; else why it does not, and *transient
+ * (may be NULL) says which kind:
+ *  - false: the sticky error that stopped writes (a failed log write or
+ *    sync, a failed views commit): every write answers 503 from then on;
+ *  - true: the file system refused the last batch that wrote (no space,
+ *    read-only: engine.c); writes answer 503 until it takes them again,
+ *    then go on without a restart.
+ * Reads keep working either way (GET /healthz: read_only, with the reason). */
+int reel_engine_status(reel_engine_t *e, bool *transient);
 
 /* The engine's parts, for tools and tests. */
 reel_log_t *reel_engine_log(reel_engine_t *e);

@@ -369,14 +369,19 @@ void reel__api_healthz(reel_api_t *a, reel_http_req_t *req)
 {
     reel_log_t *log = reel_engine_log(a->engine);
     uint64_t end = reel_log_end(log);
-    int st = reel_engine_status(a->engine); /* the log's failure, or the views' */
+    bool transient;
+    int st = reel_engine_status(a->engine, &transient); /* reel.h */
     reel_jbuf_t b;
     reel_jbuf_init(&b);
     reel_jbuf_addf(&b, "{\"status\":\"ok\",\"offset\":%lld,\"state\":\"%s\"",
                    end == 0 ? -1LL : (long long)(end - 1), st == 0 ? "writable" : "read_only");
     if (st != 0) {
+        char reason[160];
+        int len = snprintf(reason, sizeof(reason), "%s%s", reel_strerror(st),
+                           transient ? " (writes resume once the file system takes them)"
+                                     : " (writes stopped until restart)");
         reel_jbuf_adds(&b, ",\"reason\":");
-        reel_jbuf_str(&b, reel_strerror(st), strlen(reel_strerror(st)));
+        reel_jbuf_str(&b, reason, (size_t)len < sizeof(reason) ? (size_t)len : sizeof(reason) - 1);
     }
     reel_jbuf_adds(&b, "}");
     reel__api_reply(a, req, REEL_ROUTE_HEALTHZ, 200, "application/json", NULL, &b);

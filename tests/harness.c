@@ -213,12 +213,14 @@ void reel_test_views_equal_replay(reel_engine_t *e, const char *dir)
     snprintf(vdir, sizeof(vdir), "%s/replayed-%lu", dir,
              (unsigned long)reel_views_applied(reel_engine_views(e)));
     cr_assert_eq(reel_views_hash(reel_engine_views(e), live), 0);
+    reel_test_rmtree(vdir); /* fresh views, also when a check before used the name */
     cr_assert_eq(reel_views_open(vdir, &v), 0);
     cr_assert_eq(reel_replay(reel_engine_log(e), v, UINT64_MAX, NULL, NULL, NULL, 0), 0);
     cr_assert_eq(reel_views_hash(v, fresh), 0);
     cr_assert_eq(reel_views_applied(v), reel_views_applied(reel_engine_views(e)));
     cr_assert(memcmp(live, fresh, 16) == 0, "live views == replay of the log");
     reel_views_close(v);
+    reel_test_rmtree(vdir);
 }
 
 /* ---- reeld and raw HTTP/1.1 ---- */

@@ -9,11 +9,13 @@
  * reopened log holds every acknowledged record, in order, byte for byte,
  * and nothing that was not appended: a prefix of the submitted records,
  * whole groups only. The others check failures: a failed write or sync is
- * sticky, lack of space at rollover is not, a short write, and a disk that
+ * sticky, a refusal (no space at rollover, a read-only file system) holds
+ * the log until resumed, a short write, and a disk that
  * drops a write (detected as corruption, not skipped).
  */
 #include <criterion/criterion.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -263,11 +265,13 @@ Test(log_faults, a_failed_write_is_sticky_and_named)
     faulty_open(&f);
     cr_assert_eq(append_one(f.log, 0), 0);
     reel_fault_rule_t r = {.ops = REEL_FAULT_OP_WRITE_DURABLE, .action = REEL_FAULT_FAIL,
-                           .err = EROFS};
+                           .err = EIO};
     cr_assert_geq(reel_io_fault_set(f.fault, &r), 0);
-    cr_assert_eq(append_one(f.log, 1), -EROFS);
+    cr_assert_eq(append_one(f.log, 1), -EIO);
     reel_io_fault_clear(f.fault);
-    cr_assert_eq(append_one(f.log, 1), -EROFS, "still refused after the disk recovers");
+    cr_assert_eq(reel_log_resume(f.log), -EIO, "a resume does not end a failure");
+    cr_assert_eq(append_one(f.log, 1), -EIO, "still refused after the disk recovers");
+    cr_assert_eq(reel_log_status(f.log), -EIO);
     faulty_close(&f);
     check_log(1, 1, "after failed write");
 }
@@ -290,7 +294,7 @@ Test(log_faults, a_short_write_fails_and_recovery_cuts_it)
     check_log(3, 3, "after short write");
 }
 
-Test(log_faults, no_space_at_rollover_fails_only_those_appends)
+Test(log_faults, no_space_at_rollover_holds_until_resumed)
 {
     faulty_t f;
     faulty_open(&f);
@@ -310,11 +314,76 @@ Test(log_faults, no_space_at_rollover_fails_only_those_appends)
             i++;
     cr_assert_eq(rc, -ENOSPC, "lack of space is reported: %s", reel_strerror(rc));
     cr_assert_eq(reel_log_status(f.log), 0, "and is not sticky");
+    cr_assert_eq(reel_log_held(f.log), -ENOSPC, "the log holds");
     reel_io_fault_clear(f.fault); /* space freed */
+    cr_assert_eq(append_one(f.log, i), -ENOSPC, "held until the producer resumes");
+    cr_assert_eq(reel_log_resume(f.log), 0);
     cr_assert_eq(append_one(f.log, i), 0, "appends resume without a restart");
     i++;
     faulty_close(&f);
     check_log(i, i, "after ENOSPC");
+}
+
+/* Async appends: each records its status. */
+typedef struct held_req {
+    reel_log_append_req_t req;
+    reel_log_entry_t entry;
+    uint8_t buf[1024];
+    int status; /* 1: pending */
+} held_req_t;
+
+static pthread_mutex_t held_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t held_cv = PTHREAD_COND_INITIALIZER;
+
+static void held_cb(reel_log_append_req_t *req, int status)
+{
+    held_req_t *h = req->data;
+    pthread_mutex_lock(&held_mu);
+    h->status = status;
+    pthread_cond_broadcast(&held_cv);
+    pthread_mutex_unlock(&held_mu);
+}
+
+/* A file system gone read-only: the batch write is refused before any byte
+ * lands. The refused batch, everything queued behind it and everything
+ * submitted until the producer resumes fail with EROFS; none of it is in
+ * the log, and the next append takes the refused batch's offset (dense
+ * offsets, an unbroken chain: check_log verifies both). */
+Test(log_faults, a_read_only_file_system_holds_and_nothing_lands_after_a_refusal)
+{
+    faulty_t f;
+    faulty_open(&f);
+    uint64_t i = 0;
+    for (; i < 3; i++)
+        cr_assert_eq(append_one(f.log, i), 0);
+    reel_fault_rule_t r = {.ops = REEL_FAULT_OP_WRITE_DURABLE, .action = REEL_FAULT_FAIL,
+                           .err = EROFS, .fire_max = 1};
+    cr_assert_geq(reel_io_fault_set(f.fault, &r), 0);
+    static held_req_t h[8];
+    for (uint32_t k = 0; k < 8; k++) {
+        h[k].entry = (reel_log_entry_t){1, payload(i + k, h[k].buf), h[k].buf};
+        h[k].req = (reel_log_append_req_t){.entries = &h[k].entry, .count = 1,
+                                           .cb = held_cb, .data = &h[k]};
+        h[k].status = 1;
+        int rc = reel_log_submit(f.log, &h[k].req);
+        if (rc != 0)
+            h[k].status = rc; /* refused at once: the log already holds */
+    }
+    pthread_mutex_lock(&held_mu);
+    for (uint32_t k = 0; k < 8; k++)
+        while (h[k].status == 1)
+            pthread_cond_wait(&held_cv, &held_mu);
+    pthread_mutex_unlock(&held_mu);
+    for (uint32_t k = 0; k < 8; k++)
+        cr_assert_eq(h[k].status, -EROFS, "append %u: %s", k, reel_strerror(h[k].status));
+    cr_assert_eq(reel_log_end(f.log), 3, "nothing of the refused appends landed");
+    cr_assert_eq(reel_log_status(f.log), 0, "not sticky");
+    cr_assert_eq(append_one(f.log, i), -EROFS, "held: the rule is spent, yet no append lands");
+    cr_assert_eq(reel_log_resume(f.log), 0);
+    cr_assert_eq(append_one(f.log, i), 0, "the refused batch's offset is given again");
+    i++;
+    faulty_close(&f);
+    check_log(i, i, "after EROFS");
 }
 
 Test(log_faults, a_dropped_write_is_detected_not_skipped)

@@ -353,7 +353,7 @@ Test(idem, failed_sync_stops_writes_reads_go_on)
     reel_cmd_result_t a = reel_test_cmd(e2, REEL_CMD_USER_CREATE, 0,
                                         (reel_event_t){.handle = S("before")});
     reel_test_expect(a, 201, NULL);
-    cr_assert_eq(reel_engine_status(e2), 0);
+    cr_assert_eq(reel_engine_status(e2, NULL), 0);
     reel_fault_rule_t r = {.ops = REEL_FAULT_OP_WRITE_DURABLE, .action = REEL_FAULT_FAIL_LOSE,
                            .err = EIO, .fire_max = 1};
     cr_assert_geq(reel_io_fault_set(fault, &r), 0);
@@ -362,7 +362,7 @@ Test(idem, failed_sync_stops_writes_reads_go_on)
     reel_io_fault_clear(fault);
     reel_test_expect(reel_test_cmd(e2, REEL_CMD_USER_CREATE, 0, (reel_event_t){.handle = S("after")}),
                      503, "unavailable");
-    cr_assert_eq(reel_engine_status(e2), -EIO);
+    cr_assert_eq(reel_engine_status(e2, NULL), -EIO);
     reel_views_txn_t *t;
     reel_user_view_t u;
     cr_assert_eq(reel_engine_read_begin(e2, &t), 0);
