@@ -589,11 +589,13 @@ static int open_parts(reel_engine_t *e, const char *data_dir, char *err, size_t 
     if ((rc = reel_log_open(log_dir, &e->opts.log, &e->log, err, err_len)) != 0)
         return rc;
     rc = reel_views_open(views_dir, &e->views);
-    if (rc == REEL_EVERSION) {
-        /* Views of another format: they are a cache of the log, so they
-         * are rebuilt from it, never converted (views.h). */
-        fprintf(stderr, "reeldb: %s: views of another format: rebuilding them from the log\n",
-                views_dir);
+    if (rc == REEL_EVERSION || rc == REEL_ECORRUPT) {
+        /* Views of another format, or views LMDB cannot read (a damaged
+         * meta page, a truncated file): they are a cache of the log, so
+         * they are rebuilt from it, never converted or repaired (views.h). */
+        fprintf(stderr, "reeldb: %s: %s: rebuilding them from the log\n", views_dir,
+                rc == REEL_EVERSION ? "views of another format"
+                                    : "the views are damaged (unreadable or truncated)");
         rc = reel_data_views_remove(views_dir);
         if (rc == 0)
             rc = reel_views_open(views_dir, &e->views);

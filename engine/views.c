@@ -1469,6 +1469,27 @@ static int open_dbis(reel_views_t *v, const char *dir)
     return reel__vmdb(mdb_txn_commit(txn));
 }
 
+/* A data file shorter than the pages its meta page counts (a truncated
+ * copy, a file system that lost its tail) would fault (SIGBUS) at the
+ * first read of a missing page: refused at open as damaged instead. */
+static int check_file_size(MDB_env *env)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    mdb_filehandle_t fd;
+    struct stat fs;
+    int rc = reel__vmdb(mdb_env_info(env, &info));
+    if (rc == 0)
+        rc = reel__vmdb(mdb_env_stat(env, &st));
+    if (rc == 0)
+        rc = reel__vmdb(mdb_env_get_fd(env, &fd));
+    if (rc == 0 && fstat(fd, &fs) != 0)
+        rc = REEL_ERR(errno);
+    if (rc == 0 && (uint64_t)fs.st_size < ((uint64_t)info.me_last_pgno + 1) * st.ms_psize)
+        rc = REEL_ECORRUPT;
+    return rc;
+}
+
 static int env_open(reel_views_t *v, const char *dir)
 {
     int rc = reel__vmdb(mdb_env_create(&v->env));
@@ -1477,7 +1498,8 @@ static int env_open(reel_views_t *v, const char *dir)
     if ((rc = reel__vmdb(mdb_env_set_maxdbs(v->env, REEL_VIEWS_MAXDBS))) != 0 ||
         (rc = reel__vmdb(mdb_env_set_maxreaders(v->env, READERS_MAX))) != 0 ||
         (rc = reel__vmdb(mdb_env_set_mapsize(v->env, REEL_VIEWS_MAP_BYTES_INITIAL))) != 0 ||
-        (rc = reel__vmdb(mdb_env_open(v->env, dir, MDB_NOMETASYNC | MDB_NOTLS, 0644))) != 0) {
+        (rc = reel__vmdb(mdb_env_open(v->env, dir, MDB_NOMETASYNC | MDB_NOTLS, 0644))) != 0 ||
+        (rc = check_file_size(v->env)) != 0) {
         mdb_env_close(v->env);
         v->env = NULL;
         return rc;

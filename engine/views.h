@@ -372,7 +372,10 @@ typedef struct reel_follow_entry {
  * (created, one level, when missing). The map starts at
  * REEL_VIEWS_MAP_BYTES_INITIAL or the file's size, whichever is larger.
  * On success *out is the environment, to be closed with reel_views_close().
- * Errors: REEL_EUSAGE, REEL_EVERSION, REEL_ECORRUPT, -errno; *out is NULL. */
+ * Errors: REEL_EUSAGE, REEL_EVERSION, REEL_ECORRUPT (LMDB cannot read the
+ * file, or it is shorter than the pages its meta page counts), -errno;
+ * *out is NULL. LMDB keeps no page checksums: a bit flipped inside a data
+ * page is not detected here (`reel views-hash` against `reel rebuild`). */
 int reel_views_open(const char *dir, reel_views_t **out);
 
 /* Closes the environment. Every read txn must have ended; no apply may be

@@ -9,7 +9,9 @@
  *   - a power cut before every numbered write of a scripted workload:
  *     after recovery the log holds exactly a prefix of the workload's
  *     events with every acknowledged one, byte for byte, and the views
- *     equal a replay of that log.
+ *     equal a replay of that log;
+ *   - views deleted, with damaged meta pages or truncated while the engine
+ *     is down: the next open says so and rebuilds them from the log.
  *
  * LMDB writes its own files, outside the I/O layer, so a power cut here
  * rolls back the log only; the views are never ahead of the durable log
@@ -24,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "engine/common.h"
 #include "engine/io_fault.h"
@@ -399,4 +402,64 @@ Test(engine_faults, power_cut_at_every_write_losing_unsynced)
 Test(engine_faults, power_cut_at_every_write_torn_sectors)
 {
     power_cut_everywhere(REEL_FAULT_CRASH_TORN);
+}
+
+/* ---- damaged views ---- */
+
+typedef enum damage { VIEWS_DELETED, VIEWS_META_GARBAGE, VIEWS_TRUNCATED } damage_t;
+
+/* A world, its views damaged while the engine is down: the next open says
+ * so, rebuilds them from the log, and they hold what they held before. */
+static void views_rebuilt_after(damage_t how)
+{
+    enum { N = 600 };
+    static char handles[N][24];
+    static reel_cmd_t cmds[N];
+    static reel_cmd_result_t res[N];
+    char err[256], path[PATH_MAX + 32];
+    uint8_t before[16], after[16];
+    reel_engine_t *e;
+    reel_engine_options_t o = {.log = {.segment_size = 1 << 20}};
+    cr_assert_eq(reel_engine_open(dir, &o, &e, err, sizeof(err)), 0, "%s", err);
+    for (uint32_t i = 0; i < N; i++)
+        cmds[i] = user_cmd(handles[i], sizeof(handles[i]), "v", i);
+    run_all(e, cmds, N, res);
+    for (uint32_t i = 0; i < N; i++)
+        reel_test_expect(res[i], 201, NULL);
+    cr_assert_eq(reel_views_hash(reel_engine_views(e), before), 0);
+    reel_engine_close(e);
+    snprintf(path, sizeof(path), "%s/views/data.mdb", dir);
+    if (how == VIEWS_DELETED) {
+        snprintf(path, sizeof(path), "%s/views", dir);
+        reel_test_rmtree(path);
+    } else if (how == VIEWS_META_GARBAGE) {
+        FILE *fp = fopen(path, "r+b");
+        cr_assert_not_null(fp);
+        for (int i = 0; i < 8192; i++) /* both meta pages */
+            fputc("garbage!"[i % 8], fp);
+        fclose(fp);
+    } else {
+        cr_assert_eq(truncate(path, 16384), 0);
+    }
+    cr_assert_eq(reel_engine_open(dir, &o, &e, err, sizeof(err)), 0, "damage %d: %s", (int)how, err);
+    cr_assert_eq(reel_views_applied(reel_engine_views(e)), reel_log_end(reel_engine_log(e)));
+    cr_assert_eq(reel_views_hash(reel_engine_views(e), after), 0);
+    cr_assert(memcmp(before, after, 16) == 0, "damage %d: the rebuilt views hold what they held",
+              (int)how);
+    reel_engine_close(e);
+}
+
+Test(engine_faults, deleted_views_are_rebuilt_from_the_log)
+{
+    views_rebuilt_after(VIEWS_DELETED);
+}
+
+Test(engine_faults, views_with_damaged_meta_pages_are_rebuilt_from_the_log)
+{
+    views_rebuilt_after(VIEWS_META_GARBAGE);
+}
+
+Test(engine_faults, truncated_views_are_rebuilt_from_the_log)
+{
+    views_rebuilt_after(VIEWS_TRUNCATED);
 }
