@@ -239,7 +239,7 @@ uint64_t reel_test_now_ms(void)
 /* The port of a complete "listening on" line in dir/out.txt, or 0. */
 static int reeld_port(const char *out)
 {
-    static const char mark[] = "listening on http://127.0.0.1:";
+    static const char mark[] = "listening on http://"; /* then HOST:PORT */
     uint8_t *text = NULL;
     size_t len = 0;
     int port = 0;
@@ -247,8 +247,10 @@ static int reeld_port(const char *out)
         return 0;
     text[len] = '\0';
     const char *p = strstr((char *)text, mark);
-    if (p != NULL && strchr(p, '\n') != NULL)
-        port = atoi(p + strlen(mark));
+    const char *eol = p != NULL ? strchr(p, '\n') : NULL;
+    const char *colon = eol != NULL ? memrchr(p, ':', (size_t)(eol - p)) : NULL;
+    if (colon != NULL)
+        port = atoi(colon + 1);
     free(text);
     return port;
 }

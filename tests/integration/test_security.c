@@ -22,7 +22,10 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <jansson.h>
 #include <limits.h>
 #include <poll.h>
@@ -31,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -975,4 +979,85 @@ Test(security, no_input_names_a_file, .timeout = 120)
     cr_expect_neq(stat(rel, &st), 0);
     cr_expect_neq(stat("pwned_rel", &st), 0, "relative to reeld's cwd");
     cr_expect_neq(stat("../pwned_rel", &st), 0);
+}
+
+/* A non-loopback IPv4 address of this machine into *out; false when it
+ * has none (then the rule cannot be driven from here). */
+static bool non_loopback_v4(struct in_addr *out)
+{
+    struct ifaddrs *ifs, *i;
+    bool found = false;
+    if (getifaddrs(&ifs) != 0)
+        return false;
+    for (i = ifs; i != NULL && !found; i = i->ifa_next) {
+        if (i->ifa_addr == NULL || i->ifa_addr->sa_family != AF_INET)
+            continue;
+        struct in_addr a = ((struct sockaddr_in *)i->ifa_addr)->sin_addr;
+        if ((ntohl(a.s_addr) >> 24) != 127) {
+            *out = a;
+            found = true;
+        }
+    }
+    freeifaddrs(ifs);
+    return found;
+}
+
+/* One request to addr:port from addr itself (so the server sees a
+ * non-loopback peer); the raw answer, NUL-terminated (free it). */
+static char *request_from(struct in_addr addr, int port, const char *req)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr = addr};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect: %s",
+                 strerror(errno));
+    cr_assert(reel_test_http_send(fd, req, strlen(req)));
+    size_t len = 0;
+    bool closed = false;
+    char *raw = reel_test_http_read(fd, 10000, &len, &closed);
+    close(fd);
+    cr_assert_not_null(raw);
+    return raw;
+}
+
+/* Without a token file only loopback clients are served (API.md, "Auth"):
+ * reeld listening on every address answers a request that comes from
+ * another address of the machine with 403 and changes nothing; /healthz
+ * needs no token and stays open. With a token file the same peer is
+ * served when it shows a token. */
+Test(security, without_a_token_file_only_loopback_clients_are_served)
+{
+    struct in_addr addr;
+    if (!non_loopback_v4(&addr))
+        cr_skip_test("this machine has no non-loopback IPv4 address");
+    srv_start("--listen", "0.0.0.0:0", NULL);
+    char *raw = request_from(addr, srv_port,
+                             "POST /v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                             "Content-Length: 16\r\nConnection: close\r\n\r\n{\"handle\":\"eve\"}");
+    cr_assert(strncmp(raw, "HTTP/1.1 403", 12) == 0, "a remote peer is refused: %.80s", raw);
+    cr_assert_not_null(strstr(raw, "loopback"), "and told why: %s", raw);
+    free(raw);
+    raw = request_from(addr, srv_port, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    cr_assert(strncmp(raw, "HTTP/1.1 200", 12) == 0, "/healthz is open: %.80s", raw);
+    cr_assert_not_null(strstr(raw, "\"offset\":-1"), "nothing was written: %s", raw);
+    free(raw);
+    resp_t r = reel_test_http(srv_port, "GET", "/v1/users/1", NULL, NULL);
+    cr_assert_eq(r.status, 404, "the refused write changed nothing");
+    reel_test_resp_free(&r);
+    srv_stop();
+
+    char tokens[PATH_MAX + 16];
+    snprintf(tokens, sizeof(tokens), "%s/tokens", tmp);
+    static const char line[] = "app remote-app-token\n";
+    cr_assert_eq(reel_test_write_file(tokens, line, sizeof(line) - 1), 0);
+    srv_start("--listen", "0.0.0.0:0", "--token-file", tokens, NULL);
+    raw = request_from(addr, srv_port,
+                       "POST /v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                       "Authorization: Bearer remote-app-token\r\n"
+                       "Content-Length: 16\r\nConnection: close\r\n\r\n{\"handle\":\"eve\"}");
+    cr_assert(strncmp(raw, "HTTP/1.1 201", 12) == 0, "with a token a remote peer is served: %.80s",
+              raw);
+    free(raw);
+    srv_stop();
 }
