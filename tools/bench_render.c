@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -247,23 +248,63 @@ static void rb_engine_stats(reel_client_t *c, rb_engine_stats_t *st)
     st->commit_s = rb_metric(r.body, "{phase=\"views_commit\"} ");
 }
 
+/* reeld's CPU time (user and system, all threads) in seconds, from
+ * /proc/PID/stat; -1 when unreadable. */
+static double rb_cpu_s(pid_t pid)
+{
+    char path[64], buf[1024];
+    unsigned long long utime, stime;
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    size_t len = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+    if (f != NULL)
+        fclose(f);
+    buf[len] = '\0';
+    const char *p = strrchr(buf, ')'); /* the name may hold spaces */
+    if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+                            &utime, &stime) != 2)
+        return -1;
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* This process's CPU time (the worker threads, during a drain) in seconds. */
+static double rb_self_cpu_s(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return -1;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 /* One way of taking tasks and handing them back. */
 typedef struct rb_mode {
-    uint32_t max;     /* the claim's max */
-    bool batch;       /* a claim's completions in one POST /v1/batch */
-    const char *name; /* metrics are NAME_complete_... */
+    uint32_t max;        /* the claim's max */
+    bool batch;          /* a claim's completions in one POST /v1/batch */
+    bool claim_in_batch; /* ... whose last line claims the next tasks */
+    bool opt_in;         /* runs only when --filter names it */
+    const char *name;    /* metrics are NAME_complete_... */
 } rb_mode_t;
 
 /* max 1: one claim per task, the reference worker's way; max 8: a claim
  * takes 8 tasks, then 8 completions one request each; batch: a claim of
  * max N, then the N completions as N lines of one /v1/batch, each its own
  * command with its own answer (a GPU worker that renders N clips at once).
- * The first is the baseline of the others' ratios. */
+ * The first is the baseline of the others' ratios.
+ *
+ * claim_in_batch (opt-in, --filter claim_in_batch): one request a loop,
+ * the N completions and the next claim as the lines of one /v1/batch. Not
+ * a protocol a worker can use today: a claim line's answer in a batch
+ * holds only generation_id and lease_until, not the prompt and cameos
+ * (server/api.c, batch_line_done answers without a read txn). It measures
+ * what that change to the server would give. */
 static const rb_mode_t rb_modes[] = {
-    {1, false, "claim"},
-    {8, false, "claim_max8"},
-    {8, true, "claim_max8_batch"},
-    {16, true, "claim_max16_batch"},
+    {1, false, false, false, "claim"},
+    {8, false, false, false, "claim_max8"},
+    {8, true, false, false, "claim_max8_batch"},
+    {16, true, false, false, "claim_max16_batch"},
+    {8, true, true, true, "claim_in_batch_max8"},
+    {16, true, true, true, "claim_in_batch_max16"},
 };
 #define RB_MODES (sizeof(rb_modes) / sizeof(rb_modes[0]))
 _Static_assert(RB_CLAIM_MAX <= 64, "a claim's ids fit the worker's array");
@@ -335,59 +376,94 @@ static int rb_complete_each(rb_worker_t *w, reel_client_t *c, const unsigned lon
     return 0;
 }
 
-/* The tasks' completions as the lines of one POST /v1/batch: one answer a
- * line, in order, each checked on its own. */
-static int rb_complete_batch(rb_worker_t *w, reel_client_t *c, const unsigned long long *ids,
-                             uint32_t nids)
+/* The ids of a claim's answer (a claim line's body in a batch) between p
+ * and end, into ids: their count. */
+static int rb_claimed_ids(const char *p, const char *end, unsigned long long *ids)
 {
-    char lines[RB_CLAIM_MAX * 176];
+    int n = 0;
+    while (n < (int)RB_CLAIM_MAX &&
+           (p = memmem(p, (size_t)(end - p), "\"generation_id\":", 16)) != NULL) {
+        ids[n++] = strtoull(p + 16, NULL, 10);
+        p += 16;
+    }
+    return n;
+}
+
+/* The tasks' completions as the lines of one POST /v1/batch: one answer a
+ * line, in order, each checked on its own. With next, the batch's last
+ * line claims the next tasks (mode->claim_in_batch): their count, in
+ * next. Else 0, or -errno. */
+static int rb_complete_batch(rb_worker_t *w, reel_client_t *c, const unsigned long long *ids,
+                             uint32_t nids, unsigned long long *next)
+{
+    char lines[(RB_CLAIM_MAX + 1) * 176];
     size_t len = 0;
     reel_client_resp_t r;
+    int claimed = 0;
     for (uint32_t i = 0; i < nids; i++)
         len += (size_t)snprintf(lines + len, sizeof(lines) - len,
                                 "{\"op\":\"POST /v1/render/%llu/complete\",\"body\":{\"worker\":"
                                 "\"bench-%u\",\"video_uri\":\"file:///bench/%llu.gif\","
                                 "\"duration_ms\":1920}}\n", ids[i], w->index, ids[i]);
+    if (next != NULL)
+        len += (size_t)snprintf(lines + len, sizeof(lines) - len,
+                                "{\"op\":\"POST /v1/render/claim\",\"body\":{\"worker\":"
+                                "\"bench-%u\",\"lease_ms\":60000,\"max\":%u}}\n", w->index,
+                                w->mode->max);
     int rc = reel_client_request(c, "POST", "/v1/batch", lines, len, RB_REQUEST_TIMEOUT_MS, &r);
     if (rc != 0)
         return rc;
-    uint32_t i = 0;
+    uint32_t i = 0, lines_n = nids + (next != NULL);
     for (const char *p = r.status == 200 ? r.body : ""; rc == 0 && *p != '\0'; i++) {
         const char *nl = strchr(p, '\n');
-        if (nl == NULL || i >= nids || strncmp(p, "{\"status\":", 10) != 0)
+        if (nl == NULL || i >= lines_n || strncmp(p, "{\"status\":", 10) != 0)
             break;
-        rc = rb_answer(w, atoi(p + 10), p, nl);
+        if (i < nids)
+            rc = rb_answer(w, atoi(p + 10), p, nl);
+        else if (atoi(p + 10) == 200)
+            claimed = rb_claimed_ids(p, nl, next);
+        else
+            break;
         p = nl + 1;
     }
-    if (rc == 0 && i != nids) {
-        fprintf(stderr, "bench render: a batch of %u completions answered %d, %u lines read: "
-                "%.200s\n", nids, r.status, i, r.body);
+    if (rc == 0 && i != lines_n) {
+        fprintf(stderr, "bench render: a batch of %u lines answered %d, %u lines read: "
+                "%.200s\n", lines_n, r.status, i, r.body);
         rc = -EPROTO;
     }
-    return rc;
+    return rc != 0 ? rc : claimed;
 }
 
 static void *rb_worker_main(void *arg)
 {
     rb_worker_t *w = arg;
     reel_client_t c;
+    unsigned long long ids[RB_CLAIM_MAX], next[RB_CLAIM_MAX];
+    uint64_t t0 = reel_bench_now_ns();
     if ((w->error = reel_client_init(&c, w->url, NULL)) != 0)
         return NULL;
-    for (uint32_t spins = 0; spins < 10000000u; spins++) {
-        unsigned long long ids[64];
-        uint64_t t0 = reel_bench_now_ns();
-        int n = rb_claim(w, &c, ids);
-        if (n <= 0) {
-            w->error = n; /* 0: the queue is empty, this round is done */
+    int n = rb_claim(w, &c, ids);
+    for (uint32_t spins = 0; n > 0 && spins < 10000000u; spins++) {
+        int got = 0;
+        if (w->mode->claim_in_batch)
+            got = rb_complete_batch(w, &c, ids, (uint32_t)n, next);
+        else if (w->mode->batch)
+            got = rb_complete_batch(w, &c, ids, (uint32_t)n, NULL);
+        else
+            got = rb_complete_each(w, &c, ids, (uint32_t)n);
+        if (got < 0) {
+            n = got;
             break;
         }
-        w->error = w->mode->batch ? rb_complete_batch(w, &c, ids, (uint32_t)n)
-                                  : rb_complete_each(w, &c, ids, (uint32_t)n);
-        if (w->error != 0)
-            break;
+        uint64_t t1 = reel_bench_now_ns();
         if (w->nlat < w->lat_cap)
-            w->lat_ns[w->nlat++] = (reel_bench_now_ns() - t0) / (uint64_t)n;
+            w->lat_ns[w->nlat++] = (t1 - t0) / (uint64_t)n;
+        t0 = t1;
+        if (w->mode->claim_in_batch)
+            memcpy(ids, next, sizeof(*ids) * (size_t)got);
+        n = w->mode->claim_in_batch ? got : rb_claim(w, &c, ids);
     }
+    w->error = n < 0 ? n : 0; /* 0: a claim came back empty, this round is done */
     reel_client_free(&c);
     return NULL;
 }
@@ -425,6 +501,8 @@ typedef struct rb_result {
     double judge_us;     /* judging, a command */
     double durable_ms;   /* waiting for the log, a batch */
     double commit_ms;    /* the views' commit, a batch */
+    double cpu_us;       /* reeld's CPU time, a task (all its threads) */
+    double client_us;    /* the 32 workers' CPU time, a task */
 } rb_result_t;
 
 /* One round: n tasks queued, the workers drain them, the log says each
@@ -439,10 +517,12 @@ static int rb_round(const rb_server_t *s, reel_client_t *admin, uint32_t n,
     rb_engine_stats_t e0, e1;
     int rc = lat && ids ? rb_seed(admin, n, ids) : -ENOMEM;
     rb_engine_stats(admin, &e0);
+    double cpu0 = rb_cpu_s(s->pid), self0 = rb_self_cpu_s();
     t0 = reel_bench_now_ns();
     if (rc == 0)
         rc = rb_drain(s, mode, n, lat, &tasks, &conflicts, &nlat);
     double secs = (double)(reel_bench_now_ns() - t0) / 1e9;
+    double cpu1 = rb_cpu_s(s->pid), self1 = rb_self_cpu_s();
     rb_engine_stats(admin, &e1);
     if (rc == 0 && (tasks != n || conflicts != 0)) {
         fprintf(stderr, "bench render: %" PRIu64 " of %u tasks completed, %" PRIu64 " 409s\n",
@@ -461,6 +541,8 @@ static int rb_round(const rb_server_t *s, reel_client_t *admin, uint32_t n,
         res->judge_us = commands > 0 ? (e1.judge_s - e0.judge_s) * 1e6 / commands : 0;
         res->durable_ms = batches > 0 ? (e1.durable_s - e0.durable_s) * 1e3 / batches : 0;
         res->commit_ms = batches > 0 ? (e1.commit_s - e0.commit_s) * 1e3 / batches : 0;
+        res->cpu_us = cpu0 >= 0 && cpu1 >= 0 ? (cpu1 - cpu0) * 1e6 / (double)tasks : -1;
+        res->client_us = self0 >= 0 && self1 >= 0 ? (self1 - self0) * 1e6 / (double)tasks : -1;
     }
     free(ids);
     free(lat);
@@ -491,9 +573,9 @@ static int rb_users(reel_client_t *admin)
  * others' tasks/s. */
 static void rb_emit(const bool *run, rb_result_t res[][RB_ROUNDS_MAX], uint32_t rounds)
 {
-    double base = -1;
+    double base = -1, cpu_base = -1;
     for (uint32_t m = 0; m < RB_MODES; m++) {
-        double rate[RB_ROUNDS_MAX], p50[RB_ROUNDS_MAX], p99[RB_ROUNDS_MAX];
+        double rate[RB_ROUNDS_MAX], p50[RB_ROUNDS_MAX], p99[RB_ROUNDS_MAX], cpu[RB_ROUNDS_MAX];
         char metric[96];
         if (!run[m])
             continue;
@@ -501,6 +583,7 @@ static void rb_emit(const bool *run, rb_result_t res[][RB_ROUNDS_MAX], uint32_t 
             rate[i] = res[m][i].tasks_s;
             p50[i] = res[m][i].p50_us;
             p99[i] = res[m][i].p99_us;
+            cpu[i] = res[m][i].cpu_us;
         }
         double median = reel_bench_median(rate, rounds);
         snprintf(metric, sizeof(metric), "%s_complete_tasks_per_s_32_workers", rb_modes[m].name);
@@ -509,6 +592,12 @@ static void rb_emit(const bool *run, rb_result_t res[][RB_ROUNDS_MAX], uint32_t 
         reel_bench_emit("render", metric, reel_bench_median(p50, rounds), "us", -1);
         snprintf(metric, sizeof(metric), "%s_complete_p99_us", rb_modes[m].name);
         reel_bench_emit("render", metric, reel_bench_median(p99, rounds), "us", -1);
+        double cpu_median = reel_bench_median(cpu, rounds);
+        snprintf(metric, sizeof(metric), "%s_complete_reeld_cpu_us_per_task_vs_baseline",
+                 rb_modes[m].name);
+        reel_bench_emit("render", metric, cpu_median, "us", m == 0 ? -1 : cpu_base);
+        if (m == 0)
+            cpu_base = cpu_median;
         if (m == 0)
             base = median;
     }
@@ -527,11 +616,12 @@ static int rb_rounds(const rb_server_t *s, reel_client_t *admin, uint32_t n, con
                 continue;
             rc = rb_round(s, admin, n, &rb_modes[m], &res[m][i]);
             if (rc == 0)
-                fprintf(stderr, "  %-17s round %u: %6.0f tasks/s, a task p50 %5.0f us, p99 %6.0f "
-                        "us; engine: %5.1f commands a batch, judge %4.1f us a command, durable "
-                        "wait %.2f ms, views commit %.2f ms a batch\n", rb_modes[m].name, i + 1,
-                        x->tasks_s, x->p50_us, x->p99_us, x->per_batch, x->judge_us,
-                        x->durable_ms, x->commit_ms);
+                fprintf(stderr, "  %-20s round %u: %6.0f tasks/s, a task p50 %5.0f us, p99 %6.0f "
+                        "us; CPU a task: reeld %3.0f us, workers %3.0f us; engine: %5.1f "
+                        "commands a batch, judge %4.1f us a command, durable wait %.2f ms, views "
+                        "commit %.2f ms a batch\n", rb_modes[m].name, i + 1, x->tasks_s,
+                        x->p50_us, x->p99_us, x->cpu_us, x->client_us, x->per_batch,
+                        x->judge_us, x->durable_ms, x->commit_ms);
         }
     }
     return rc;
@@ -548,7 +638,10 @@ int reel_bench_render(const reel_bench_ctx_t *ctx)
     for (uint32_t m = 0; m < RB_MODES; m++) {
         char part[64];
         snprintf(part, sizeof(part), "%s_complete", rb_modes[m].name);
-        run[m] = reel_bench_want(ctx, "claim_complete") || reel_bench_want(ctx, part);
+        run[m] = rb_modes[m].opt_in
+                     ? ctx->filter != NULL && strstr(ctx->filter, "claim_in_batch") != NULL &&
+                           reel_bench_want(ctx, part)
+                     : reel_bench_want(ctx, "claim_complete") || reel_bench_want(ctx, part);
         any = any || run[m];
     }
     if (!any)
