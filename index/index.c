@@ -656,8 +656,6 @@ static void on_post_created(reel_index_t *idx, const reel_event_t *ev, bool hist
     learn(idx, ev->user, (uint32_t)ev->post, W_CREATE, false);
     ix_post_t *parent = ix_post(idx, ev->remix_of);
     if (parent != NULL) {
-        if (!history)
-            parent->remixes++;
         heat_add(idx, (uint32_t)ev->remix_of, H_REMIX, ev->at, true);
         learn(idx, ev->user, (uint32_t)ev->remix_of, W_REMIX, true);
     }
@@ -681,9 +679,10 @@ static void on_feedback(reel_index_t *idx, const reel_event_t *ev)
     }
 }
 
-/* Engagement on a post: counters (not in history: the views loaded them),
- * heat, exclusion and learning. */
-static void on_engage(reel_index_t *idx, const reel_event_t *ev, bool history)
+/* Engagement on a post: heat, exclusion and learning. (The counts are the
+ * views' business: the index kept copies that nothing read, 20 bytes a
+ * post.) */
+static void on_engage(reel_index_t *idx, const reel_event_t *ev)
 {
     ix_post_t *post = ix_post(idx, ev->post);
     ix_user_t *u = user_get(idx, ev->user);
@@ -691,26 +690,18 @@ static void on_engage(reel_index_t *idx, const reel_event_t *ev, bool history)
         return;
     switch (ev->type) {
     case REEL_EV_LIKE_CREATED:
-        post->likes += history ? 0 : 1;
         bm_add(idx, &u->excluded, ev->post);
         heat_add(idx, (uint32_t)ev->post, H_LIKE, ev->at, true);
         learn(idx, ev->user, (uint32_t)ev->post, W_LIKE, true);
         break;
-    case REEL_EV_LIKE_REMOVED:
-        if (!history && post->likes > 0)
-            post->likes--;
-        break;
     case REEL_EV_VIEW_RECORDED:
-        post->views += history ? 0 : 1;
         bm_add(idx, &u->excluded, ev->post);
         if (ev->completed) {
-            post->completes++;
             heat_add(idx, (uint32_t)ev->post, H_COMPLETE, ev->at, false);
             learn(idx, ev->user, (uint32_t)ev->post, W_COMPLETE, true);
         }
         break;
     case REEL_EV_COMMENT_CREATED:
-        post->comments += history ? 0 : 1;
         heat_add(idx, (uint32_t)ev->post, H_COMMENT, ev->at, true);
         break;
     default:
@@ -750,7 +741,7 @@ static void apply_one(reel_index_t *idx, const reel_event_t *ev, bool history)
     case REEL_EV_LIKE_REMOVED:
     case REEL_EV_VIEW_RECORDED:
     case REEL_EV_COMMENT_CREATED:
-        on_engage(idx, ev, history);
+        on_engage(idx, ev);
         break;
     case REEL_EV_FEEDBACK_RECORDED:
         on_feedback(idx, ev);
@@ -822,11 +813,6 @@ static int load_post(reel_index_t *idx, reel_views_txn_t *t, uint64_t id)
                 body.ntags, v);
     if (!post_create(idx, id, pv.author, pv.created_at, pv.public, body.tags, body.ntags, v))
         return 0;
-    ix_post_t *post = &idx->posts[id];
-    post->likes = (uint32_t)pv.likes;
-    post->remixes = (uint32_t)pv.remixes;
-    post->views = (uint32_t)pv.views;
-    post->comments = (uint32_t)pv.comments;
     if (pv.hidden)
         flag_set(idx, id, IX_P_HIDDEN);
     if (pv.created_at > idx->now_ms)

@@ -5,8 +5,9 @@
  * diversity, exploration); this header is the module's contract.
  *
  * What it keeps (all bounded: index/limits.h):
- *  - per post: author, time, flags, tags, engagement (likes, completed
- *    views, remixes, comments, views; a decayed "heat"), and a vector: the
+ *  - per post: author, time, flags, tags, engagement (a decayed "heat",
+ *    popularity and windowed popularity; not the counts, which the views
+ *    keep), and a vector: the
  *    client's embedding, or one derived from the prompt's words, word pairs
  *    and the tags by feature hashing (reel_index_embed), L2-normalised and
  *    quantised to int8 with a scale. Vectors learn online (Monolith-style):

@@ -24,7 +24,10 @@
 #define IX_P_HIDDEN 0x04u
 #define IX_P_DELETED 0x08u
 
-/* One post: 56 bytes, plus its vector in vecs and its tags in tag_pool. */
+/* One post: 40 bytes, plus its vector in vecs and its tags in tag_pool.
+ * No engagement counts (likes, views, ...): the views keep those, and
+ * nothing in the ranking reads them (heat, pop_log and win are what it
+ * ranks by). */
 typedef struct ix_post {
     uint64_t created_at;  /* engine time of post.created */
     uint32_t author;      /* user id */
@@ -32,15 +35,11 @@ typedef struct ix_post {
     uint8_t ntags;        /* tag ids there */
     uint8_t flags;        /* IX_P_* */
     uint16_t top_pos[3];  /* slot + 1 in the rising, popular, windowed heaps; 0: not in */
-    uint32_t likes;       /* likes now */
-    uint32_t completes;   /* views watched to the end */
-    uint32_t remixes;     /* direct remixes */
-    uint32_t views;       /* views */
-    uint32_t comments;    /* comments */
     float heat_log;       /* ln(heat * e^((t - epoch)/tau)): see heat_now() */
     float pop_log;        /* the same with the popularity half-life: see pop_now() */
     float win;            /* explicit engagement in the window (REEL_IX_WINDOW_MS) */
 } ix_post_t;
+_Static_assert(sizeof(ix_post_t) == 40, "a post's row is 40 bytes (bytes_per_post)");
 
 /* One user's profile. */
 typedef struct ix_user {
