@@ -12,12 +12,69 @@
 
 /* ---- vectors ---- */
 
+/* The int8 dot product. Integer sums are exact in any order, so the SIMD
+ * version answers the very same value as the scalar one: similarities,
+ * and so rankings and graphs, do not depend on the CPU. */
+static int32_t dot8(const int8_t *a, const int8_t *b, uint32_t n)
+{
+    int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    uint32_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += a[i] * b[i];
+        s1 += a[i + 1] * b[i + 1];
+        s2 += a[i + 2] * b[i + 2];
+        s3 += a[i + 3] * b[i + 3];
+    }
+    for (; i < n; i++)
+        s0 += a[i] * b[i];
+    return s0 + s1 + s2 + s3;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+/* AVX2: 16 bytes at a time sign-extended to int16, multiplied and added in
+ * pairs to int32 (vpmaddwd: |q| <= 127, so a pair is at most 32,258). The
+ * scalar loop took 47% of a page's time (perf, `reel bench feed`); this is
+ * 4 iterations at dim 64. */
+__attribute__((target("avx2"))) static int32_t dot8_avx2(const int8_t *a, const int8_t *b,
+                                                         uint32_t n)
+{
+    __m256i acc = _mm256_setzero_si256();
+    uint32_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i x = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(a + i)));
+        __m256i y = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(b + i)));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(x, y));
+    }
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    int32_t r = _mm_cvtsi128_si32(s);
+    for (; i < n; i++)
+        r += a[i] * b[i];
+    return r;
+}
+
+static int32_t (*dot8_best(void))(const int8_t *, const int8_t *, uint32_t)
+{
+    return __builtin_cpu_supports("avx2") ? dot8_avx2 : dot8;
+}
+#else
+static int32_t (*dot8_best(void))(const int8_t *, const int8_t *, uint32_t)
+{
+    return dot8;
+}
+#endif
+
 int reel_vecs_init(reel_vecs_t *v, uint32_t dim)
 {
     if (v == NULL || dim == 0 || dim > REEL_IX_DIM_MAX)
         return REEL_EUSAGE;
     memset(v, 0, sizeof(*v));
     v->dim = dim;
+    v->dot = dot8_best();
+    REEL_ASSERT(v->dot != NULL);
     return 0;
 }
 
@@ -41,15 +98,21 @@ int reel_vecs_reserve(reel_vecs_t *v, uint32_t id, uint32_t max_ids)
         cap *= 2;
     if (cap > max_ids)
         cap = max_ids;
-    int8_t *q = realloc(v->q, (size_t)cap * v->dim);
+    /* Rows aligned to 64 bytes (realloc gives 16): a search touches one
+     * cache line per vector at dim 64, not two. */
+    size_t bytes = ((size_t)cap * v->dim + 63) & ~(size_t)63;
+    int8_t *q = aligned_alloc(64, bytes);
     if (q == NULL)
         return -ENOMEM;
+    if (v->cap > 0)
+        memcpy(q, v->q, (size_t)v->cap * v->dim);
+    free(v->q);
     v->q = q;
     float *s = realloc(v->scale, (size_t)cap * sizeof(float));
     if (s == NULL)
         return -ENOMEM;
     v->scale = s;
-    memset(v->q + (size_t)v->cap * v->dim, 0, (size_t)(cap - v->cap) * v->dim);
+    memset(v->q + (size_t)v->cap * v->dim, 0, bytes - (size_t)v->cap * v->dim);
     memset(v->scale + v->cap, 0, (size_t)(cap - v->cap) * sizeof(float));
     v->cap = (uint32_t)cap;
     return 0;
@@ -111,25 +174,10 @@ void reel_vecs_get(const reel_vecs_t *v, uint32_t id, float *out)
         out[i] = q[i] * v->scale[id];
 }
 
-static int32_t dot8(const int8_t *a, const int8_t *b, uint32_t n)
-{
-    int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    uint32_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        s0 += a[i] * b[i];
-        s1 += a[i + 1] * b[i + 1];
-        s2 += a[i + 2] * b[i + 2];
-        s3 += a[i + 3] * b[i + 3];
-    }
-    for (; i < n; i++)
-        s0 += a[i] * b[i];
-    return s0 + s1 + s2 + s3;
-}
-
 float reel_vecs_sim_q(const reel_vecs_t *v, const int8_t *q8, float qscale, uint32_t id)
 {
     REEL_ASSERT(id < v->cap);
-    return (float)dot8(q8, v->q + (size_t)id * v->dim, v->dim) * qscale * v->scale[id];
+    return (float)v->dot(q8, v->q + (size_t)id * v->dim, v->dim) * qscale * v->scale[id];
 }
 
 float reel_vecs_sim(const reel_vecs_t *v, uint32_t a, uint32_t b)
@@ -354,11 +402,25 @@ static void search_layer(const reel_ann_t *a, search_t *s, const query_t *q, uin
         reel_ann_hit_t c = heap_pop(&s->cand);
         if (s->res.n >= s->ef && c.sim < s->res.h[0].sim)
             break;
+        /* The unvisited neighbours first, their rows prefetched, then the
+         * similarities: the misses (id map, vector, scale) of a list
+         * overlap instead of coming one after the other (at 1M nodes the
+         * graph and vectors are far beyond the caches). */
         const uint32_t *l = links_at(a, c.id, level);
-        for (uint32_t i = 1; i <= l[0]; i++) {
-            uint32_t nb = l[i];
-            if (!visit(s, nb))
-                continue;
+        uint32_t fresh[1 + 2 * 64], nf = 0;
+        REEL_ASSERT(l[0] <= a->m0);
+        for (uint32_t i = 1; i <= l[0]; i++)
+            if (visit(s, l[i])) {
+                fresh[nf++] = l[i];
+                __builtin_prefetch(&a->ids[l[i]]);
+            }
+        for (uint32_t i = 0; i < nf; i++) {
+            uint32_t id = a->ids[fresh[i]];
+            __builtin_prefetch(a->vecs->q + (size_t)id * a->vecs->dim);
+            __builtin_prefetch(&a->vecs->scale[id]);
+        }
+        for (uint32_t i = 0; i < nf; i++) {
+            uint32_t nb = fresh[i];
             float ds = sim_q(a, q, nb);
             if (s->res.n < s->ef || ds > s->res.h[0].sim) {
                 if (s->cand.n < s->cand.cap)

@@ -38,8 +38,11 @@
 typedef struct reel_vecs {
     uint32_t dim;
     uint32_t cap;   /* ids with room */
-    int8_t *q;      /* cap * dim */
+    int8_t *q;      /* cap * dim, 64-byte aligned: at dim 64 a row is one cache line */
     float *scale;   /* cap; 0: no vector (all-zero) */
+    /* The int8 dot product this CPU runs best (AVX2 where it has it, else
+     * scalar); every choice gives the same exact integer. */
+    int32_t (*dot)(const int8_t *a, const int8_t *b, uint32_t n);
 } reel_vecs_t;
 
 /* Empty store of dimension dim (1..REEL_IX_DIM_MAX). */
