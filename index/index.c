@@ -83,6 +83,8 @@ void reel_index_close(reel_index_t *idx)
     for (uint32_t i = 0; i < idx->users_cap; i++)
         user_free(idx->users[i]);
     free(idx->users);
+    if (idx->users_deleted != NULL)
+        roaring_bitmap_free(idx->users_deleted);
     for (uint32_t i = 0; i < idx->ntags; i++) {
         free(idx->tags[i].name);
         for (uint32_t b = 0; b < REEL_IX_TAG_BUCKETS; b++)
@@ -770,8 +772,10 @@ static void apply_one(reel_index_t *idx, const reel_event_t *ev, bool history)
         break;
     }
     case REEL_EV_USER_DELETED:
-        if ((u = user_get(idx, ev->user)) != NULL)
+        if ((u = user_get(idx, ev->user)) != NULL) {
             u->deleted = true;
+            bm_add(idx, &idx->users_deleted, ev->user);
+        }
         break;
     default:
         break;
@@ -957,7 +961,8 @@ void reel_index_stats(reel_index_t *idx, reel_index_stats_t *out)
         for (uint32_t k = 0; k < REEL_IX_TAG_BUCKETS; k++)
             b += bm_bytes(idx->tags[i].bm[k]);
     }
-    b += (uint64_t)idx->tag_hash_cap * 4 + (uint64_t)idx->users_cap * sizeof(void *);
+    b += (uint64_t)idx->tag_hash_cap * 4 + (uint64_t)idx->users_cap * sizeof(void *) +
+         bm_bytes(idx->users_deleted);
     for (uint32_t i = 0; i < idx->users_cap; i++) {
         const ix_user_t *u = idx->users[i];
         if (u == NULL)

@@ -116,6 +116,11 @@ struct reel_index {
     ix_user_t **users;
     uint32_t users_cap;
     uint64_t nusers;
+    /* Deleted users (as ix_user_t.deleted): what the feed's filter asks of
+     * every candidate's author, without loading the author's profile (that
+     * load, a cache miss a candidate, was half of cand_add: perf). NULL
+     * until a user is deleted. */
+    roaring_bitmap_t *users_deleted;
 
     /* Top lists: min-heaps by value (a post's slot in ix_post_t.top_pos). */
     ix_rising_t rising[REEL_IX_RISING_MAX];

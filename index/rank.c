@@ -56,6 +56,8 @@ typedef struct cand {
     uint32_t topic;     /* first tag id, UINT32_MAX: none */
     uint8_t src;        /* SRC_* */
     bool taken;         /* placed, or refused by the views check */
+    uint16_t aslot;     /* its author's slot in page_state_t (assemble) */
+    uint16_t tslot;     /* its topic's slot in page_state_t (assemble) */
     float score;
     float part[SIG_N];  /* weighted contributions */
 } cand_t;
@@ -97,8 +99,7 @@ static bool eligible(const feed_t *f, uint32_t p)
     const ix_post_t *post = ix_post(f->idx, p);
     if (post == NULL || !ix_visible(post) || post->author == f->user)
         return false;
-    const ix_user_t *author = ix_user(f->idx, post->author);
-    if (author != NULL && author->deleted)
+    if (has(f->idx->users_deleted, post->author))
         return false;
     if (f->u != NULL && (has(f->u->blocks, post->author) || has(f->u->blocked_by, post->author) ||
                          has(f->u->hidden, post->author) || has(f->u->excluded, p)))
@@ -201,6 +202,8 @@ static int src_ann(feed_t *f)
     size_t n = 0;
     int rc = reel_ann_search(f->idx->ann, f->interest, REEL_IX_CAND_ANN, 2 * REEL_IX_CAND_ANN,
                              hits, &n);
+    for (size_t i = 0; rc == 0 && i < n; i++) /* the rows' misses overlap */
+        __builtin_prefetch(&f->idx->posts[hits[i].id]);
     for (size_t i = 0; rc == 0 && i < n; i++)
         cand_add(f, hits[i].id, SRC_ANN);
     return rc;
@@ -359,37 +362,93 @@ static int views_ok(reel_views_txn_t *t, uint64_t user, uint32_t p, uint32_t aut
     return rc;
 }
 
+/* Distinct authors (and topics) among the candidates: at most one each. */
+#define SLOTS_MAX REEL_IX_CAND_MAX
+_Static_assert(SLOTS_MAX <= UINT16_MAX, "slots fit cand_t's uint16_t");
+#define SLOT_NONE UINT16_MAX
+
+/* What diversity and the author rule need, kept as counts per author and
+ * topic slot so that scoring a candidate for a position is O(1): the scans
+ * of the page's authors and topics for every candidate at every position
+ * were a fifth of a page's time (perf, `reel bench feed`). The counts are
+ * exactly what the scans counted, so the page is the same. */
 typedef struct page_state {
     uint32_t authors[REEL_IX_AUTHOR_WINDOW - 1 + REEL_IX_PAGE_MAX]; /* session's last, then page */
+    uint16_t aslot[REEL_IX_AUTHOR_WINDOW - 1 + REEL_IX_PAGE_MAX];   /* their slots, SLOT_NONE */
     uint32_t nauthors;
-    uint32_t topic[REEL_IX_PAGE_MAX], topic_n[REEL_IX_PAGE_MAX], ntopics;
+    uint16_t a_page[SLOTS_MAX]; /* items of the author on this page */
+    uint16_t a_win[SLOTS_MAX];  /* items of the author among the last 9 */
+    uint16_t t_page[SLOTS_MAX]; /* items of the topic on this page */
+    /* Slot lookup while slots are assigned: open addressing, key + 1. */
+    uint32_t key[2 * SLOTS_MAX];
+    uint16_t val[2 * SLOTS_MAX];
 } page_state_t;
 
-/* Whether author may come next: fewer than 2 of the last 9 items. */
-static bool author_ok(const page_state_t *ps, uint32_t author)
+/* Diversity factors by count: the very powf values the scoring used. */
+typedef struct div_table {
+    float author[REEL_IX_PAGE_MAX + 1]; /* 0.5^n */
+    float topic[REEL_IX_PAGE_MAX + 1];  /* TOPIC_DECAY^n */
+} div_table_t;
+
+static div_table_t div_table_make(void)
 {
-    uint32_t n = 0;
-    uint32_t from = ps->nauthors > REEL_IX_AUTHOR_WINDOW - 1 ? ps->nauthors - (REEL_IX_AUTHOR_WINDOW - 1) : 0;
-    for (uint32_t i = from; i < ps->nauthors; i++)
-        n += ps->authors[i] == author;
-    return n < REEL_IX_AUTHOR_PER_WINDOW;
+    div_table_t d;
+    for (uint32_t n = 0; n <= REEL_IX_PAGE_MAX; n++) {
+        d.author[n] = powf(0.5f, (float)n);
+        d.topic[n] = powf(TOPIC_DECAY, (float)n);
+    }
+    return d;
 }
 
-static float diversity(const page_state_t *ps, uint32_t first, const cand_t *c)
+/* Slot of key (an author, or a topic with its own key space) in the
+ * table, assigned in order of first sight; *next counts them. */
+static uint16_t slot_of(page_state_t *ps, uint32_t key, uint16_t *next, bool assign)
 {
-    uint32_t na = 0, nt = 0;
-    for (uint32_t i = first; i < ps->nauthors; i++)
-        na += ps->authors[i] == c->author;
-    for (uint32_t i = 0; i < ps->ntopics; i++)
-        if (ps->topic[i] == c->topic)
-            nt = ps->topic_n[i];
-    return ((1.0f - AUTHOR_FLOOR) * powf(0.5f, (float)na) + AUTHOR_FLOOR) * powf(TOPIC_DECAY, (float)nt);
+    uint32_t h = (key * 0x9e3779b1u) & (2 * SLOTS_MAX - 1);
+    for (; ps->key[h] != 0; h = (h + 1) & (2 * SLOTS_MAX - 1))
+        if (ps->key[h] == key + 1)
+            return ps->val[h];
+    if (!assign)
+        return SLOT_NONE;
+    REEL_ASSERT(*next < SLOTS_MAX);
+    ps->key[h] = key + 1;
+    ps->val[h] = (*next)++;
+    return ps->val[h];
+}
+
+/* Gives every candidate its author and topic slot (two passes over one
+ * table: authors, then topics). */
+static void slots_assign(feed_t *f, page_state_t *ps)
+{
+    uint16_t next = 0;
+    for (uint32_t i = 0; i < f->n; i++)
+        f->c[i].aslot = slot_of(ps, f->c[i].author, &next, true);
+    for (uint32_t i = 0; i < ps->nauthors; i++)
+        ps->aslot[i] = slot_of(ps, ps->authors[i], &next, false);
+    memset(ps->key, 0, sizeof(ps->key));
+    next = 0;
+    for (uint32_t i = 0; i < f->n; i++)
+        f->c[i].tslot = slot_of(ps, f->c[i].topic, &next, true);
+}
+
+/* Whether author may come next: fewer than 2 of the last 9 items. */
+static bool author_ok(const page_state_t *ps, const cand_t *c)
+{
+    return ps->a_win[c->aslot] < REEL_IX_AUTHOR_PER_WINDOW;
+}
+
+static float diversity(const page_state_t *ps, const div_table_t *d, const cand_t *c)
+{
+    uint32_t na = ps->a_page[c->aslot], nt = ps->t_page[c->tslot];
+    REEL_ASSERT(na <= REEL_IX_PAGE_MAX);
+    REEL_ASSERT(nt <= REEL_IX_PAGE_MAX);
+    return ((1.0f - AUTHOR_FLOOR) * d->author[na] + AUTHOR_FLOOR) * d->topic[nt];
 }
 
 /* The candidate for the next position: an exploration one when explore
  * (random order), else the best by score times diversity; the author rule
  * holds unless no candidate satisfies it. -1: none left. */
-static int32_t pick(const feed_t *f, const page_state_t *ps, uint32_t first, bool explore,
+static int32_t pick(const feed_t *f, const page_state_t *ps, const div_table_t *d, bool explore,
                     float *mult)
 {
     for (int pass = 0; pass < 2; pass++) {
@@ -397,7 +456,7 @@ static int32_t pick(const feed_t *f, const page_state_t *ps, uint32_t first, boo
         if (explore)
             for (uint32_t i = 0; i < f->n; i++) {
                 const cand_t *c = &f->c[i];
-                if (!c->taken && (c->src & SRC_EXPLORE) && (!rule || author_ok(ps, c->author))) {
+                if (!c->taken && (c->src & SRC_EXPLORE) && (!rule || author_ok(ps, c))) {
                     *mult = 1.0f;
                     return (int32_t)i;
                 }
@@ -406,9 +465,9 @@ static int32_t pick(const feed_t *f, const page_state_t *ps, uint32_t first, boo
         float best_eff = 0;
         for (uint32_t i = 0; i < f->n; i++) {
             const cand_t *c = &f->c[i];
-            if (c->taken || (rule && !author_ok(ps, c->author)))
+            if (c->taken || (rule && !author_ok(ps, c)))
                 continue;
-            float m = diversity(ps, first, c), eff = c->score * m;
+            float m = diversity(ps, d, c), eff = c->score * m;
             if (best < 0 || eff > best_eff) {
                 best = (int32_t)i;
                 best_eff = eff;
@@ -437,16 +496,23 @@ static void emit(reel_feed_item_t *it, const cand_t *c, bool explore, float mult
         it->reasons[it->nreasons++] = (reel_feed_reason_t){"exploration", 1.0f};
 }
 
+/* c is placed: its author enters the window of the last 9 (the oldest
+ * leaves it) and the page's counts. */
 static void note(page_state_t *ps, const cand_t *c)
 {
-    ps->authors[ps->nauthors++] = c->author;
-    for (uint32_t i = 0; i < ps->ntopics; i++)
-        if (ps->topic[i] == c->topic) {
-            ps->topic_n[i]++;
-            return;
+    REEL_ASSERT(ps->nauthors < REEL_IX_AUTHOR_WINDOW - 1 + REEL_IX_PAGE_MAX);
+    ps->authors[ps->nauthors] = c->author;
+    ps->aslot[ps->nauthors++] = c->aslot;
+    ps->a_win[c->aslot]++;
+    if (ps->nauthors > REEL_IX_AUTHOR_WINDOW - 1) {
+        uint16_t out = ps->aslot[ps->nauthors - REEL_IX_AUTHOR_WINDOW];
+        if (out != SLOT_NONE) {
+            REEL_ASSERT(ps->a_win[out] > 0);
+            ps->a_win[out]--;
         }
-    ps->topic[ps->ntopics] = c->topic;
-    ps->topic_n[ps->ntopics++] = 1;
+    }
+    ps->a_page[c->aslot]++;
+    ps->t_page[c->tslot]++;
 }
 
 /* Exploration positions: n_explore = max(1, limit / 10) (rounded) for
@@ -473,12 +539,16 @@ static int assemble(feed_t *f, ix_session_t *s, reel_views_txn_t *t, size_t limi
         return -ENOMEM;
     memcpy(ps->authors, s->last, sizeof(uint32_t) * s->nlast);
     ps->nauthors = s->nlast;
-    uint32_t first = s->nlast;
+    slots_assign(f, ps);
+    for (uint32_t i = 0; i < ps->nauthors; i++) /* the session's last: all in the window */
+        if (ps->aslot[i] != SLOT_NONE)
+            ps->a_win[ps->aslot[i]]++;
+    const div_table_t d = div_table_make();
     int rc = 0;
     while (out->n < limit && rc == 0) {
         bool explore = explore_slot(out->n, limit);
         float mult = 1.0f;
-        int32_t i = pick(f, ps, first, explore, &mult);
+        int32_t i = pick(f, ps, &d, explore, &mult);
         if (i < 0)
             break;
         cand_t *c = &f->c[i];
