@@ -47,8 +47,7 @@ static void setup(void)
 static void teardown(void)
 {
     if (srv_pid > 0) {
-        kill(srv_pid, SIGKILL);
-        waitpid(srv_pid, NULL, 0);
+        reel_test_child_end(srv_pid);
         srv_pid = -1;
     }
     reel_test_rmtree(tmp);
@@ -1051,6 +1050,23 @@ Test(server, sse_consumer_that_falls_behind_is_cut_at_once)
     cr_expect_lt(ms, 10000, "cut after %llu ms", (unsigned long long)ms);
     close(deaf);
     expect(http("GET", "/healthz", NULL, NULL), 200, NULL);
+}
+
+/* A stream's client that goes away is let go at once, not at the next
+ * heartbeat (15 s) or the next event: reeld keeps reading (and dropping)
+ * a stream connection's input, so it sees the close. */
+Test(server, sse_consumer_that_closes_is_let_go_at_once)
+{
+    srv_start(NULL);
+    int fd = conn_open();
+    static const char sreq[] = "GET /v1/log/stream HTTP/1.1\r\nHost: t\r\n\r\n";
+    send_all(fd, sreq, sizeof(sreq) - 1);
+    cr_assert_eq(metric_wait("reeld_streams_open", 1, IO_TIMEOUT_MS), 1);
+    long long conns = metric("reeld_connections_open");
+    close(fd);
+    cr_assert_eq(metric_wait("reeld_streams_open", 0, 3000), 0,
+                 "the stream outlived its client while nothing committed");
+    cr_expect_eq(metric("reeld_connections_open"), conns - 1, "its connection is closed");
 }
 
 Test(server, log_page_is_chunked_and_keeps_the_connection)
