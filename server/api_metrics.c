@@ -3,15 +3,14 @@
  * route and status, latency histograms by route, the log (end offset,
  * group commits, fsync time), the views' lag behind the log, connections,
  * and the queue depths: commands in flight, parked claims, streams,
- * requests waiting in connections' pipelines, answer bytes queued.
- *
- * No fsync latency histogram: the log (engine/log.h, reel_log_stats)
- * keeps only the total fsync time and the number of group commits, not
- * each sync's latency; reeld_log_fsync_seconds_total over
- * reeld_log_group_commits_total is the mean.
+ * requests waiting in connections' pipelines, answer bytes queued; the
+ * engine's phases and each group commit's durable-write latency
+ * (histogram); the feed index's size (posts, profiles, bytes), so that
+ * memory growth can be told from a leak (reel bench soak).
  */
 #include "server/api_int.h"
 #include "engine/common.h"
+#include "index/index.h"
 #include "server/problems.h"
 
 #include <string.h>
@@ -136,6 +135,16 @@ void reel__api_metrics(reel_api_t *a, reel_http_req_t *req)
     requests(a, &b);
     latency(a, &b);
     engine_metrics(a, &b);
+    if (a->cfg.index != NULL) { /* what the feed index holds in memory */
+        reel_index_stats_t is;
+        reel_index_stats(a->cfg.index, &is);
+        gauge(&b, "reeld_index_posts", "Posts in the feed index.", "gauge", is.posts);
+        gauge(&b, "reeld_index_users", "User profiles in the feed index.", "gauge", is.users);
+        gauge(&b, "reeld_index_bytes", "Memory of the feed index, profiles and bitmaps "
+              "included.", "gauge", is.bytes_total);
+        gauge(&b, "reeld_index_dropped_total", "Events the feed index could not fold in.",
+              "counter", is.dropped);
+    }
     gauge(&b, "reeld_connections_open", "Open client connections.", "gauge", hs.connections_open);
     gauge(&b, "reeld_connections_total", "Connections accepted.", "counter",
           hs.connections_total);

@@ -27,7 +27,13 @@
  * /proc/PID/fd, both taken after seeding with no client connected, and
  * again after the load, once the clients have closed; also the RSS after
  * the first minute (the warm-up: LMDB's map and the feed index fill), the
- * baseline that flat memory is judged against. A leaked fd fails the run
+ * baseline that flat memory is judged against. The load keeps creating
+ * posts, users' histories and log, so reeld's memory grows with its data
+ * by design: RSS is also split into anonymous (the heap) and file-backed
+ * (the views' map, which the kernel can drop), beside the feed index's
+ * own byte count (/metrics, reeld_index_bytes: its tables' capacity, which
+ * doubles, so it runs ahead of what is resident). Leaks themselves are
+ * valgrind's to find (make valgrind). A leaked fd fails the run
  * when it is a socket (a connection reeld never closed); other fds follow
  * the log's segments, which roll over under load.
  */
@@ -216,20 +222,60 @@ static int sk_stop(pid_t pid)
     return -1;
 }
 
-static long sk_rss_kib(pid_t pid)
+/* A KiB field of /proc/PID/status ("VmRSS:", "RssAnon:", "RssFile:"). */
+static long sk_status_kib(pid_t pid, const char *field)
 {
     char path[64], line[256];
     long kib = -1;
+    size_t flen = strlen(field);
     snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return -1;
     while (fgets(line, sizeof line, f) != NULL) {
-        if (strncmp(line, "VmRSS:", 6) == 0)
-            kib = strtol(line + 6, NULL, 10);
+        if (strncmp(line, field, flen) == 0)
+            kib = strtol(line + flen, NULL, 10);
     }
     fclose(f);
     return kib;
+}
+
+static long sk_rss_kib(pid_t pid)
+{
+    return sk_status_kib(pid, "VmRSS:");
+}
+
+/* reeld's memory, split: anonymous (heap: the feed index, buffers) and
+ * file-backed (mostly the LMDB views' map, which grows with the data and
+ * which the kernel can drop), with the feed index's own count of its
+ * bytes (/metrics), so that growth can be told from a leak. */
+typedef struct sk_mem {
+    long anon_kib, file_kib;
+    long long index_bytes;
+} sk_mem_t;
+
+static long long sk_metric(const char *url, const char *name)
+{
+    reel_client_t c;
+    reel_client_resp_t r;
+    long long v = -1;
+    char key[96];
+    snprintf(key, sizeof key, "\n%s ", name);
+    if (reel_client_init(&c, url, NULL) != 0)
+        return -1;
+    if (reel_client_request(&c, "GET", "/metrics", NULL, 0, SK_TIMEOUT_MS, &r) == 0 &&
+        r.status == 200) {
+        const char *p = strstr(r.body, key);
+        v = p ? atoll(p + strlen(key)) : -1;
+    }
+    reel_client_free(&c);
+    return v;
+}
+
+static sk_mem_t sk_mem(pid_t pid, const char *url)
+{
+    return (sk_mem_t){sk_status_kib(pid, "RssAnon:"), sk_status_kib(pid, "RssFile:"),
+                      sk_metric(url, "reeld_index_bytes")};
 }
 
 /* reeld's open fds; *sockets (may be NULL) those that are sockets (the
@@ -564,6 +610,7 @@ int reel_bench_soak(const reel_bench_ctx_t *ctx)
     }
     long sock0, sock1, rss_w1 = -1;
     long rss0 = sk_rss_kib(reeld), fds0 = sk_fds_sock(reeld, &sock0);
+    sk_mem_t mem0 = sk_mem(reeld, s->url);
     fprintf(stderr, "  reeld pid %d on %s: %u users, %u posts; RSS %ld KiB, %ld fds; %.1f min\n",
             (int)reeld, s->url, SK_USERS, SK_SEED_POSTS, rss0, fds0, minutes);
 
@@ -602,8 +649,11 @@ int reel_bench_soak(const reel_bench_ctx_t *ctx)
         uint64_t now = reel_bench_now_ns();
         if (now >= next) {
             sk_window_report(s, ++minute, p99, reqs);
-            fprintf(stderr, "    reeld RSS %ld KiB, %ld fds; stream %llu events; generations "
-                    "%lld requested, %lld done; errors %llu\n", sk_rss_kib(reeld), sk_fds(reeld),
+            sk_mem_t mem = sk_mem(reeld, s->url);
+            fprintf(stderr, "    reeld RSS %ld KiB (anon %ld, file %ld; feed index %lld KiB), "
+                    "%ld fds; stream %llu events; generations %lld requested, %lld done; "
+                    "errors %llu\n", sk_rss_kib(reeld), mem.anon_kib, mem.file_kib,
+                    mem.index_bytes / 1024, sk_fds(reeld),
                     (unsigned long long)atomic_load(&s->stream_events),
                     (long long)atomic_load(&s->gens_created), (long long)atomic_load(&s->gens_done),
                     (unsigned long long)atomic_load(&s->errors));
@@ -660,6 +710,7 @@ int reel_bench_soak(const reel_bench_ctx_t *ctx)
         fds1 = sk_fds_sock(reeld, &sock1);
     }
     long rss1 = sk_rss_kib(reeld);
+    sk_mem_t mem1 = sk_mem(reeld, s->url);
     if (minute == 0)
         sk_window_report(s, ++minute, p99, reqs);
     int dst = sk_stop(reeld);
@@ -675,6 +726,14 @@ int reel_bench_soak(const reel_bench_ctx_t *ctx)
     reel_bench_emit("soak", "rss_start_kib", (double)rss0, "KiB", -1);
     reel_bench_emit("soak", "rss_end_kib", (double)rss1, "KiB", (double)rss0);
     reel_bench_emit("soak", "rss_after_minute1_kib", (double)rss_w1, "KiB", -1);
+    reel_bench_emit("soak", "rss_anon_start_kib", (double)mem0.anon_kib, "KiB", -1);
+    reel_bench_emit("soak", "rss_anon_end_kib", (double)mem1.anon_kib, "KiB",
+                    (double)mem0.anon_kib);
+    reel_bench_emit("soak", "rss_file_end_kib", (double)mem1.file_kib, "KiB",
+                    (double)mem0.file_kib);
+    reel_bench_emit("soak", "index_end_kib", (double)mem1.index_bytes / 1024.0, "KiB",
+                    (double)mem0.index_bytes / 1024.0);
+
     reel_bench_emit("soak", "fds_start", (double)fds0, "fds", -1);
     reel_bench_emit("soak", "fds_end", (double)fds1, "fds", (double)fds0);
     reel_bench_emit("soak", "sockets_start", (double)sock0, "fds", -1);
