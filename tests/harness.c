@@ -314,6 +314,23 @@ int reel_test_reeld_stop(pid_t pid, int sig)
     return WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
 }
 
+void reel_test_child_end(pid_t pid)
+{
+    const char *vg = getenv("REEL_TEST_VALGRIND");
+    if (vg != NULL && vg[0] != '\0' && kill(pid, SIGTERM) == 0) {
+        uint64_t deadline = reel_test_now_ms() + 60000;
+        while (reel_test_now_ms() < deadline) {
+            if (waitpid(pid, NULL, WNOHANG) != 0)
+                return;
+            /* Polling the child's exit, not synchronising. */
+            struct timespec ts = {0, 20 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
 int reel_test_http_connect(int port)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};

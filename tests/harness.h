@@ -75,6 +75,11 @@ pid_t reel_test_reeld_start(const char *dir, const char *data_dir, const char *c
 /* Sends sig to pid and reaps it: the exit status, or -1 when a signal
  * ended it. */
 int reel_test_reeld_stop(pid_t pid, int sig);
+/* Ends a spawned binary (reeld, reel-render) at a test's teardown and reaps
+ * it. SIGKILL, except under `make valgrind` (REEL_TEST_VALGRIND set): then
+ * SIGTERM and up to 60 s for a clean exit before SIGKILL, so that valgrind's
+ * leak check runs in the child; a killed child reports no leaks. */
+void reel_test_child_end(pid_t pid);
 /* A socket connected to 127.0.0.1:port with 10 s send/receive timeouts,
  * or -1 (no assertion: usable from threads). */
 int reel_test_http_connect(int port);

@@ -54,13 +54,11 @@ static void teardown(void)
 {
     for (uint32_t i = 0; i < nworkers; i++) {
         if (workers[i] > 0) {
-            kill(workers[i], SIGKILL);
-            waitpid(workers[i], NULL, 0);
+            reel_test_child_end(workers[i]);
         }
     }
     if (srv_pid > 0) {
-        kill(srv_pid, SIGKILL);
-        waitpid(srv_pid, NULL, 0);
+        reel_test_child_end(srv_pid);
         srv_pid = -1;
     }
     reel_test_rmtree(tmp);

@@ -56,8 +56,7 @@ static void setup(void)
 static void teardown(void)
 {
     if (srv_pid > 0) {
-        kill(srv_pid, SIGKILL);
-        waitpid(srv_pid, NULL, 0);
+        reel_test_child_end(srv_pid);
         srv_pid = -1;
     }
     reel_test_rmtree(tmp);
