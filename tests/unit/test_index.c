@@ -508,7 +508,9 @@ Test(index, ann_recall)
  * copies each, inserted interleaved), queries near one of them. The exact
  * top 10 is then a tie among copies, so a result counts as a hit when its
  * similarity reaches the exact 10th's. The neighbour heuristic alone keeps
- * at most one copy of a vector per list and collapses here. */
+ * at most one copy of a vector per list and collapses here (0.62 at ef
+ * 512); with the fill 0.961 at ef 256; with the twins of the base kept
+ * (and pruning nothing) 0.970 at ef 128, which this holds to. */
 Test(index, ann_recall_duplicates)
 {
     enum { N = 20000, DISTINCT = 1000, DIM = 64, Q = 200, K = 10 };
@@ -548,7 +550,7 @@ Test(index, ann_recall_duplicates)
     }
     double recall = 0;
     size_t ef = 16;
-    for (; ef <= 512 && recall < 0.95; ef *= 2) {
+    for (; ef <= 128 && recall < 0.95; ef *= 2) {
         size_t hit = 0;
         for (int q = 0; q < Q; q++) {
             reel_ann_hit_t got[K];
@@ -561,7 +563,7 @@ Test(index, ann_recall_duplicates)
         recall = (double)hit / (Q * K);
         fprintf(stderr, "ann duplicates: recall@10 %.3f at ef %zu\n", recall, ef);
     }
-    cr_assert_geq(recall, 0.95, "duplicates: recall@10 %.3f at ef up to 512", recall);
+    cr_assert_geq(recall, 0.95, "duplicates: recall@10 %.3f at ef up to 128", recall);
     reel_ann_close(a);
     reel_vecs_free(&v);
 }
