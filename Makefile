@@ -184,8 +184,41 @@ tsan: deps
 	  echo "== build/tsan/$$n"; TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build/tsan/$$n || exit 1; \
 	done
 
-valgrind: all $(TEST_BIN)
-	@for t in $(TEST_BIN); do valgrind -q --error-exitcode=1 --leak-check=full $$t --no-early-exit -j1 || exit 1; done
+# Memcheck over the integration tests (VALGRIND_TESTS picks others, e.g.
+# `make valgrind VALGRIND_TESTS="$(TEST_BIN)"` for every test). Criterion runs
+# each test in a re-executed copy of its binary, and the tests exec reel, reeld
+# and reel-render, so --trace-children=yes is what reaches the code under test:
+# without it only Criterion's runner is checked. The system's programs the
+# tests run (python3, zstd, cp) are not traced; /bin/sh is, for what
+# system() runs of ours. Every process writes
+# $(BUILD)/valgrind/<test>/<pid>.log; REEL_TEST_VALGRIND makes teardowns stop
+# reeld and the workers with SIGTERM so that their leak check runs. The run
+# fails when any log holds an error: a memory error, or a definite or indirect
+# leak. Logs without a summary are processes killed on purpose (kill -9 tests).
+# A test may fail from valgrind's slowdown (timing assertions, timeouts): such
+# failures are listed, not counted (`make test` judges the tests), but a test
+# binary that prints no result fails the run.
+VALGRIND_TESTS ?= $(filter $(BUILD)/tests/integration_%,$(TEST_BIN))
+VALGRIND_JOBS  ?= 2
+VALGRIND_FLAGS := --trace-children=yes --leak-check=full --errors-for-leak-kinds=definite,indirect \
+                  --error-exitcode=1 --num-callers=30 \
+                  --trace-children-skip='/usr/*,/opt/*,*/.pyenv/*'
+VALGRIND_ERR_RE := '== (Invalid|Conditional|Use of uninit|Syscall param|Mismatched|Source and dest|Argument|[0-9,]+ (\([0-9, ]+direct, [0-9, ]+indirect\) )?bytes in [0-9,]+ blocks are (definitely|indirectly))'
+valgrind: all $(VALGRIND_TESTS)
+	@rm -rf $(BUILD)/valgrind; mkdir -p $(BUILD)/valgrind; start=$$(date +%s); \
+	printf '%s\n' $(VALGRIND_TESTS) | xargs -P $(VALGRIND_JOBS) -I{} sh -c \
+	  'n=$$(basename {}); mkdir -p $(BUILD)/valgrind/$$n; echo "== valgrind $$n"; \
+	   REEL_TEST_VALGRIND=1 REEL_BIN=$(abspath $(BUILD)) valgrind $(VALGRIND_FLAGS) \
+	     --log-file=$(BUILD)/valgrind/$$n/%p.log {} -j1 >$(BUILD)/valgrind/$$n.out 2>&1; \
+	   echo "$$n: $$(grep -a "Synthesis:" $(BUILD)/valgrind/$$n.out || echo no result)"'; \
+	logs=$$(find $(BUILD)/valgrind -name '*.log'); \
+	bad=$$(grep -l 'ERROR SUMMARY: [1-9]' $$logs); \
+	checked=$$(grep -l 'ERROR SUMMARY' $$logs | wc -l); killed=$$(grep -L 'ERROR SUMMARY' $$logs | wc -l); \
+	grep -a -h '^\[FAIL\]' $(BUILD)/valgrind/*.out | sed 's/^/note: under valgrind: /'; \
+	for f in $$bad; do echo "== $$f"; grep -m1 'Command:' $$f; grep -E -A20 $(VALGRIND_ERR_RE) $$f | head -80; done; \
+	nores=$$(grep -a -L 'Synthesis:' $(BUILD)/valgrind/*.out); for f in $$nores; do echo "FAILED: $$f: no result"; done; \
+	echo "valgrind: $$checked processes checked ($$killed killed without a summary), \
+	$$(echo $$bad | wc -w) with errors or leaks, $$(( $$(date +%s) - start )) s"; [ -z "$$bad$$nores" ]
 
 # libFuzzer targets, each for FUZZ_SECONDS (default 60), with ASan and UBSan.
 # The sources a target may need (the engine, the index, the server's API
