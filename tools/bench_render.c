@@ -604,13 +604,17 @@ static void rb_emit(const bool *run, rb_result_t res[][RB_ROUNDS_MAX], uint32_t 
 }
 
 /* Every round runs each mode once, the modes interleaved, so that a noisy
- * neighbour of the shared machine weighs on each alike. */
+ * neighbour of the shared machine weighs on each alike. One reeld serves
+ * every round and its views grow by each round's tasks (a completion
+ * costs more as they grow: docs/RENDER.md), so the mode that starts a
+ * round turns: each mode meets small and large views alike. */
 static int rb_rounds(const rb_server_t *s, reel_client_t *admin, uint32_t n, const bool *run,
                      rb_result_t res[][RB_ROUNDS_MAX], uint32_t rounds)
 {
     int rc = 0;
     for (uint32_t i = 0; rc == 0 && i < rounds; i++) {
-        for (uint32_t m = 0; rc == 0 && m < RB_MODES; m++) {
+        for (uint32_t k = 0; rc == 0 && k < RB_MODES; k++) {
+            uint32_t m = (uint32_t)((k + i) % RB_MODES);
             const rb_result_t *x = &res[m][i];
             if (!run[m])
                 continue;
