@@ -209,11 +209,13 @@ static int parse_head(const reel_client_t *c, head_t *h, reel_client_resp_t *res
     return 0;
 }
 
-/* Walks the chunked body at p[0..n): 0 when whole (its data moved to the
- * front in place, *len its length), CLIENT_EOF when more is needed. */
-static int dechunk(char *p, size_t n, size_t *len)
+/* One walk over the chunked body at p[0..n): moves each chunk's data to
+ * p + *out when move. 0 when the body is whole, CLIENT_EOF when more is
+ * needed, -EPROTO when it is not chunked encoding. */
+static int dechunk_walk(char *p, size_t n, bool move, size_t *out)
 {
-    size_t at = 0, out = 0;
+    size_t at = 0;
+    *out = 0;
     for (uint32_t chunks = 0; chunks < 1000000u; chunks++) {
         char *eol = memmem(p + at, n - at, "\r\n", 2);
         if (eol == NULL)
@@ -223,19 +225,27 @@ static int dechunk(char *p, size_t n, size_t *len)
         if (hex_end == p + at || size > REEL_CLIENT_BODY_MAX)
             return -EPROTO;
         size_t data = (size_t)(eol - p) + 2;
-        if (size == 0) {
-            if (n - data < 2)
-                return CLIENT_EOF;
-            *len = out;
-            return 0;
-        }
+        if (size == 0)
+            return n - data < 2 ? CLIENT_EOF : 0;
         if (n - data < size + 2)
             return CLIENT_EOF;
-        memmove(p + out, p + data, size); /* out <= data: never overtakes */
-        out += size;
+        if (move)
+            memmove(p + *out, p + data, size); /* *out <= data: never overtakes */
+        *out += size;
         at = data + size + 2;
     }
     return -EPROTO;
+}
+
+/* The chunked body at p[0..n): 0 when whole (its data moved to the front
+ * in place, *len its length), CLIENT_EOF when more is needed. Nothing
+ * moves until the whole body is there: a pass that moved data and then
+ * ran out would leave the next pass reading data as chunk headers (a
+ * 2,000-event /v1/log page arriving in several reads failed so). */
+static int dechunk(char *p, size_t n, size_t *len)
+{
+    int rc = dechunk_walk(p, n, false, len);
+    return rc == 0 ? dechunk_walk(p, n, true, len) : rc;
 }
 
 static int read_answer(reel_client_t *c, uint64_t deadline, reel_client_resp_t *resp, bool *close_after)
@@ -257,8 +267,6 @@ static int read_answer(reel_client_t *c, uint64_t deadline, reel_client_resp_t *
         char *body = c->buf + h.head_len;
         size_t have = c->len - h.head_len, blen = 0;
         if (h.chunked) {
-            char *copy_end = body + have;
-            (void)copy_end;
             rc = dechunk(body, have, &blen);
         } else if (h.has_length) {
             rc = have >= h.content_len ? 0 : CLIENT_EOF;
