@@ -337,19 +337,28 @@ static void claims_timer_cb(uv_timer_t *t)
 
 static void batch_line_done(reel_api_t *a, api_cmd_t *c);
 
+/* c's answer body into b: a claim's tasks come whole (prompt, cameos,
+ * remix_of) from a views snapshot, also on a /v1/batch line, so that a
+ * worker can complete and claim in one request. */
+static void cmd_answer_body(reel_api_t *a, const api_cmd_t *c, reel_jbuf_t *b)
+{
+    reel_views_txn_t *t = NULL;
+    const reel_cmd_result_t *res = &c->req.res;
+    if (c->parsed.cmd.kind == REEL_CMD_RENDER_CLAIM && res->nclaimed > 0 &&
+        reel_engine_read_begin(a->engine, &t) != 0)
+        t = NULL;
+    reel_cmdjson_answer(c->parsed.cmd.kind, res, t, b);
+    reel_views_read_end(t);
+}
+
 /* Answers c's request (dropped when its client left); c stays the caller's. */
 static void answer_cmd(reel_api_t *a, api_cmd_t *c)
 {
     reel_jbuf_t b;
-    reel_views_txn_t *t = NULL;
     char extra[64] = "";
     const reel_cmd_result_t *res = &c->req.res;
     reel_jbuf_init(&b);
-    if (c->parsed.cmd.kind == REEL_CMD_RENDER_CLAIM && res->nclaimed > 0 &&
-        reel_engine_read_begin(a->engine, &t) != 0)
-        t = NULL;
-    reel_cmdjson_answer(c->parsed.cmd.kind, res, t, &b);
-    reel_views_read_end(t);
+    cmd_answer_body(a, c, &b);
     if (res->status == 429)
         snprintf(extra, sizeof(extra), "Retry-After: %llu\r\n",
                  (unsigned long long)res->retry_after_s);
@@ -439,7 +448,7 @@ static void batch_line_done(reel_api_t *a, api_cmd_t *c)
     api_batch_t *bt = c->batch;
     REEL_ASSERT(bt->pending > 0);
     bt->status[c->line] = c->req.res.status;
-    reel_cmdjson_answer(c->parsed.cmd.kind, &c->req.res, NULL, &bt->bodies[c->line]);
+    cmd_answer_body(a, c, &bt->bodies[c->line]);
     cmd_free(c);
     if (--bt->pending == 0)
         batch_finish(a, bt);

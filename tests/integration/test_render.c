@@ -489,6 +489,30 @@ static void seed_generations(long long user, uint32_t n)
     free(lines);
 }
 
+/* A claim on a /v1/batch line answers what POST /v1/render/claim does:
+ * whole tasks (prompt, cameos, attempt, lease), so that a worker can send
+ * its completions and its next claim in one request. */
+Test(render, a_claim_in_a_batch_answers_whole_tasks)
+{
+    srv_start(NULL);
+    call("POST", "/v1/users", "{\"handle\":\"maker\"}", 201, NULL);
+    seed_generations(1, 2);
+    resp_t r = http("POST", "/v1/batch",
+                    "{\"op\":\"POST /v1/render/claim\",\"body\":{\"worker\":\"b\",\"max\":1}}\n"
+                    "{\"op\":\"POST /v1/render/claim\",\"body\":{\"worker\":\"b\",\"max\":1}}\n");
+    cr_assert_eq(r.status, 200, "%.300s", r.raw);
+    cr_expect_not_null(strstr(r.body, "\"prompt\":\"clip number 0\""), "%s", r.body);
+    cr_expect_not_null(strstr(r.body, "\"prompt\":\"clip number 1\""), "%s", r.body);
+    size_t with_cameos = 0, with_lease = 0;
+    for (const char *p = r.body; (p = strstr(p, "\"cameos\":[")) != NULL; p++)
+        with_cameos++;
+    for (const char *p = r.body; (p = strstr(p, "\"lease_until\":")) != NULL; p++)
+        with_lease++;
+    cr_expect_eq(with_cameos, 2, "%s", r.body);
+    cr_expect_eq(with_lease, 2, "%s", r.body);
+    reel_test_resp_free(&r);
+}
+
 /* The generation_id of every generation.completed in the log (ids[] of
  * cap), and how many there are. */
 static size_t completions(long long *ids, size_t cap)
