@@ -292,19 +292,16 @@ typedef struct rb_mode {
  * command with its own answer (a GPU worker that renders N clips at once).
  * The first is the baseline of the others' ratios.
  *
- * claim_in_batch (opt-in, --filter claim_in_batch): one request a loop,
- * the N completions and the next claim as the lines of one /v1/batch. Not
- * a protocol a worker can use today: a claim line's answer in a batch
- * holds only generation_id and lease_until, not the prompt and cameos
- * (server/api.c, batch_line_done answers without a read txn). It measures
- * what that change to the server would give. */
+ * claim_in_batch: one request a loop, the N completions and the next
+ * claim as the lines of one /v1/batch (a claim line answers whole tasks,
+ * prompt and cameos included, as POST /v1/render/claim does: checked). */
 static const rb_mode_t rb_modes[] = {
     {1, false, false, false, "claim"},
     {8, false, false, false, "claim_max8"},
     {8, true, false, false, "claim_max8_batch"},
     {16, true, false, false, "claim_max16_batch"},
-    {8, true, true, true, "claim_in_batch_max8"},
-    {16, true, true, true, "claim_in_batch_max16"},
+    {8, true, true, false, "claim_in_batch_max8"},
+    {16, true, true, false, "claim_in_batch_max16"},
 };
 #define RB_MODES (sizeof(rb_modes) / sizeof(rb_modes[0]))
 _Static_assert(RB_CLAIM_MAX <= 64, "a claim's ids fit the worker's array");
@@ -424,6 +421,10 @@ static int rb_complete_batch(rb_worker_t *w, reel_client_t *c, const unsigned lo
             claimed = rb_claimed_ids(p, nl, next);
         else
             break;
+        if (i == nids && claimed > 0 && memmem(p, (size_t)(nl - p), "\"prompt\":", 9) == NULL) {
+            fprintf(stderr, "bench render: a claim line's tasks have no prompt: %.200s\n", p);
+            rc = -EPROTO; /* a worker could not render them */
+        }
         p = nl + 1;
     }
     if (rc == 0 && i != lines_n) {
