@@ -247,16 +247,27 @@ $(FUZZ_LIB): $(FUZZ_LIB_OBJ)
 $(BUILD)/fuzz/%_fuzz: tests/fuzz/%_fuzz.c $(FUZZ_LIB)
 	clang $(FUZZ_CFLAGS) $(FUZZ_WARN) -fsanitize=fuzzer -MMD -MP -MF $@.d -o $@ $< $(FUZZ_LIB) $(LDLIBS)
 
+# Each target runs as its own rule (fuzz-run-<target>), so `make -j2 fuzz`
+# runs two at a time; a target's output goes to $(BUILD)/fuzz/<target>.log and
+# is printed, ASan's report included, when the target fails. A crash, a leak,
+# a timeout (-timeout=10) or a replayed corpus input that fails (the regress-*
+# inputs run first) fails the rule and so the build.
+FUZZ_RUNS := $(FUZZ_TARGETS:%=fuzz-run-%)
+.PHONY: $(FUZZ_RUNS)
 fuzz:
 	@$(MAKE) --no-print-directory deps EXTRA_PKGS="$(FUZZ_PKGS)"
 	@$(MAKE) --no-print-directory $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
-	@for n in $(FUZZ_TARGETS); do \
-	  mkdir -p $(BUILD)/fuzz/$$n.corpus; \
-	  echo "== $$n: $(FUZZ_SECONDS) s"; \
-	  dict=""; [ -f tests/fuzz/$$n.dict ] && dict="-dict=tests/fuzz/$$n.dict"; \
-	  $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 $$dict \
-	    -artifact_prefix=$(BUILD)/fuzz/$$n- $(BUILD)/fuzz/$$n.corpus tests/fuzz/corpus/$$n || exit 1; \
-	done
+	@$(MAKE) --no-print-directory $(FUZZ_RUNS)
+
+$(FUZZ_RUNS): fuzz-run-%: $(BUILD)/fuzz/%
+	@n=$*; mkdir -p $(BUILD)/fuzz/$$n.corpus; log=$(BUILD)/fuzz/$$n.log; \
+	echo "== $$n: $(FUZZ_SECONDS) s (output in $$log)"; \
+	dict=""; [ -f tests/fuzz/$$n.dict ] && dict="-dict=tests/fuzz/$$n.dict"; \
+	if $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 $$dict \
+	    -artifact_prefix=$(BUILD)/fuzz/$$n- $(BUILD)/fuzz/$$n.corpus tests/fuzz/corpus/$$n >$$log 2>&1; then \
+	  echo "== $$n: ok, $$(sed -n 's/^stat::number_of_executed_units: *//p' $$log) runs, peak RSS \
+	$$(sed -n 's/^stat::peak_rss_mb: *//p' $$log) MB"; \
+	else tail -n 80 $$log; echo "FAILED: fuzz target $$n (whole output: $$log; inputs: $(BUILD)/fuzz/$$n-*)"; exit 1; fi
 
 fuzz-smoke:
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
