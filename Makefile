@@ -184,8 +184,8 @@ tsan: deps
 	  echo "== build/tsan/$$n"; TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build/tsan/$$n || exit 1; \
 	done
 
-# Memcheck over the integration tests (VALGRIND_TESTS picks others, e.g.
-# `make valgrind VALGRIND_TESTS="$(TEST_BIN)"` for every test). Criterion runs
+# Memcheck over the integration tests (7 to 10 min on 2 cores; VALGRIND_TESTS
+# picks others, and `make valgrind-all` runs every test, about 17 min). Criterion runs
 # each test in a re-executed copy of its binary, and the tests exec reel, reeld
 # and reel-render, so --trace-children=yes is what reaches the code under test:
 # without it only Criterion's runner is checked. The system's programs the
@@ -199,6 +199,9 @@ tsan: deps
 # failures are listed, not counted (`make test` judges the tests), but a test
 # binary that prints no result fails the run.
 VALGRIND_TESTS ?= $(filter $(BUILD)/tests/integration_%,$(TEST_BIN))
+.PHONY: valgrind-all
+valgrind-all:
+	@$(MAKE) --no-print-directory valgrind VALGRIND_TESTS="$(TEST_BIN)"
 VALGRIND_JOBS  ?= 2
 VALGRIND_FLAGS := --trace-children=yes --leak-check=full --errors-for-leak-kinds=definite,indirect \
                   --error-exitcode=1 --num-callers=30 \
@@ -211,14 +214,17 @@ valgrind: all $(VALGRIND_TESTS)
 	   REEL_TEST_VALGRIND=1 REEL_BIN=$(abspath $(BUILD)) valgrind $(VALGRIND_FLAGS) \
 	     --log-file=$(BUILD)/valgrind/$$n/%p.log {} -j1 >$(BUILD)/valgrind/$$n.out 2>&1; \
 	   echo "$$n: $$(grep -a "Synthesis:" $(BUILD)/valgrind/$$n.out || echo no result)"'; \
-	logs=$$(find $(BUILD)/valgrind -name '*.log'); \
+	logs="$$(find $(BUILD)/valgrind -name '*.log') /dev/null"; \
 	bad=$$(grep -l 'ERROR SUMMARY: [1-9]' $$logs); \
-	checked=$$(grep -l 'ERROR SUMMARY' $$logs | wc -l); killed=$$(grep -L 'ERROR SUMMARY' $$logs | wc -l); \
+	checked=$$(grep -l 'ERROR SUMMARY' $$logs | wc -l); killed=$$(grep -L 'ERROR SUMMARY' $$logs | grep -vc /dev/null); \
+	progs=$$(grep -l 'ERROR SUMMARY' $$logs | xargs sed -n 's|^==[0-9]*== Command: [^ ]*/\([^ /]*\).*|\1|p' | \
+	  sort | uniq -c | awk '{ printf "%s%s %s", (NR > 1 ? ", " : ""), $$1, $$2 }'); \
 	grep -a -h '^\[FAIL\]' $(BUILD)/valgrind/*.out | sed 's/^/note: under valgrind: /'; \
 	for f in $$bad; do echo "== $$f"; grep -m1 'Command:' $$f; grep -E -A20 $(VALGRIND_ERR_RE) $$f | head -80; done; \
 	nores=$$(grep -a -L 'Synthesis:' $(BUILD)/valgrind/*.out); for f in $$nores; do echo "FAILED: $$f: no result"; done; \
-	echo "valgrind: $$checked processes checked ($$killed killed without a summary), \
-	$$(echo $$bad | wc -w) with errors or leaks, $$(( $$(date +%s) - start )) s"; [ -z "$$bad$$nores" ]
+	echo "valgrind: $$checked processes checked ($$progs; $$killed killed without a summary), \
+	$$(echo $$bad | wc -w) with errors or leaks, $$(( $$(date +%s) - start )) s"; \
+	[ -z "$$bad$$nores" ] && [ $$checked -gt 0 ]
 
 # libFuzzer targets, each for FUZZ_SECONDS (default 60), with ASan and UBSan.
 # The sources a target may need (the engine, the index, the server's API
