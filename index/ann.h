@@ -10,10 +10,12 @@
  *
  * HNSW: M links per node on upper layers, 2M on layer 0, the neighbour
  * selection heuristic (keep a candidate only if it is closer to the base
- * than to every neighbour kept) with the pruned candidates filling what
- * is left of the list (hnswlib's keepPrunedConnections; copies of a kept
- * neighbour last), so that many identical vectors stay one walkable
- * cluster; levels drawn as floor(-ln(U) / ln(M)) from
+ * than to every neighbour kept; twins of the base, similarity 0.9995 or
+ * more, are kept, at most half the list, and prune nothing) with the
+ * pruned candidates filling what is left of the list (hnswlib's
+ * keepPrunedConnections; copies of a kept neighbour last), so that many
+ * identical vectors stay one walkable cluster with long links out of it;
+ * levels drawn as floor(-ln(U) / ln(M)) from
  * a seeded PRNG, so a build is deterministic. Removal marks a node deleted:
  * it still routes searches and is never returned (hnswlib's mark_deleted);
  * reel_ann_insert of a removed id brings it back (revived). Vectors may
