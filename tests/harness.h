@@ -52,6 +52,9 @@ reel_cmd_result_t reel_test_cmd(reel_engine_t *e, reel_cmd_kind_t kind, uint64_t
  * waits for every answer; each must succeed. out (may be NULL) gets the
  * answers in order. At most REEL_ENGINE_QUEUE_MAX (65536) at a time. */
 void reel_test_cmds(reel_engine_t *e, const reel_cmd_t *cmds, size_t n, reel_cmd_result_t *out);
+/* The same, whatever the answers are (refusals, 503s): out[0..n) gets them. */
+void reel_test_cmds_answers(reel_engine_t *e, const reel_cmd_t *cmds, size_t n,
+                            reel_cmd_result_t *out);
 /* Asserts an answer's status and error code (NULL: a success). */
 void reel_test_expect(reel_cmd_result_t r, int status, const char *code);
 /* Asserts that e's live views equal a fold of its log into fresh views

@@ -97,41 +97,6 @@ static void faulty_close(faulty_t *f)
     pthread_mutex_destroy(&f->c.mu);
 }
 
-/* Submits cmds[0..n) at once (they share batches) and waits for every
- * answer, whatever it is. */
-typedef struct wait_all {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    size_t left;
-} wait_all_t;
-
-static void wait_cb(reel_cmd_req_t *req)
-{
-    wait_all_t *w = req->data;
-    pthread_mutex_lock(&w->mu);
-    if (--w->left == 0)
-        pthread_cond_broadcast(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
-
-static void run_all(reel_engine_t *e, const reel_cmd_t *cmds, size_t n, reel_cmd_result_t *out)
-{
-    reel_cmd_req_t *reqs = calloc(n, sizeof(*reqs));
-    wait_all_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, n};
-    cr_assert_not_null(reqs);
-    for (size_t i = 0; i < n; i++) {
-        reqs[i] = (reel_cmd_req_t){.cmd = cmds[i], .cb = wait_cb, .data = &w};
-        cr_assert_eq(reel_engine_submit(e, &reqs[i]), 0);
-    }
-    pthread_mutex_lock(&w.mu);
-    while (w.left > 0)
-        pthread_cond_wait(&w.cv, &w.mu);
-    pthread_mutex_unlock(&w.mu);
-    for (size_t i = 0; i < n; i++)
-        out[i] = reqs[i].res;
-    free(reqs);
-}
-
 static reel_cmd_t user_cmd(char *buf, size_t len, const char *tag, uint32_t i)
 {
     snprintf(buf, len, "%s%u", tag, i);
@@ -159,14 +124,14 @@ Test(engine_faults, a_read_only_file_system_refuses_writes_until_it_takes_them)
     cr_assert_eq(faulty_open(&f, dir, 256 << 10), 0);
     reel_cmd_t c = user_cmd(h, sizeof(h), "before", 0);
     reel_cmd_result_t a;
-    run_all(f.e, &c, 1, &a);
+    reel_test_cmds_answers(f.e, &c, 1, &a);
     reel_test_expect(a, 201, NULL);
     reel_fault_rule_t r = {.ops = REEL_FAULT_OP_ANY_WRITE, .action = REEL_FAULT_FAIL, .err = EROFS};
     cr_assert_geq(reel_io_fault_set(f.fault, &r), 0);
     reel_cmd_result_t b[3];
     reel_cmd_t cs[3] = {user_cmd(h, sizeof(h), "during", 0), user_cmd(h, sizeof(h), "during", 0),
                         user_cmd(h, sizeof(h), "during", 0)};
-    run_all(f.e, cs, 3, b);
+    reel_test_cmds_answers(f.e, cs, 3, b);
     for (int i = 0; i < 3; i++) {
         reel_test_expect(b[i], 503, "unavailable");
         cr_assert(strstr(b[i].message, "Read-only file system") != NULL, "the reason: %s",
@@ -182,7 +147,7 @@ Test(engine_faults, a_read_only_file_system_refuses_writes_until_it_takes_them)
     reel_views_read_end(t);
     cr_assert_eq(reel_log_end(reel_engine_log(f.e)), 1, "nothing refused reached the log");
     reel_io_fault_clear(f.fault); /* remounted read-write */
-    run_all(f.e, cs, 1, b);
+    reel_test_cmds_answers(f.e, cs, 1, b);
     reel_test_expect(b[0], 201, NULL);
     cr_assert_eq(reel_engine_status(f.e, &transient), 0, "writes resumed without a restart");
     expect_consistent(&f, "after EROFS");
@@ -210,7 +175,7 @@ Test(engine_faults, a_full_disk_keeps_a_durable_prefix_and_writes_resume)
     reel_fault_rule_t r = {.ops = REEL_FAULT_OP_WRITE | REEL_FAULT_OP_TRUNCATE,
                            .action = REEL_FAULT_FAIL, .err = ENOSPC};
     cr_assert_geq(reel_io_fault_set(f.fault, &r), 0);
-    run_all(f.e, cmds, N, res);
+    reel_test_cmds_answers(f.e, cmds, N, res);
     uint32_t ok = 0;
     while (ok < N && res[ok].status == 201)
         ok++;
@@ -229,7 +194,7 @@ Test(engine_faults, a_full_disk_keeps_a_durable_prefix_and_writes_resume)
     cr_assert_eq(reel_engine_status(f.e, &transient), -ENOSPC);
     cr_assert(transient);
     reel_io_fault_clear(f.fault); /* space freed */
-    run_all(f.e, cmds + ok, N - ok, res + ok);
+    reel_test_cmds_answers(f.e, cmds + ok, N - ok, res + ok);
     for (uint32_t i = ok; i < N; i++)
         reel_test_expect(res[i], 201, NULL);
     cr_assert_eq(reel_engine_status(f.e, NULL), 0);
@@ -301,7 +266,7 @@ static uint64_t run_workload(reel_engine_t *e)
     bool failed = false;
     workload(cmds, handles);
     for (uint32_t i = 0; i < W_CMDS; i += ROUND) {
-        run_all(e, cmds + i, ROUND, res);
+        reel_test_cmds_answers(e, cmds + i, ROUND, res);
         for (uint32_t k = 0; k < ROUND; k++) {
             if (res[k].status == 503)
                 failed = true;
@@ -423,7 +388,7 @@ static void views_rebuilt_after(damage_t how)
     cr_assert_eq(reel_engine_open(dir, &o, &e, err, sizeof(err)), 0, "%s", err);
     for (uint32_t i = 0; i < N; i++)
         cmds[i] = user_cmd(handles[i], sizeof(handles[i]), "v", i);
-    run_all(e, cmds, N, res);
+    reel_test_cmds_answers(e, cmds, N, res);
     for (uint32_t i = 0; i < N; i++)
         reel_test_expect(res[i], 201, NULL);
     cr_assert_eq(reel_views_hash(reel_engine_views(e), before), 0);
