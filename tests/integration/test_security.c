@@ -933,7 +933,10 @@ Test(security, no_input_names_a_file, .timeout = 120)
     }
     /* the server holds no file open outside the data dir (but its
      * stdout/stderr files, /dev/null and the like) */
-    char fddir[64];
+    char fddir[64], reeld_bin[PATH_MAX], reeld_real[PATH_MAX];
+    reel_test_bin("reeld", reeld_bin, sizeof reeld_bin);
+    if (realpath(reeld_bin, reeld_real) != NULL)
+        snprintf(reeld_bin, sizeof reeld_bin, "%s", reeld_real);
     snprintf(fddir, sizeof fddir, "/proc/%d/fd", (int)srv_pid);
     DIR *d = opendir(fddir);
     cr_assert(d != NULL);
@@ -951,7 +954,12 @@ Test(security, no_input_names_a_file, .timeout = 120)
         bool in_data = strncmp(target, data_dir, strlen(data_dir)) == 0;
         bool std = strncmp(target, tmp, strlen(tmp)) == 0 &&
                    (strstr(target, "/out.txt") || strstr(target, "/err.txt"));
-        cr_expect(in_data || std, "reeld holds %s open", target);
+        /* under make valgrind: valgrind's own files (its log, its /proc
+         * stand-ins, vgdb pipes, the program it runs), not reeld's */
+        bool vg = getenv("REEL_TEST_VALGRIND") != NULL &&
+                  (strstr(target, "valgrind") != NULL || strstr(target, "vgdb") != NULL ||
+                   strcmp(target, reeld_bin) == 0);
+        cr_expect(in_data || std || vg, "reeld holds %s open", target);
     }
     closedir(d);
     srv_stop(); /* what it wrote is all on disk now */
