@@ -198,6 +198,7 @@ struct reel_ann {
     double ml;           /* 1 / ln(m) */
     uint64_t rng;        /* splitmix64 state */
     uint32_t n, cap;     /* nodes, room */
+    uint32_t nodes_max;  /* the bound on n (reel_ann_limit) */
     uint32_t *ids;       /* node -> id */
     uint8_t *levels;     /* node -> top layer */
     uint8_t *dead;       /* node -> removed */
@@ -235,8 +236,15 @@ int reel_ann_open(const reel_vecs_t *vecs, uint32_t m, uint32_t ef_construction,
     a->ml = 1.0 / log((double)a->m);
     a->rng = seed ? seed : 0x5eed;
     a->entry = NONE;
+    a->nodes_max = REEL_IX_ANN_NODES_MAX;
     *out = a;
     return 0;
+}
+
+void reel_ann_limit(reel_ann_t *a, uint32_t nodes_max)
+{
+    REEL_ASSERT(nodes_max >= 1 && nodes_max <= REEL_IX_ANN_NODES_MAX && nodes_max >= a->n);
+    a->nodes_max = nodes_max;
 }
 
 void reel_ann_close(reel_ann_t *a)
@@ -563,11 +571,11 @@ static int grow(reel_ann_t *a)
 {
     if (a->n < a->cap)
         return 0;
-    if (a->cap >= REEL_IX_ANN_NODES_MAX)
+    if (a->cap >= a->nodes_max)
         return -ENOSPC;
     uint32_t cap = a->cap ? a->cap * 2 : 1024;
-    if (cap > REEL_IX_ANN_NODES_MAX)
-        cap = REEL_IX_ANN_NODES_MAX;
+    if (cap > a->nodes_max)
+        cap = a->nodes_max;
     uint32_t *ids = realloc(a->ids, sizeof(uint32_t) * cap);
     if (ids == NULL)
         return -ENOMEM;

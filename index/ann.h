@@ -24,7 +24,8 @@
  *
  * Threads: none inside. Inserts and removes need exclusive access; searches
  * may run concurrently with each other (each allocates its own visited set).
- * Bounds: REEL_IX_ANN_NODES_MAX nodes (then insert answers -ENOSPC),
+ * Bounds: REEL_IX_ANN_NODES_MAX nodes, or fewer (reel_ann_limit; then
+ * insert answers -ENOSPC: the index starts a new graph, index/index.c),
  * REEL_IX_ANN_LEVELS_MAX layers, k <= REEL_IX_ANN_K_MAX, ef <= REEL_IX_ANN_EF_MAX.
  */
 #ifndef REEL_INDEX_ANN_H
@@ -79,8 +80,11 @@ typedef struct reel_ann_hit {
 int reel_ann_open(const reel_vecs_t *vecs, uint32_t m, uint32_t ef_construction, uint64_t seed,
                   reel_ann_t **out);
 void reel_ann_close(reel_ann_t *a);
+/* Bounds the graph to nodes_max nodes (1..REEL_IX_ANN_NODES_MAX, at least
+ * its nodes now); REEL_IX_ANN_NODES_MAX when never called. */
+void reel_ann_limit(reel_ann_t *a, uint32_t nodes_max);
 /* Adds id (its vector is in vecs), or revives it when removed; a live id:
- * no-op. Errors: -ENOSPC (REEL_IX_ANN_NODES_MAX), -ENOMEM. */
+ * no-op. Errors: -ENOSPC (the graph is at its bound), -ENOMEM. */
 int reel_ann_insert(reel_ann_t *a, uint32_t id);
 /* Marks id deleted (never returned); absent: no-op. */
 void reel_ann_remove(reel_ann_t *a, uint32_t id);

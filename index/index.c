@@ -28,6 +28,69 @@
 
 #define LN2 0.69314718055994530942
 
+/* ---- ANN generations ----
+ *
+ * The graph is over recent posts, and an HNSW graph cannot forget a node
+ * (removal only marks it). So the index keeps two graphs: posts go into
+ * the newer; when it is full (ann_gen_nodes nodes), the older is dropped,
+ * the newer becomes the older, and a new empty one takes the posts. A
+ * search asks both and merges. Both together hold the newest ann_gen_nodes
+ * to 2 * ann_gen_nodes posts that were visible when they joined; a post
+ * older than that is found by the feed's other sources, never by the ANN. */
+
+static int ann_generation_open(reel_index_t *idx, reel_ann_t **out)
+{
+    int rc = reel_ann_open(&idx->vecs, REEL_IX_ANN_M, REEL_IX_ANN_EF_CONSTRUCTION,
+                           idx->seed + idx->ann_gens, out);
+    if (rc == 0) {
+        reel_ann_limit(*out, idx->ann_gen_nodes);
+        idx->ann_gens++;
+    }
+    return rc;
+}
+
+static int ann_add(reel_index_t *idx, uint32_t p)
+{
+    int rc = reel_ann_insert(idx->ann, p);
+    if (rc != -ENOSPC)
+        return rc;
+    reel_ann_t *fresh;
+    if ((rc = ann_generation_open(idx, &fresh)) != 0)
+        return rc;
+    reel_ann_close(idx->ann_old);
+    idx->ann_old = idx->ann;
+    idx->ann = fresh;
+    return reel_ann_insert(fresh, p);
+}
+
+static void ann_remove(reel_index_t *idx, uint32_t p)
+{
+    reel_ann_remove(idx->ann, p);
+    if (idx->ann_old != NULL)
+        reel_ann_remove(idx->ann_old, p);
+}
+
+int reel__ix_ann_search(const reel_index_t *idx, const float *x, size_t k, size_t ef,
+                        reel_ann_hit_t *out, size_t *n_out)
+{
+    reel_ann_hit_t a[REEL_IX_ANN_K_MAX], b[REEL_IX_ANN_K_MAX];
+    size_t na = 0, nb = 0;
+    if (idx->ann_old == NULL)
+        return reel_ann_search(idx->ann, x, k, ef, out, n_out);
+    int rc = reel_ann_search(idx->ann, x, k, ef, a, &na);
+    if (rc == 0)
+        rc = reel_ann_search(idx->ann_old, x, k, ef, b, &nb);
+    if (rc != 0)
+        return rc;
+    /* A post is live in one graph at most (it joins the newer only when
+     * it is not visible, and so not live, in either), so no duplicates. */
+    size_t i = 0, j = 0, n = 0;
+    while (n < k && (i < na || j < nb))
+        out[n++] = j >= nb || (i < na && a[i].sim >= b[j].sim) ? a[i++] : b[j++];
+    *n_out = n;
+    return 0;
+}
+
 /* ---- open, close ---- */
 
 int reel_index_open(const reel_index_options_t *opts, reel_index_t **out)
@@ -43,10 +106,15 @@ int reel_index_open(const reel_index_options_t *opts, reel_index_t **out)
     idx->dim = dim;
     idx->seed = opts && opts->seed ? opts->seed : 0x7265656c;
     idx->next_session = 1;
+    idx->ann_gen_nodes = opts && opts->ann_generation_nodes ? opts->ann_generation_nodes
+                                                             : REEL_IX_ANN_GEN_NODES;
+    if (idx->ann_gen_nodes > REEL_IX_ANN_NODES_MAX) {
+        free(idx);
+        return REEL_EUSAGE;
+    }
     int rc = reel_vecs_init(&idx->vecs, dim);
     if (rc == 0)
-        rc = reel_ann_open(&idx->vecs, REEL_IX_ANN_M, REEL_IX_ANN_EF_CONSTRUCTION, idx->seed,
-                           &idx->ann);
+        rc = ann_generation_open(idx, &idx->ann);
     idx->sessions = calloc(REEL_IX_SESSIONS_MAX, sizeof(ix_session_t));
     if (rc == 0 && idx->sessions == NULL)
         rc = -ENOMEM;
@@ -99,6 +167,7 @@ void reel_index_close(reel_index_t *idx)
             roaring_bitmap_free(idx->sessions[i].served);
     free(idx->sessions);
     reel_ann_close(idx->ann);
+    reel_ann_close(idx->ann_old);
     reel_vecs_free(&idx->vecs);
     free(idx->posts);
     free(idx->win_ring);
@@ -261,11 +330,11 @@ static void visibility_changed(reel_index_t *idx, uint32_t p, bool was_visible)
     if (now_visible == was_visible)
         return;
     if (now_visible) {
-        if (reel_ann_insert(idx->ann, p) != 0)
+        if (ann_add(idx, p) != 0)
             idx->dropped++;
         tags_index(idx, p, true);
     } else {
-        reel_ann_remove(idx->ann, p);
+        ann_remove(idx, p);
         tags_index(idx, p, false);
     }
 }
@@ -950,11 +1019,12 @@ void reel_index_stats(reel_index_t *idx, reel_index_stats_t *out)
     out->posts = idx->nposts;
     out->users = idx->nusers;
     out->tags = idx->ntags;
-    out->ann_nodes = reel_ann_nodes(idx->ann);
+    out->ann_nodes = reel_ann_nodes(idx->ann) + (idx->ann_old ? reel_ann_nodes(idx->ann_old) : 0);
     out->dropped = idx->dropped;
     uint64_t b = (uint64_t)idx->posts_cap * sizeof(ix_post_t) +
                  (uint64_t)idx->vecs.cap * (idx->dim + sizeof(float)) +
-                 idx->tag_pool_cap * sizeof(uint32_t) + reel_ann_bytes(idx->ann);
+                 idx->tag_pool_cap * sizeof(uint32_t) + reel_ann_bytes(idx->ann) +
+                 (idx->ann_old ? reel_ann_bytes(idx->ann_old) : 0);
     out->bytes_posts = b;
     for (uint32_t i = 0; i < idx->ntags; i++) {
         b += sizeof(ix_tag_t) + idx->tags[i].len + 1;

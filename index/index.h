@@ -69,9 +69,12 @@ typedef struct reel_index reel_index_t;
 typedef struct reel_index_options {
     uint32_t dim;   /* vector dimension (the engine's --dim); 0: 64 */
     uint64_t seed;  /* exploration and HNSW levels; 0: a fixed default */
+    uint32_t ann_generation_nodes; /* nodes of one ANN generation (tests);
+                                    * 0: REEL_IX_ANN_GEN_NODES */
 } reel_index_options_t;
 
-/* Creates an empty index. Errors: REEL_EUSAGE (dim over REEL_IX_DIM_MAX),
+/* Creates an empty index. Errors: REEL_EUSAGE (dim over REEL_IX_DIM_MAX,
+ * ann_generation_nodes over REEL_IX_ANN_NODES_MAX),
  * -ENOMEM. */
 int reel_index_open(const reel_index_options_t *opts, reel_index_t **out);
 /* Frees everything. NULL is a no-op. No apply or read may be running. */

@@ -104,7 +104,10 @@ struct reel_index {
     uint32_t max_post;      /* largest post id seen */
     uint64_t nposts;
     reel_vecs_t vecs;
-    reel_ann_t *ann;
+    reel_ann_t *ann;        /* the newer ANN generation: posts go in here */
+    reel_ann_t *ann_old;    /* the older one, or NULL (index.c, "ANN generations") */
+    uint32_t ann_gen_nodes; /* nodes of one generation */
+    uint64_t ann_gens;      /* generations started */
 
     uint32_t *tag_pool;     /* tag ids of every post, appended */
     uint64_t tag_pool_n, tag_pool_cap;
@@ -161,5 +164,10 @@ float reel__ix_heat_now(const reel_index_t *idx, const ix_post_t *p);
 /* The post's popularity (engagement decayed with REEL_IX_POP_HALF_LIFE_MS)
  * at now. */
 float reel__ix_pop_now(const reel_index_t *idx, const ix_post_t *p);
+
+/* The k posts of both ANN generations most similar to x, best first
+ * (reel_ann_search's contract, over the two graphs). */
+int reel__ix_ann_search(const reel_index_t *idx, const float *x, size_t k, size_t ef,
+                        reel_ann_hit_t *out, size_t *n_out);
 
 #endif /* REEL_INDEX_INT_H */

@@ -59,11 +59,15 @@
 #define REEL_IX_LEARN_RATE 0.05f
 
 /* ANN (HNSW): M links a node per upper layer, 2M at layer 0; efConstruction
- * 100; nodes at most 4 Mi (recent posts; older ones leave the graph when it
- * is rebuilt, see ann.h). Layers at most 16 (P(level >= 16) = M^-16). */
+ * 100; a graph holds at most 4 Mi nodes. The index keeps recent posts in two
+ * generations of REEL_IX_ANN_GEN_NODES nodes each (index.c, "ANN
+ * generations"): when the newer fills, the older is dropped and a new one
+ * starts, so the graphs always hold the newest 2 to 4 Mi posts. Layers at
+ * most 16 (P(level >= 16) = M^-16). */
 #define REEL_IX_ANN_M 12u
 #define REEL_IX_ANN_EF_CONSTRUCTION 100u
 #define REEL_IX_ANN_NODES_MAX (1u << 22)
+#define REEL_IX_ANN_GEN_NODES (1u << 21)
 #define REEL_IX_ANN_LEVELS_MAX 16u
 /* Results one ANN query returns at most, and its search width bound. */
 #define REEL_IX_ANN_K_MAX 1024u
@@ -121,6 +125,7 @@
 _Static_assert(REEL_IX_POSTS_MAX <= (1ull << 32), "post ids fit roaring's 32 bits");
 _Static_assert(REEL_IX_USERS_MAX <= (1ull << 32), "user ids fit roaring's 32 bits");
 _Static_assert(REEL_IX_ANN_NODES_MAX <= REEL_IX_POSTS_MAX, "nodes are posts");
+_Static_assert(REEL_IX_ANN_GEN_NODES <= REEL_IX_ANN_NODES_MAX, "a generation is one graph");
 _Static_assert(REEL_IX_CAND_FOLLOWING_MAX + REEL_IX_CAND_ANN +
                        REEL_IX_CAND_TAGS_TOP * REEL_IX_CAND_PER_TAG + REEL_IX_CAND_RISING +
                        REEL_IX_CAND_POPULAR +

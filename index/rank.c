@@ -200,8 +200,8 @@ static int src_ann(feed_t *f)
         return 0;
     reel_ann_hit_t hits[REEL_IX_CAND_ANN];
     size_t n = 0;
-    int rc = reel_ann_search(f->idx->ann, f->interest, REEL_IX_CAND_ANN, 2 * REEL_IX_CAND_ANN,
-                             hits, &n);
+    int rc = reel__ix_ann_search(f->idx, f->interest, REEL_IX_CAND_ANN, 2 * REEL_IX_CAND_ANN,
+                                 hits, &n);
     for (size_t i = 0; rc == 0 && i < n; i++) /* the rows' misses overlap */
         __builtin_prefetch(&f->idx->posts[hits[i].id]);
     for (size_t i = 0; rc == 0 && i < n; i++)

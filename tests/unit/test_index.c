@@ -19,6 +19,7 @@
 #include "engine/reel.h"
 #include "index/ann.h"
 #include "index/index.h"
+#include "index/index_int.h"
 #include "tests/harness.h"
 
 #define TOPICS 10
@@ -566,4 +567,43 @@ Test(index, ann_recall_duplicates)
     cr_assert_geq(recall, 0.95, "duplicates: recall@10 %.3f at ef up to 128", recall);
     reel_ann_close(a);
     reel_vecs_free(&v);
+}
+
+/* ANN generations (index.c): with generations of 64 nodes, 300 posts leave
+ * the newest 64 to 128 in the graphs; the newest post is its own nearest
+ * neighbour, the oldest is in neither graph, nothing was dropped, and the
+ * feed still ranks. */
+Test(index, ann_keeps_the_newest_posts_in_two_generations)
+{
+    reel_engine_close(eng);
+    reel_index_close(idx);
+    reel_test_rmtree(dir);
+    reel_index_options_t io = {.dim = 64, .seed = 42, .ann_generation_nodes = 64};
+    cr_assert_eq(reel_index_open(&io, &idx), 0);
+    open_all();
+    uint64_t author = mkuser("prolific"), first = 0, last = 0;
+    for (int i = 0; i < 300; i++) {
+        last = mkpost(author, i % TOPICS, i, "public");
+        first = first ? first : last;
+    }
+    reel_index_stats_t st;
+    reel_index_stats(idx, &st);
+    cr_assert_geq(st.ann_nodes, 64);
+    cr_assert_leq(st.ann_nodes, 128, "two generations at most: %lu", (unsigned long)st.ann_nodes);
+    cr_assert_eq(st.dropped, 0);
+    cr_assert_not_null(idx->ann_old, "the first generation filled and was dropped");
+    cr_assert(!reel_ann_contains(idx->ann, (uint32_t)first) &&
+              !reel_ann_contains(idx->ann_old, (uint32_t)first), "the oldest post left the graphs");
+    float x[64];
+    reel_vecs_get(&idx->vecs, (uint32_t)last, x);
+    reel_ann_hit_t hits[10];
+    size_t n = 0;
+    cr_assert_eq(reel__ix_ann_search(idx, x, 10, 64, hits, &n), 0);
+    cr_assert_eq(n, 10);
+    cr_assert_eq(hits[0].id, (uint32_t)last, "the newest post is found first");
+    for (size_t i = 1; i < n; i++)
+        cr_assert_geq(hits[i - 1].sim, hits[i].sim, "best first across both graphs");
+    fan_of(mkuser("fan"), 0, 3, 0);
+    reel_feed_page_t pg = page(mkuser("reader"), 20, NULL);
+    cr_assert_gt(pg.n, 0, "the feed still ranks");
 }
