@@ -423,13 +423,13 @@ static void answer_batch(reel_engine_t *e, uint32_t n, uint32_t ok, int rc)
 static void run_batch(reel_engine_t *e)
 {
     reel_views_session_t *s = NULL;
-    uint64_t next = reel_views_applied(e->views), first = next;
     uint32_t n = 0, used = 0;
     reel_cmd_req_t *carry = NULL; /* a command whose cascade goes on */
     uint64_t t0 = reel_mono_ns(), t1, t2, t3;
     int rc = e->failed;
     if (rc == 0 && reel_views_applied(e->views) != reel_log_end(e->log))
         rc = catch_up(e); /* after a refusal: judging needs views equal to the log */
+    uint64_t next = reel_views_applied(e->views), first = next; /* after the catch-up */
     if (rc == 0)
         rc = reel_views_session_begin(e->views, &s);
     while (n < REEL_ENGINE_BATCH_MAX && used + REEL_CMD_SLOTS <= REEL_ENGINE_ARENA_EVENTS) {
