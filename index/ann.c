@@ -186,6 +186,28 @@ float reel_vecs_sim(const reel_vecs_t *v, uint32_t a, uint32_t b)
     return reel_vecs_sim_q(v, v->q + (size_t)a * v->dim, v->scale[a], b);
 }
 
+size_t reel_vecs_exact(const reel_vecs_t *v, const float *x, uint32_t last,
+                       bool (*skip)(uint32_t id), size_t k, reel_ann_hit_t *out)
+{
+    int8_t q8[REEL_IX_DIM_MAX];
+    float qs;
+    size_t n = 0;
+    REEL_ASSERT(k >= 1 && k <= REEL_IX_ANN_K_MAX && last < v->cap);
+    reel_vecs_query(v, x, q8, &qs);
+    for (uint32_t id = 1; id <= last; id++) {
+        if (skip != NULL && skip(id))
+            continue;
+        float s = reel_vecs_sim_q(v, q8, qs, id);
+        if (n == k && s <= out[k - 1].sim)
+            continue;
+        size_t j = n < k ? n++ : k - 1; /* insertion into the sorted top k */
+        for (; j > 0 && out[j - 1].sim < s; j--)
+            out[j] = out[j - 1];
+        out[j] = (reel_ann_hit_t){id, s};
+    }
+    return n;
+}
+
 /* ---- HNSW ---- */
 
 #define NONE UINT32_MAX

@@ -74,6 +74,13 @@ typedef struct reel_ann_hit {
     float sim; /* cosine similarity to the query */
 } reel_ann_hit_t;
 
+/* Exact search, the reference the graph's recall is measured against: the
+ * k (1..REEL_IX_ANN_K_MAX) ids of 1..last most similar to x (dim floats),
+ * best first, leaving out every id skip (may be NULL) says true of; returns
+ * how many went into out. A scan of every id: for tests and benchmarks. */
+size_t reel_vecs_exact(const reel_vecs_t *v, const float *x, uint32_t last,
+                       bool (*skip)(uint32_t id), size_t k, reel_ann_hit_t *out);
+
 /* An empty graph over vecs (not owned; must outlive it). m 2..64 (0:
  * REEL_IX_ANN_M), ef_construction (0: REEL_IX_ANN_EF_CONSTRUCTION).
  * Errors: REEL_EUSAGE, -ENOMEM. */

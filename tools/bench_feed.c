@@ -227,19 +227,7 @@ static int bench_ann(uint64_t n, uint32_t dim)
         reel_index_embed(pr, strlen(pr), NULL, 0, dim, qv[q]);
         for (uint32_t i = 0; i < dim; i++) /* a user is near a topic, not on a post */
             qv[q][i] += (float)(unit(&rng) - 0.5) * 0.3f;
-        int8_t q8[REEL_IX_DIM_MAX];
-        float qs;
-        size_t ne = 0;
-        reel_vecs_query(&v, qv[q], q8, &qs);
-        for (uint32_t id = 1; id <= n; id++) {
-            float s = reel_vecs_sim_q(&v, q8, qs, id);
-            if (ne == K && s <= exact[q][K - 1].sim)
-                continue;
-            size_t j = ne < K ? ne++ : K - 1;
-            for (; j > 0 && exact[q][j - 1].sim < s; j--)
-                exact[q][j] = exact[q][j - 1];
-            exact[q][j] = (reel_ann_hit_t){id, s};
-        }
+        reel_vecs_exact(&v, qv[q], (uint32_t)n, NULL, K, exact[q]);
     }
     double exact_qps = Q / ((reel_bench_now_ns() - t0) / 1e9), recall = 0, qps = 0;
     for (size_t e = 0; rc == 0 && e < EF_STEPS && recall < 0.95; e++) {

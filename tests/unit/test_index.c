@@ -437,6 +437,12 @@ Test(index, load_rebuilds_the_state)
 
 /* The HNSW graph against exact search on the same (quantised) vectors:
  * 20,000 random unit vectors of dimension 64, 200 queries, recall@10. */
+/* The ids ann_recall removes from the graph: every tenth, from 1. */
+static bool removed_id(uint32_t id)
+{
+    return id % 10 == 1;
+}
+
 Test(index, ann_recall)
 {
     enum { N = 20000, DIM = 64, Q = 200, K = 10 };
@@ -460,21 +466,7 @@ Test(index, ann_recall)
     for (int q = 0; q < Q; q++) { /* exact top K of the live nodes */
         for (int i = 0; i < DIM; i++)
             qv[q][i] = (float)((double)(reel_test_rand(&rng) >> 11) / 9007199254740992.0 - 0.5);
-        int8_t q8[DIM];
-        float qs;
-        size_t ne = 0;
-        reel_vecs_query(&v, qv[q], q8, &qs);
-        for (uint32_t id = 1; id <= N; id++) {
-            if (id % 10 == 1)
-                continue;
-            float s = reel_vecs_sim_q(&v, q8, qs, id);
-            if (ne == K && s <= exact[q][K - 1].sim)
-                continue;
-            size_t j = ne < K ? ne++ : K - 1;
-            for (; j > 0 && exact[q][j - 1].sim < s; j--)
-                exact[q][j] = exact[q][j - 1];
-            exact[q][j] = (reel_ann_hit_t){id, s};
-        }
+        cr_assert_eq(reel_vecs_exact(&v, qv[q], N, removed_id, K, exact[q]), K);
     }
     double recall = 0;
     size_t ef = 32;
@@ -535,19 +527,7 @@ Test(index, ann_recall_duplicates)
         const float *b = base[reel_test_rand(&rng) % DISTINCT];
         for (int i = 0; i < DIM; i++)
             qv[q][i] = b[i] + (float)((double)(reel_test_rand(&rng) >> 11) / 9007199254740992.0 - 0.5) * 0.3f;
-        int8_t q8[DIM];
-        float qs;
-        size_t ne = 0;
-        reel_vecs_query(&v, qv[q], q8, &qs);
-        for (uint32_t id = 1; id <= N; id++) {
-            float s = reel_vecs_sim_q(&v, q8, qs, id);
-            if (ne == K && s <= exact[q][K - 1].sim)
-                continue;
-            size_t j = ne < K ? ne++ : K - 1;
-            for (; j > 0 && exact[q][j - 1].sim < s; j--)
-                exact[q][j] = exact[q][j - 1];
-            exact[q][j] = (reel_ann_hit_t){id, s};
-        }
+        cr_assert_eq(reel_vecs_exact(&v, qv[q], N, NULL, K, exact[q]), K);
     }
     double recall = 0;
     size_t ef = 16;
