@@ -14,6 +14,10 @@
 #include "engine/common.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <ftw.h>
 #include <limits.h>
 #include <math.h>
@@ -301,4 +305,120 @@ void reel_bench_cleanup(const reel_bench_ctx_t *ctx, const char *path)
     int rc = reel_bench_rmtree(path);
     if (rc < 0)
         fprintf(stderr, "reel bench: could not remove %s: %s\n", path, reel_strerror(rc));
+}
+
+/* ---- child processes ---- */
+
+int reel_bench_exe_dir(char *dir, size_t len)
+{
+    ssize_t n = readlink("/proc/self/exe", dir, len - 1);
+    if (n <= 0)
+        return -1;
+    dir[n] = '\0';
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+        return -1;
+    *slash = '\0';
+    return 0;
+}
+
+static void bench_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+pid_t reel_bench_spawn(const char *const *argv, const char *out, const char *err)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int fe = open(err, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        int fi = open("/dev/null", O_RDONLY);
+        if (getppid() != parent || fo < 0 || fe < 0 || fi < 0 || dup2(fo, 1) < 0 ||
+            dup2(fe, 2) < 0 || dup2(fi, 0) < 0)
+            _exit(127);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+int reel_bench_stop(pid_t pid, int wait_ms)
+{
+    int ws = 0;
+    if (pid <= 0)
+        return -1;
+    kill(pid, SIGTERM);
+    for (int i = 0; i < wait_ms / 10; i++) {
+        pid_t r = waitpid(pid, &ws, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+        if (r < 0)
+            return -1;
+        bench_sleep_ms(10);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &ws, 0);
+    return -1;
+}
+
+/* The port of a complete "listening on" line in path, or 0. */
+static int reeld_listening_port(const char *path)
+{
+    static const char mark[] = "listening on http://127.0.0.1:";
+    char buf[8192];
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    const char *p = strstr(buf, mark);
+    return p != NULL && strchr(p, '\n') != NULL ? atoi(p + strlen(mark)) : 0;
+}
+
+int reel_bench_reeld_start(const char *bench, const char *dir, const char *const *extra,
+                           reel_bench_reeld_t *s)
+{
+    enum { ARGS_MAX = 24 };
+    char exe[PATH_MAX], bin[PATH_MAX + 8], data[PATH_MAX + 16];
+    const char *argv[ARGS_MAX] = {bin, "--data", data, "--listen", "127.0.0.1:0"};
+    int argc = 5;
+    s->pid = -1;
+    s->port = 0;
+    if (reel_bench_exe_dir(exe, sizeof(exe)) != 0)
+        return -1;
+    snprintf(bin, sizeof(bin), "%s/reeld", exe);
+    snprintf(data, sizeof(data), "%s/reeld-data", dir);
+    snprintf(s->out, sizeof(s->out), "%s/reeld.out", dir);
+    snprintf(s->err, sizeof(s->err), "%s/reeld.err", dir);
+    if (access(bin, X_OK) != 0) {
+        fprintf(stderr, "bench %s: %s is not built (make builds it beside reel)\n", bench, bin);
+        return -1;
+    }
+    for (int i = 0; extra != NULL && extra[i] != NULL; i++) {
+        REEL_ASSERT(argc < ARGS_MAX - 1);
+        argv[argc++] = extra[i];
+    }
+    argv[argc] = NULL;
+    if ((s->pid = reel_bench_spawn(argv, s->out, s->err)) < 0)
+        return -1;
+    for (int i = 0; i < REEL_BENCH_START_MS / 10; i++) {
+        if ((s->port = reeld_listening_port(s->out)) > 0) {
+            snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%d", s->port);
+            return 0;
+        }
+        int ws;
+        if (waitpid(s->pid, &ws, WNOHANG) == s->pid) {
+            fprintf(stderr, "bench %s: reeld exited at start (see %s)\n", bench, s->err);
+            s->pid = -1;
+            return -1;
+        }
+        bench_sleep_ms(10);
+    }
+    fprintf(stderr, "bench %s: reeld did not listen within %d ms\n", bench, REEL_BENCH_START_MS);
+    return -1;
 }

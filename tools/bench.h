@@ -26,8 +26,10 @@
 #ifndef REEL_TOOLS_BENCH_H
 #define REEL_TOOLS_BENCH_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* XX(name, one-line description). Order is the order of `reel bench all`. */
 #define REEL_BENCH_LIST(XX)                                                               \
@@ -77,6 +79,38 @@ void reel_bench_sort_u64(uint64_t *samples, uint32_t n);
 
 /* Monotonic clock in nanoseconds. */
 uint64_t reel_bench_now_ns(void);
+
+/* ---- child processes: reeld and the programs make builds beside reel ---- */
+
+/* How long a started reeld gets to print its "listening on" line. */
+#define REEL_BENCH_START_MS 15000
+
+/* The directory of this binary (build/: reeld and reel-render are there).
+ * 0, or -1. */
+int reel_bench_exe_dir(char *dir, size_t len);
+
+/* Forks and execs argv[0] (a path), stdout to out (truncated), stderr
+ * appended to err, stdin /dev/null; the child dies with us. Its pid, or -1. */
+pid_t reel_bench_spawn(const char *const *argv, const char *out, const char *err);
+
+/* SIGTERM, up to wait_ms for it to exit, then SIGKILL. The exit status, or
+ * -1 when it had to be killed or a signal ended it (or pid <= 0). */
+int reel_bench_stop(pid_t pid, int wait_ms);
+
+/* A reeld a benchmark started. */
+typedef struct reel_bench_reeld {
+    pid_t pid;
+    int port;
+    char url[64];                     /* http://127.0.0.1:PORT */
+    char out[PATH_MAX], err[PATH_MAX]; /* its stdout and stderr */
+} reel_bench_reeld_t;
+
+/* Starts reeld (beside this binary) on dir/reeld-data, --listen
+ * 127.0.0.1:0 and the arguments extra (NULL-terminated, may be NULL), and
+ * waits (REEL_BENCH_START_MS at most) for its "listening on" line. 0, or -1
+ * with the reason on stderr, after `bench` (the benchmark's name). */
+int reel_bench_reeld_start(const char *bench, const char *dir, const char *const *extra,
+                           reel_bench_reeld_t *out);
 
 /* Makes path = parent/name and creates that directory (it must not exist).
  * Returns 0 or -errno. path holds path_size bytes. */

@@ -137,25 +137,10 @@ static pid_t spawn(char *const argv[], const char *out_path, const char *err_pat
     return pid;
 }
 
-/* SIGTERM, up to STOP_TIMEOUT_MS for it to exit, then SIGKILL. Returns the
- * exit status, or -1 when it had to be killed or died by a signal. */
+/* SIGTERM, up to STOP_TIMEOUT_MS for it to exit, then SIGKILL (tools/bench.c). */
 static int stop_child(pid_t pid)
 {
-    int ws = 0;
-    if (pid <= 0)
-        return -1;
-    kill(pid, SIGTERM);
-    for (int i = 0; i < STOP_TIMEOUT_MS / 10; i++) {
-        pid_t r = waitpid(pid, &ws, WNOHANG);
-        if (r == pid)
-            return WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
-        if (r < 0)
-            return -1;
-        sleep_ms(10);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &ws, 0);
-    return -1;
+    return reel_bench_stop(pid, STOP_TIMEOUT_MS);
 }
 
 /* Runs argv to completion (at most timeout_ms, then it is killed), its
@@ -251,63 +236,7 @@ static int free_port(void)
 
 /* ---- reeld ---- */
 
-typedef struct server {
-    pid_t pid;
-    int port;
-    char out[PATH_MAX], err[PATH_MAX];
-} server_t;
-
-/* Starts reeld (beside this binary) on data_dir; waits for its "listening
- * on" line. */
-static int reeld_start(const char *dir, server_t *s)
-{
-    char exe[PATH_MAX], bin[PATH_MAX], data[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (n <= 0)
-        return -1;
-    exe[n] = '\0';
-    char *slash = strrchr(exe, '/');
-    if (slash == NULL)
-        return -1;
-    *slash = '\0';
-    snprintf(bin, sizeof(bin), "%s/reeld", exe);
-    if (access(bin, X_OK) != 0) {
-        fprintf(stderr, "bench http: %s is not built (make builds it beside reel)\n", bin);
-        return -1;
-    }
-    snprintf(data, sizeof(data), "%s/reeld-data", dir);
-    snprintf(s->out, sizeof(s->out), "%s/reeld.out", dir);
-    snprintf(s->err, sizeof(s->err), "%s/reeld.err", dir);
-    char *argv[] = {bin, "--data", data, "--listen", "127.0.0.1:0", NULL};
-    s->port = -1;
-    s->pid = spawn(argv, s->out, s->err, NULL);
-    if (s->pid < 0)
-        return -1;
-    static const char mark[] = "listening on http://127.0.0.1:";
-    for (int i = 0; i < START_TIMEOUT_MS / 10; i++) {
-        char buf[8192];
-        FILE *f = fopen(s->out, "r");
-        if (f != NULL) {
-            size_t len = fread(buf, 1, sizeof(buf) - 1, f);
-            fclose(f);
-            buf[len] = '\0';
-            const char *p = strstr(buf, mark);
-            if (p != NULL && strchr(p, '\n') != NULL) {
-                s->port = atoi(p + strlen(mark));
-                return s->port > 0 ? 0 : -1;
-            }
-        }
-        int ws;
-        if (waitpid(s->pid, &ws, WNOHANG) == s->pid) {
-            fprintf(stderr, "bench http: reeld exited at start (see %s)\n", s->err);
-            s->pid = -1;
-            return -1;
-        }
-        sleep_ms(10);
-    }
-    fprintf(stderr, "bench http: reeld did not listen within %d ms\n", START_TIMEOUT_MS);
-    return -1;
-}
+typedef reel_bench_reeld_t server_t; /* reeld, started by tools/bench.c */
 
 /* One HTTP request on a fresh connection (Connection: close), the answer's
  * body into *body (malloc'd, NUL-terminated). Bounded by HTTP_TIMEOUT_MS
@@ -1178,7 +1107,7 @@ int reel_bench_http(const reel_bench_ctx_t *ctx)
         setrlimit(RLIMIT_NOFILE, &nofile);
     }
 
-    if (reeld_start(ctx->dir, &s) != 0)
+    if (reel_bench_reeld_start("http", ctx->dir, NULL, &s) != 0)
         goto out;
     fprintf(stderr, "  reeld pid %d on 127.0.0.1:%d; load generator: 1 thread (epoll) on the "
             "same machine (%ld CPUs online, shared with reeld and the baseline)\n", (int)s.pid,

@@ -31,7 +31,6 @@
  * judging time a command, durable wait and views commit a batch.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
@@ -40,9 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,7 +49,6 @@
 #include "tools/http_client.h"
 
 #define RB_WORKERS 32u
-#define RB_START_TIMEOUT_MS 15000
 #define RB_REQUEST_TIMEOUT_MS 30000u
 #define RB_BATCH_LINES 8192u
 #define RB_TASKS_FULL 20000u
@@ -65,93 +61,7 @@
  * user with 100,000 generations would make the seeding quadratic. */
 #define RB_USERS 1024u
 
-typedef struct rb_server {
-    pid_t pid;
-    int port;
-    char url[64];
-} rb_server_t;
-
-static void rb_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Starts reeld (beside this binary) on dir/reeld-data; waits (bounded)
- * for its "listening on" line. */
-static int rb_reeld_start(const char *dir, rb_server_t *s)
-{
-    char exe[PATH_MAX], bin[PATH_MAX + 8], data[PATH_MAX], out[PATH_MAX], err[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (n <= 0)
-        return -1;
-    exe[n] = '\0';
-    *strrchr(exe, '/') = '\0';
-    snprintf(bin, sizeof(bin), "%s/reeld", exe);
-    snprintf(data, sizeof(data), "%s/reeld-data", dir);
-    snprintf(out, sizeof(out), "%s/reeld.out", dir);
-    snprintf(err, sizeof(err), "%s/reeld.err", dir);
-    if (access(bin, X_OK) != 0) {
-        fprintf(stderr, "bench render: %s is not built (make builds it beside reel)\n", bin);
-        return -1;
-    }
-    pid_t parent = getpid();
-    s->pid = fork();
-    if (s->pid < 0)
-        return -1;
-    if (s->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fe = open(err, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (getppid() != parent || fo < 0 || fe < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0)
-            _exit(127);
-        execl(bin, bin, "--data", data, "--listen", "127.0.0.1:0", "--generations-per-day",
-              "100000", (char *)NULL);
-        _exit(127);
-    }
-    static const char mark[] = "listening on http://127.0.0.1:";
-    for (int i = 0; i < RB_START_TIMEOUT_MS / 10; i++) {
-        char buf[8192];
-        FILE *f = fopen(out, "r");
-        if (f != NULL) {
-            size_t len = fread(buf, 1, sizeof(buf) - 1, f);
-            fclose(f);
-            buf[len] = '\0';
-            const char *p = strstr(buf, mark);
-            if (p != NULL && strchr(p, '\n') != NULL) {
-                s->port = atoi(p + strlen(mark));
-                snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%d", s->port);
-                return s->port > 0 ? 0 : -1;
-            }
-        }
-        int ws;
-        if (waitpid(s->pid, &ws, WNOHANG) == s->pid) {
-            fprintf(stderr, "bench render: reeld exited at start (see %s)\n", err);
-            s->pid = -1;
-            return -1;
-        }
-        rb_sleep_ms(10);
-    }
-    fprintf(stderr, "bench render: reeld did not listen within %d ms\n", RB_START_TIMEOUT_MS);
-    return -1;
-}
-
-/* SIGTERM, then (after 10 s) SIGKILL: its exit status, or -1. */
-static int rb_reeld_stop(rb_server_t *s)
-{
-    int ws = 0;
-    if (s->pid <= 0)
-        return -1;
-    kill(s->pid, SIGTERM);
-    for (int i = 0; i < 1000; i++) {
-        if (waitpid(s->pid, &ws, WNOHANG) == s->pid)
-            return WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
-        rb_sleep_ms(10);
-    }
-    kill(s->pid, SIGKILL);
-    waitpid(s->pid, &ws, 0);
-    return -1;
-}
+typedef reel_bench_reeld_t rb_server_t; /* reeld, started by tools/bench.c */
 
 /* Queues n generations for users 1..RB_USERS through /v1/batch; their ids
  * go to ids[0..n). Every line must be answered 202 with its id. */
@@ -653,7 +563,8 @@ int reel_bench_render(const reel_bench_ctx_t *ctx)
         return 0;
     run[0] = true; /* the baseline runs whenever another mode does */
     signal(SIGPIPE, SIG_IGN);
-    if (rb_reeld_start(ctx->dir, &s) != 0)
+    static const char *const extra[] = {"--generations-per-day", "100000", NULL};
+    if (reel_bench_reeld_start("render", ctx->dir, extra, &s) != 0)
         return 2;
     int rc = reel_client_init(&admin, s.url, NULL);
     if (rc == 0)
@@ -666,7 +577,7 @@ int reel_bench_render(const reel_bench_ctx_t *ctx)
     if (rc == 0)
         rb_emit(run, res, rounds);
     reel_client_free(&admin);
-    int stopped = rb_reeld_stop(&s);
+    int stopped = reel_bench_stop(s.pid, 10000);
     if (rc != 0) {
         fprintf(stderr, "bench render: failed: %s\n", strerror(rc < 0 ? -rc : rc));
         return 2;

@@ -42,7 +42,6 @@
  * the log's segments, which roll over under load.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <dirent.h>
@@ -53,9 +52,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <time.h>
@@ -69,7 +66,6 @@
 #define SK_SEED_POSTS 400u
 #define SK_GEN_INFLIGHT 32
 #define SK_TIMEOUT_MS 30000u
-#define SK_START_TIMEOUT_MS 15000
 #define SK_SAMPLES_MAX (1u << 22) /* per route per window: beyond, only counted */
 
 /* The routes of the load: name, method. */
@@ -139,92 +135,22 @@ static uint64_t sk_rand(uint64_t *s)
 
 /* ---- reeld, reel-render ---- */
 
-static int sk_exe_dir(char *dir, size_t len)
-{
-    ssize_t n = readlink("/proc/self/exe", dir, len - 1);
-    if (n <= 0)
-        return -1;
-    dir[n] = '\0';
-    *strrchr(dir, '/') = '\0';
-    return 0;
-}
-
-static pid_t sk_spawn(const char *const *argv, const char *out, const char *err)
-{
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fe = open(err, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (getppid() != parent || fo < 0 || fe < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0)
-            _exit(127);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
-}
-
+/* reeld on dir/reeld-data (tools/bench.c), its port and url into s. */
 static int sk_reeld_start(const char *dir, sk_state_t *s, pid_t *pid)
 {
-    char exe[PATH_MAX], bin[PATH_MAX + 8], data[PATH_MAX], out[PATH_MAX], err[PATH_MAX];
-    if (sk_exe_dir(exe, sizeof exe) != 0)
-        return -1;
-    snprintf(bin, sizeof bin, "%s/reeld", exe);
-    snprintf(data, sizeof data, "%s/reeld-data", dir);
-    snprintf(out, sizeof out, "%s/reeld.out", dir);
-    snprintf(err, sizeof err, "%s/reeld.err", dir);
-    if (access(bin, X_OK) != 0) {
-        fprintf(stderr, "bench soak: %s is not built (make builds it beside reel)\n", bin);
-        return -1;
-    }
-    const char *argv[] = {bin, "--data", data, "--listen", "127.0.0.1:0",
-                          "--generations-per-day", "1000000", NULL};
-    *pid = sk_spawn(argv, out, err);
-    if (*pid < 0)
-        return -1;
-    static const char mark[] = "listening on http://127.0.0.1:";
-    for (int i = 0; i < SK_START_TIMEOUT_MS / 10; i++) {
-        char buf[8192];
-        FILE *f = fopen(out, "r");
-        if (f != NULL) {
-            size_t len = fread(buf, 1, sizeof buf - 1, f);
-            fclose(f);
-            buf[len] = '\0';
-            const char *p = strstr(buf, mark);
-            if (p != NULL && strchr(p, '\n') != NULL) {
-                s->port = atoi(p + strlen(mark));
-                snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d", s->port);
-                return s->port > 0 ? 0 : -1;
-            }
-        }
-        int ws;
-        if (waitpid(*pid, &ws, WNOHANG) == *pid) {
-            fprintf(stderr, "bench soak: reeld exited at start (see %s)\n", err);
-            *pid = -1;
-            return -1;
-        }
-        sk_sleep_ms(10);
-    }
-    fprintf(stderr, "bench soak: reeld did not listen within %d ms\n", SK_START_TIMEOUT_MS);
-    return -1;
+    static const char *const extra[] = {"--generations-per-day", "1000000", NULL};
+    reel_bench_reeld_t r;
+    int rc = reel_bench_reeld_start("soak", dir, extra, &r);
+    *pid = r.pid;
+    s->port = r.port;
+    snprintf(s->url, sizeof s->url, "%s", r.url);
+    return rc;
 }
 
 /* SIGTERM, then (after 20 s) SIGKILL: the exit status, or -1. */
 static int sk_stop(pid_t pid)
 {
-    int ws = 0;
-    if (pid <= 0)
-        return -1;
-    kill(pid, SIGTERM);
-    for (int i = 0; i < 2000; i++) {
-        if (waitpid(pid, &ws, WNOHANG) == pid)
-            return WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
-        sk_sleep_ms(10);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &ws, 0);
-    return -1;
+    return reel_bench_stop(pid, 20000);
 }
 
 /* A KiB field of /proc/PID/status ("VmRSS:", "RssAnon:", "RssFile:"). */
@@ -627,7 +553,7 @@ int reel_bench_soak(const reel_bench_ctx_t *ctx)
             s->steady ? "; steady: no new posts, comments or generations" : "");
 
     char exe[PATH_MAX], bin[PATH_MAX + 16], outdir[PATH_MAX], rout[PATH_MAX], rerr[PATH_MAX];
-    if (sk_exe_dir(exe, sizeof exe) != 0)
+    if (reel_bench_exe_dir(exe, sizeof exe) != 0)
         goto out;
     snprintf(bin, sizeof bin, "%s/reel-render", exe);
     snprintf(outdir, sizeof outdir, "%s/renders", ctx->dir);
@@ -640,7 +566,7 @@ int reel_bench_soak(const reel_bench_ctx_t *ctx)
     const char *rargv[] = {bin, "--server", s->url, "--concurrency", "4", "--out", outdir,
                            "--wait-ms", "1000", "--publish", "--frames", "8", "--size", "64x48",
                            "--worker", "soak", NULL};
-    render = sk_spawn(rargv, rout, rerr);
+    render = reel_bench_spawn(rargv, rout, rerr);
     if (render < 0)
         goto out;
 
