@@ -307,6 +307,42 @@ out:
     return rc;
 }
 
+/* The engine's writer counters from /metrics (batches, commands, and the
+ * seconds of each phase): v[0..4]. Returns 0 or -1. */
+static int writer_counters(int port, double v[5])
+{
+    static const char *const names[5] = {
+        "\nreeld_engine_batches_total ", "\nreeld_engine_commands_total ",
+        "\nreeld_engine_phase_seconds_total{phase=\"judge\"} ",
+        "\nreeld_engine_phase_seconds_total{phase=\"durable_wait\"} ",
+        "\nreeld_engine_phase_seconds_total{phase=\"views_commit\"} "};
+    int status;
+    char *resp;
+    if (http_call(port, "GET", "/metrics", "text/plain", NULL, 0, &status, &resp) != 0)
+        return -1;
+    int rc = status == 200 ? 0 : -1;
+    for (int i = 0; rc == 0 && i < 5; i++) {
+        const char *p = strstr(resp, names[i]);
+        rc = p != NULL ? 0 : -1;
+        v[i] = p != NULL ? strtod(p + strlen(names[i]), NULL) : 0;
+    }
+    free(resp);
+    return rc;
+}
+
+/* Where reeld's writer spent a run: commands a batch and time a batch per
+ * phase, from the counters before (a) and after (b). */
+static void writer_report(uint32_t round, const double a[5], const double b[5])
+{
+    double n = b[0] - a[0];
+    if (n <= 0)
+        return;
+    fprintf(stderr, "  round %u: reeld writer: %.0f batches, %.1f commands a batch; per batch "
+            "judging %.0f us, waiting for the log %.0f us, committing the views %.0f us\n",
+            round + 1, n, (b[1] - a[1]) / n, (b[2] - a[2]) / n * 1e6, (b[3] - a[3]) / n * 1e6,
+            (b[4] - a[4]) / n * 1e6);
+}
+
 /* Posts the NDJSON lines to /v1/batch; each answer's id field (id_key, or
  * NULL) goes to ids[*nids] when its status is want. Returns the number of
  * lines answered with want, or -1. */
@@ -1053,10 +1089,13 @@ static int one_round(const reel_bench_ctx_t *ctx, uint32_t round, const server_t
         L.nconns = CONNS_WRITE;
         L.rate = 0;
         L.rng += 7;
-        double cs = cpu_seconds(s->pid), cg = cpu_seconds(0);
+        double cs = cpu_seconds(s->pid), cg = cpu_seconds(0), wa[5], wb[5];
+        bool counted = writer_counters(s->port, wa) == 0;
         uint64_t t0 = now_ns();
         if (load_run(&L) != 0 || too_many_errors("writes", &L))
             return -1;
+        if (counted && writer_counters(s->port, wb) == 0)
+            writer_report(round, wa, wb);
         double secs = (double)(now_ns() - t0) / 1e9;
         res->wr_rps[i] = L.rps;
         res->wr_p99[i] = (double)L.p99_ns / 1e3;

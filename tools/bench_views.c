@@ -360,6 +360,19 @@ static int read_baseline(const char *dir, double *rate)
     return rc == 0 ? 0 : -EIO;
 }
 
+/* Where the writer's time went (the seed included): what to work on. */
+static void ingest_report(reel_engine_t *e)
+{
+    reel_engine_stats_t st;
+    reel_engine_stats(e, &st);
+    double b = st.batches ? (double)st.batches : 1.0;
+    fprintf(stderr, "  writer: %llu batches, %.0f commands and %.0f events a batch; per batch "
+            "judging %.0f us, waiting for the log %.0f us, committing the views %.0f us\n",
+            (unsigned long long)st.batches, (double)st.commands / b, (double)st.events / b,
+            (double)st.judge_ns / b / 1e3, (double)st.durable_wait_ns / b / 1e3,
+            (double)st.views_commit_ns / b / 1e3);
+}
+
 static int bench_ingest(const reel_bench_ctx_t *ctx)
 {
     uint64_t n = ctx->quick ? 100000 : 1000000;
@@ -385,6 +398,8 @@ static int bench_ingest(const reel_bench_ctx_t *ctx)
             rc = ingest_run(&in, n, 1000 + r, 1000, &eng_rate[r]);
         if (rc == 0)
             rc = read_profiles(in.e, &read_rate[r]);
+        if (rc == 0)
+            ingest_report(in.e);
         reel_engine_close(in.e);
         free(in.slots);
         if (rc == 0)
