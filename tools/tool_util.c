@@ -59,7 +59,10 @@ int tool_log_open_ro(const char *cmd, const char *data_dir, reel_log_t **out)
     }
     int rc = reel_log_open(log_dir, &lo, out, err, sizeof(err));
     if (rc != 0) {
-        fprintf(stderr, "%s: %s: %s\n", cmd, log_dir, err[0] != '\0' ? err : reel_strerror(rc));
+        if (err[0] != '\0' && strstr(err, log_dir) != NULL) /* the message names it */
+            fprintf(stderr, "%s: %s\n", cmd, err);
+        else
+            fprintf(stderr, "%s: %s: %s\n", cmd, log_dir, err[0] != '\0' ? err : reel_strerror(rc));
         if (rc == REEL_ECORRUPT || rc == REEL_ECHAIN || rc == REEL_EMISSING)
             fprintf(stderr, "%s: run `reel verify --data %s` for a full report\n", cmd, data_dir);
     }

@@ -198,3 +198,78 @@ Test(views_cli, bad_arguments_exit_2)
     cr_assert_eq(run_reel(out, sizeof(out), "views-hash", "--data", absent, NULL), 2);
     cr_assert_eq(run_reel(out, sizeof(out), "rebuild", "--bogus", NULL), 2);
 }
+
+/* Bad input gets a message naming the problem, and changes nothing: an
+ * option a command does not take, --to past the end, a data directory
+ * without a log. Neither replay's --into nor a log directory is left
+ * behind. */
+Test(views_cli, bad_input_is_named_and_changes_nothing)
+{
+    char into[PATH_MAX + 16], nolog[PATH_MAX + 16], logs[PATH_MAX + 32];
+    struct stat st;
+    make_log();
+    snprintf(into, sizeof(into), "%s/never", data);
+    snprintf(nolog, sizeof(nolog), "%s/nolog", data);
+    snprintf(logs, sizeof(logs), "%s/log", nolog);
+    cr_assert_eq(mkdir(nolog, 0755), 0);
+    const struct {
+        const char *args[8];
+        const char *says;
+    } cases[] = {
+        {{"rebuild", "--data", data, "--to", "5"}, "--to is not an option of reel rebuild"},
+        {{"rebuild", "--data", data, "--into", into}, "--into is not an option"},
+        {{"views-hash", "--data", data, "--to", "5"}, "--to is not an option"},
+        {{"views-hash", "--data", data, "--at", "5"}, "--at is not an option"},
+        {{"replay", "--data", data, "--to", "301", "--into", into},
+         "--to 301 is past the end of the log (300 events"},
+        {{"replay", "--data", nolog, "--to", "1", "--into", into}, "No such file"},
+        {{"rebuild", "--data", nolog}, "no log there"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *const *a = cases[i].args;
+        reel_test_run_t r = reel_test_reel_run(data, a[0], a[1], a[2], a[3], a[4], a[5], a[6],
+                                               NULL);
+        cr_assert_eq(r.status, 2, "case %zu: %s", i, r.err);
+        cr_assert(strstr(r.err, cases[i].says) != NULL, "case %zu: %s", i, r.err);
+        cr_assert_eq(r.out[0], '\0', "case %zu printed %s", i, r.out);
+        reel_test_run_free(&r);
+        cr_assert_neq(stat(into, &st), 0, "case %zu made %s", i, into);
+        cr_assert_neq(stat(logs, &st), 0, "case %zu made %s", i, logs);
+    }
+    /* --to at the end is the whole log. */
+    char out[512];
+    cr_assert_eq(run_reel(out, sizeof(out), "replay", "--data", data, "--to", "300", "--into",
+                          into, NULL), 0);
+    cr_assert(strstr(out, "applied=300") != NULL, "%s", out);
+}
+
+/* rebuild and replay draw the shared progress line (tools/tool_util.h)
+ * on a terminal: forced with REEL_PROGRESS=1, it ends at 100% with the
+ * rate; on a file (the default here) there is none. */
+Test(views_cli, progress_line_with_rate_and_time_left)
+{
+    char into[PATH_MAX + 16];
+    make_log();
+    for (int forced = 0; forced < 2; forced++) {
+        if (forced)
+            setenv("REEL_PROGRESS", "1", 1);
+        snprintf(into, sizeof(into), "%s/p%d", data, forced);
+        reel_test_run_t r = reel_test_reel_run(data, "replay", "--data", data, "--to", "200",
+                                               "--into", into, NULL);
+        cr_assert_eq(r.status, 0, "%s", r.err);
+        if (forced)
+            cr_assert(strstr(r.err, "\r  200 / 200 events (100%), ") != NULL &&
+                          strstr(r.err, "events/s, 0 s left") != NULL, "%s", r.err);
+        else
+            cr_assert(strchr(r.err, '\r') == NULL, "drew on a file: %s", r.err);
+        reel_test_run_free(&r);
+        r = reel_test_reel_run(data, "rebuild", "--data", data, NULL);
+        cr_assert_eq(r.status, 0, "%s", r.err);
+        if (forced)
+            cr_assert(strstr(r.err, "\r  300 / 300 events (100%), ") != NULL, "%s", r.err);
+        else
+            cr_assert(strchr(r.err, '\r') == NULL, "drew on a file: %s", r.err);
+        reel_test_run_free(&r);
+    }
+    unsetenv("REEL_PROGRESS");
+}
