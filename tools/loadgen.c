@@ -195,7 +195,7 @@ static bool set_add(lg_set_t *s, uint64_t key)
 
 void lg_opts_default(lg_opts_t *o)
 {
-    *o = (lg_opts_t){.seed = 1, .users = 10000, .posts = 20000, .events = 1000000,
+    *o = (lg_opts_t){.seed = 1, .users = 100000, .posts = 20000, .events = 1000000,
                      .follows = 20, .start_ms = LG_START_MS_DEFAULT, .days = 7, .group = 256,
                      .mix = {60, 25, 6, 4, 5}, .gen_pct = 70, .remix_pct = 10};
 }
@@ -226,9 +226,8 @@ int lg_parse_mix(const char *s, lg_opts_t *o)
     return 0;
 }
 
-int lg_world_new(const lg_opts_t *o, lg_world_t **out)
+int lg_opts_check(const lg_opts_t *o)
 {
-    *out = NULL;
     if (o->users < 2 || o->users > (1u << 26) || o->posts > (1u << 30) ||
         o->events < o->users || o->days == 0 || o->group == 0 || o->group > 4000 ||
         o->gen_pct > 100 || o->remix_pct > 100 ||
@@ -238,6 +237,15 @@ int lg_world_new(const lg_opts_t *o, lg_world_t **out)
                         "0..100, a --mix with some weight\n");
         return REEL_EUSAGE;
     }
+    return 0;
+}
+
+int lg_world_new(const lg_opts_t *o, lg_world_t **out)
+{
+    *out = NULL;
+    int rc = lg_opts_check(o);
+    if (rc != 0)
+        return rc;
     lg_world_t *w = calloc(1, sizeof(*w));
     if (w == NULL)
         return -ENOMEM;
@@ -268,7 +276,7 @@ int lg_world_new(const lg_opts_t *o, lg_world_t **out)
     w->gen_count = calloc(o->users, 1);
     w->post_topic = malloc(o->posts + 1);
     w->post_root = calloc(o->posts + 1, sizeof(*w->post_root));
-    int rc = set_init(&w->likes, likes_max);
+    rc = set_init(&w->likes, likes_max);
     if (rc == 0)
         rc = set_init(&w->follows, follows_max);
     if (rc != 0 || !w->follow_cdf || !w->author_cdf || !w->fav_topic || !w->gen_day ||
@@ -848,10 +856,11 @@ static void loadgen_usage(FILE *f)
             "                 follows and posts, then the rest; prints the rate and the\n"
             "                 latency percentiles of each phase (generations become\n"
             "                 direct posts: no render worker is simulated)\n"
-            "  --users N      users (default 10000)\n"
+            "  --users N      users (default 100000)\n"
             "  --posts N      posts over the run (default 20000)\n"
             "  --events N     events in all (default 1000000)\n"
-            "  --follows N    first follows per user, on average (default 20)\n"
+            "  --follows N    first follows per user, on average (default 20; at most\n"
+            "                 half the events after the users are first follows)\n"
             "  --seed S       the world's seed (default 1)\n"
             "\n"
             "exit status: 0 done; 2 bad usage, or a failure (message on stderr)\n");
@@ -940,6 +949,8 @@ int reel_cmd_loadgen(int argc, char **argv)
     int rc = lg_parse(argc, argv, &c);
     if (rc != 0)
         return rc > 0 ? 0 : 2;
+    if (lg_opts_check(&c.o) != 0)
+        return 2; /* before anything is created or sent */
     if (c.server != NULL)
         return lg_run_server(&c.o, c.server, (uint32_t)c.conns, c.token_file) == 0 ? 0 : 2;
     uint64_t log_ns = 0, views_ns = 0;

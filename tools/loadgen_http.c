@@ -14,6 +14,7 @@
 #include "tools/loadgen.h"
 #include "tools/bench.h"
 #include "tools/tool_util.h"
+#include "tools/http_client.h"
 #include "engine/common.h"
 
 #include <arpa/inet.h>
@@ -59,8 +60,12 @@ typedef struct lgh_conn {
 static int conn_open(const lgh_t *g)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
-    if (getaddrinfo(g->host, g->port, &hints, &ai) != 0)
+    int gai = getaddrinfo(g->host, g->port, &hints, &ai);
+    if (gai != 0) {
+        fprintf(stderr, "reel loadgen: %s: %s\n", g->host, gai_strerror(gai));
+        errno = EHOSTUNREACH;
         return -1;
+    }
     int fd = socket(ai->ai_family, SOCK_STREAM, 0), one = 1;
     if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
         close(fd);
@@ -350,7 +355,12 @@ static int run_phase(lgh_t *g, uint32_t conns)
 int lg_run_server(const lg_opts_t *o, const char *url, uint32_t conns, const char *token)
 {
     lgh_t g = {.o = o};
-    const char *hp = strncmp(url, "http://", 7) == 0 ? url + 7 : url;
+    reel_client_t check;
+    if (reel_client_init(&check, url, NULL) != 0) { /* the render worker's rules */
+        fprintf(stderr, "reel loadgen: --server: '%s' is not http://HOST:PORT\n", url);
+        return REEL_EUSAGE;
+    }
+    const char *hp = url + 7;
     const char *colon = strrchr(hp, ':');
     size_t hlen = colon ? (size_t)(colon - hp) : strcspn(hp, "/");
     if (hlen == 0 || hlen >= sizeof(g.host)) {

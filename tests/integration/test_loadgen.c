@@ -33,6 +33,8 @@
 
 #include "engine/common.h"
 #include "engine/datadir.h"
+#include "engine/event.h"
+#include "engine/log.h"
 #include "engine/reel.h"
 #include "tests/harness.h"
 
@@ -514,4 +516,88 @@ Test(loadgen, progress_lines)
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert(strchr(r.err, '\r') == NULL, "%s", r.err);
     run_free(&r);
+}
+
+/* The issue's world at loadgen's default sizes (100,000 users, 1,000,000
+ * events; --no-views: only the log is looked at): followers are Zipf-
+ * distributed, so a few creators have tens of thousands of followers
+ * while the typical user has a handful. Counted from the log's
+ * follow.created events. */
+Test(loadgen, default_world_has_creators_with_tens_of_thousands, .timeout = 120)
+{
+    char dir[PATH_MAX + 8], log_dir[PATH_MAX + 16];
+    snprintf(dir, sizeof(dir), "%s/def", tmp);
+    run_t r = run_reel("loadgen", "--data", dir, "--no-views", NULL);
+    cr_assert_eq(r.status, 0, "loadgen: %s", r.err);
+    cr_assert(strstr(r.out, "1000000 events (100000 users,") != NULL, "%s", r.out);
+    run_free(&r);
+    enum { USERS = 100000 };
+    uint32_t *followers = calloc(USERS + 1, sizeof(*followers));
+    cr_assert_not_null(followers);
+    snprintf(log_dir, sizeof(log_dir), "%s/log", dir);
+    reel_log_t *log = NULL;
+    reel_log_iter_t *it = NULL;
+    reel_log_options_t lo = {.read_only = true};
+    reel_record_t rec;
+    cr_assert_eq(reel_log_open(log_dir, &lo, &log, NULL, 0), 0);
+    cr_assert_eq(reel_log_iter_open(log, 0, &it), 0);
+    int rc;
+    while ((rc = reel_log_iter_next(it, &rec)) == 0) {
+        reel_event_t ev;
+        cr_assert_eq(reel_event_decode(rec.type, rec.payload, rec.length, &ev), 0);
+        if (ev.type == REEL_EV_FOLLOW_CREATED) {
+            cr_assert(ev.target >= 1 && ev.target <= USERS);
+            followers[ev.target]++;
+        }
+    }
+    cr_assert_eq(rc, REEL_EEND);
+    reel_log_iter_close(it);
+    cr_assert_eq(reel_log_close(log), 0);
+    /* The three largest counts, and how many users have at most 5. */
+    uint32_t top[3] = {0, 0, 0}, few = 0;
+    for (uint32_t u = 1; u <= USERS; u++) {
+        uint32_t n = followers[u];
+        few += n <= 5;
+        for (int k = 0; k < 3; k++) {
+            if (n > top[k]) {
+                uint32_t t = top[k];
+                top[k] = n;
+                n = t;
+            }
+        }
+    }
+    free(followers);
+    cr_assert_geq(top[0], 20000, "the first creator has %u followers", top[0]);
+    cr_assert_geq(top[2], 10000, "the third creator has %u followers", top[2]);
+    cr_assert_gt(few, USERS / 2, "most users have a handful: %u of %u have at most 5", few,
+                 (unsigned)USERS);
+}
+
+/* Options out of range or a bad --server are refused before anything is
+ * made or sent: no data directory appears. */
+Test(loadgen, bad_options_create_nothing)
+{
+    char dir[PATH_MAX + 8];
+    struct stat st;
+    snprintf(dir, sizeof(dir), "%s/never", tmp);
+    const char *cases[][8] = {
+        {"--data", dir, "--users", "1", NULL},
+        {"--data", dir, "--users", "100", "--events", "50", NULL},
+        {"--data", dir, "--users", "10", "--events", "100", "--group", "0"},
+        {"--data", dir, "--mix", "view=0", "--users", "10", "--events", "100"},
+        {"--data", dir, "--users", "ten", NULL},
+        {"--server", "notaurl", "--users", "10", "--events", "100", NULL},
+        {"--server", "http://127.0.0.1", "--users", "10", "--events", "100", NULL},
+    };
+    const char *says[] = {"out of range", "out of range", "out of range", "out of range",
+                          "--users needs a number", "is not http://HOST:PORT",
+                          "is not http://HOST:PORT"};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *const *a = cases[i];
+        run_t r = run_reel("loadgen", a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], NULL);
+        cr_assert_eq(r.status, 2, "case %zu: %s", i, r.err);
+        cr_assert(strstr(r.err, says[i]) != NULL, "case %zu: %s", i, r.err);
+        run_free(&r);
+        cr_assert_neq(stat(dir, &st), 0, "case %zu made %s", i, dir);
+    }
 }
