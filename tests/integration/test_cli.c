@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <jansson.h>
 
 #include "engine/common.h"
 #include "engine/datadir.h"
@@ -406,5 +407,129 @@ Test(cli, dump_shows_events_as_json)
     cr_assert_eq(r.status, 0);
     cr_assert(strstr(r.out, "type=5 ") != NULL && strstr(r.out, "payload=010709") != NULL, "%s",
               r.out);
+    run_free(&r);
+}
+
+/* The first file of the log dir whose name ends with ext, sorted. */
+static char *first_file(const char *ext)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char *best = NULL;
+    cr_assert_not_null(d);
+    while ((e = readdir(d)) != NULL) {
+        uint64_t first;
+        if (reel_segment_parse_name(e->d_name, ext, &first) &&
+            (best == NULL || strcmp(e->d_name, best) < 0)) {
+            free(best);
+            best = strdup(e->d_name);
+        }
+    }
+    closedir(d);
+    cr_assert_not_null(best, "no %s file", ext);
+    return best;
+}
+
+/* Runs verify (text and --json) and dump on the damaged log: verify exits
+ * 1 naming the file, dump exits 2 pointing to verify, and whatever dump
+ * printed before it stopped are whole records in order. */
+static void expect_damage_reported(const char *victim)
+{
+    run_t r = run_reel("verify", "--data", data_dir, NULL);
+    cr_assert_eq(r.status, 1, "out: %s err: %s", r.out, r.err);
+    cr_assert(strstr(r.out, "NOT WHOLE") != NULL && strstr(r.out, victim) != NULL, "%s", r.out);
+    run_free(&r);
+    r = run_reel("verify", "--data", data_dir, "--json", NULL);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.out, "\"bad_offset\":") != NULL && strstr(r.out, victim) != NULL, "%s",
+              r.out);
+    run_free(&r);
+    r = run_reel("dump", "--data", data_dir, "--json", NULL);
+    cr_assert_eq(r.status, 2, "out: %.300s err: %s", r.out, r.err);
+    cr_assert(strstr(r.err, "reel verify") != NULL, "%s", r.err);
+    size_t n = count_lines(r.out);
+    cr_assert_lt(n, TOTAL);
+    const char *line = r.out;
+    for (uint64_t i = 0; i < n; i++) {
+        const char *nl = strchr(line, '\n');
+        check_json_line(line, (size_t)(nl - line), i);
+        line = nl + 1;
+    }
+    run_free(&r);
+}
+
+/* A sealed plain segment cut short in the middle of a record: not a torn
+ * tail (later segments follow it), so the log is not whole. */
+Test(cli, verify_and_dump_truncated_sealed_segment)
+{
+    char *names[NAMES_MAX], path[PATH_MAX * 2];
+    uint8_t *img;
+    size_t len;
+    uint64_t pos, offset, end;
+    build_log();
+    size_t n = list_plain(names);
+    cr_assert_geq(n, 2);
+    snprintf(path, sizeof(path), "%s/%s", dir, names[0]);
+    cr_assert_eq(reel_test_read_file(path, &img, &len), 0);
+    find_record(img, len, 20, &pos, &offset, &end);
+    free(img);
+    cr_assert_eq(truncate(path, (off_t)(pos + REEL_RECORD_HEADER_SIZE + 7)), 0);
+    expect_damage_reported(names[0]);
+    free_names(names, n);
+}
+
+/* A compressed segment with one byte changed inside its blocks. */
+Test(cli, verify_and_dump_corrupt_compressed_segment)
+{
+    char path[PATH_MAX * 2];
+    uint8_t *img;
+    size_t len;
+    build_log();
+    char *victim = first_file(".zseg");
+    snprintf(path, sizeof(path), "%s/%s", dir, victim);
+    cr_assert_eq(reel_test_read_file(path, &img, &len), 0);
+    img[len / 3] ^= 0x20;
+    cr_assert_eq(reel_test_write_file(path, img, len), 0);
+    free(img);
+    expect_damage_reported(victim);
+    free(victim);
+}
+
+/* A compressed segment cut in half: its footer (the block index) gone. */
+Test(cli, verify_and_dump_truncated_compressed_segment)
+{
+    char path[PATH_MAX * 2];
+    struct stat st;
+    build_log();
+    char *victim = first_file(".zseg");
+    snprintf(path, sizeof(path), "%s/%s", dir, victim);
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq(truncate(path, st.st_size / 2), 0);
+    expect_damage_reported(victim);
+    free(victim);
+}
+
+/* stat on a log with compressed and plain segments: the counts of each,
+ * the compression ratio from the .zseg footers, and records that are not
+ * events counted apart. */
+Test(cli, stat_segments_and_compression_ratio)
+{
+    build_log();
+    run_t r = run_reel("stat", "--data", data_dir, "--json", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    json_error_t je;
+    json_t *j = json_loads(r.out, 0, &je);
+    cr_assert_not_null(j, "%s: %s", je.text, r.out);
+    json_t *segs = json_object_get(j, "segments");
+    cr_assert_gt(json_integer_value(json_object_get(segs, "compressed")), 0, "%s", r.out);
+    cr_assert_gt(json_integer_value(json_object_get(segs, "plain")), 0, "%s", r.out);
+    double ratio = json_real_value(json_object_get(segs, "compression_ratio"));
+    cr_assert_gt(ratio, 2.0, "payloads of repeated bytes compress: %s", r.out);
+    json_decref(j);
+    run_free(&r);
+    r = run_reel("stat", "--data", data_dir, NULL);
+    cr_assert_eq(r.status, 0);
+    cr_assert(strstr(r.out, "compression   ") != NULL && strstr(r.out, "x (records ") != NULL,
+              "%s", r.out);
     run_free(&r);
 }
