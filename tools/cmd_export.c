@@ -1038,12 +1038,21 @@ int reel_cmd_export(int argc, char **argv)
         return rc > 0 ? 0 : 2;
     const char *check = getenv("REEL_EXPORT_CHECK");
     o.check_all = check != NULL && strcmp(check, "all") == 0;
-    if (mkdir(o.out, 0755) != 0 && errno != EEXIST) {
-        fprintf(stderr, "reel export: --out %s: %s\n", o.out, strerror(errno));
-        return 2;
-    }
     if ((rc = tool_log_open_ro("reel export", o.data, &log)) != 0)
         return 2;
+    /* Bad input changes nothing: --from is checked before --out is made. */
+    if (o.from > reel_log_end(log)) {
+        fprintf(stderr, "reel export: --from %" PRIu64 " is past the end of the log (%" PRIu64
+                        ")\n", o.from, reel_log_end(log));
+        (void)reel_log_close(log);
+        return 2;
+    }
+    bool created = mkdir(o.out, 0755) == 0;
+    if (!created && errno != EEXIST) {
+        fprintf(stderr, "reel export: --out %s: %s\n", o.out, strerror(errno));
+        (void)reel_log_close(log);
+        return 2;
+    }
     writer_t w;
     parts = calloc(REEL_EV_MAX + 1, sizeof(*parts));
     rc = parts != NULL ? writer_start(&w) : -ENOMEM;
@@ -1070,6 +1079,8 @@ int reel_cmd_export(int argc, char **argv)
         writer_stop(&w);
     free(parts);
     if (rc != 0) {
+        if (created)
+            (void)rmdir(o.out); /* empty again: made by this run */
         fprintf(stderr, "reel export: failed; no part file of this run was kept\n");
         return 2;
     }

@@ -9,7 +9,10 @@
  * unset.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <time.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -19,6 +22,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "engine/common.h"
 #include "engine/reel.h"
@@ -264,15 +268,65 @@ Test(tools, inspect_history)
     run_free(&r);
 }
 
-/* Runs a Python snippet; returns its exit status. */
-static int python(const char *script)
+/* Runs a Python snippet on the exports under dir; returns its exit
+ * status (127: no python3, a failure too). */
+static int python_in(const char *script, const char *dir)
 {
-    char path[PATH_MAX + 16], cmd[PATH_MAX + 64];
+    char path[PATH_MAX + 16], cmd[PATH_MAX * 2 + 64];
     snprintf(path, sizeof(path), "%s/check.py", tmp);
     cr_assert_eq(reel_test_write_file(path, script, strlen(script)), 0);
-    snprintf(cmd, sizeof(cmd), "python3 %s %s", path, out_dir);
+    snprintf(cmd, sizeof(cmd), "python3 %s %s", path, dir);
     int st = system(cmd);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int python(const char *script)
+{
+    return python_in(script, out_dir);
+}
+
+/* Decompresses every NAME.zst of src/sub into dst/sub/NAME with libzstd's
+ * streaming decoder (what `zstd -d` runs), for machines without the zstd
+ * program: the read-back never goes unchecked. */
+static void unzstd_dir(const char *src, const char *dst, const char *sub)
+{
+    char sdir[PATH_MAX + 16], ddir[PATH_MAX + 16], path[PATH_MAX * 2];
+    snprintf(sdir, sizeof(sdir), "%s/%s", src, sub);
+    snprintf(ddir, sizeof(ddir), "%s/%s", dst, sub);
+    mkdir(dst, 0755);
+    cr_assert_eq(mkdir(ddir, 0755), 0);
+    DIR *d = opendir(sdir);
+    struct dirent *e;
+    cr_assert_not_null(d);
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (n < 5 || strcmp(e->d_name + n - 4, ".zst") != 0)
+            continue;
+        uint8_t *z;
+        size_t zlen;
+        snprintf(path, sizeof(path), "%s/%s", sdir, e->d_name);
+        cr_assert_eq(reel_test_read_file(path, &z, &zlen), 0);
+        size_t cap = 1u << 20, len = 0;
+        uint8_t *plain = malloc(cap);
+        ZSTD_DCtx *dc = ZSTD_createDCtx();
+        ZSTD_inBuffer in = {z, zlen, 0};
+        size_t rc = 1;
+        while (in.pos < in.size || rc != 0) {
+            if (len == cap)
+                plain = realloc(plain, cap *= 2);
+            ZSTD_outBuffer ob = {plain + len, cap - len, 0};
+            rc = ZSTD_decompressStream(dc, &ob, &in);
+            cr_assert(!ZSTD_isError(rc), "%s: %s", path, ZSTD_getErrorName(rc));
+            len += ob.pos;
+            cr_assert(ob.pos > 0 || in.pos < in.size || rc == 0, "%s: cut short", path);
+        }
+        ZSTD_freeDCtx(dc);
+        snprintf(path, sizeof(path), "%s/%.*s", ddir, (int)(n - 4), e->d_name);
+        cr_assert_eq(reel_test_write_file(path, plain, len), 0);
+        free(plain);
+        free(z);
+    }
+    closedir(d);
 }
 
 /* Python reads the CSV and the JSON lines of every type and finds the same
@@ -350,8 +404,14 @@ Test(tools, export_zstd_types_and_resume)
 {
     export_both("5", true); /* offsets 5..12: 3 posts, 3 likes, comment, view */
     setenv("EXPECT", "8", 1);
-    if (system("command -v zstd >/dev/null 2>&1") == 0)
+    if (system("command -v zstd >/dev/null 2>&1") == 0) /* the files as zstd -d reads them */
         cr_assert_eq(python(py_compare), 0, "python read the zstd exports back differently");
+    char plain[PATH_MAX + 16];
+    snprintf(plain, sizeof(plain), "%s/plain", tmp);
+    unzstd_dir(out_dir, plain, "jsonl");
+    unzstd_dir(out_dir, plain, "csv");
+    cr_assert_eq(python_in(py_compare, plain), 0, "python read the decompressed exports back "
+                                                  "differently");
     /* The same range again: refused, nothing overwritten, no .tmp left. */
     char jdir[PATH_MAX + 16];
     snprintf(jdir, sizeof(jdir), "%s/jsonl", out_dir);
@@ -502,4 +562,208 @@ Test(tools, progress_line_only_on_a_terminal)
         }
     }
     unsetenv("REEL_PROGRESS");
+}
+
+/* ---- beside a running reeld ---- */
+
+/* A digest of the log's segment files (names and bytes): it changes with
+ * any write to them. */
+static uint64_t log_digest(void)
+{
+    char log_dir[PATH_MAX + 16], path[PATH_MAX * 2];
+    snprintf(log_dir, sizeof(log_dir), "%s/log", data_dir);
+    DIR *d = opendir(log_dir);
+    struct dirent *e;
+    uint64_t h = 1469598103934665603ull, files = 0;
+    cr_assert_not_null(d);
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        bool seg = (n > 4 && strcmp(e->d_name + n - 4, ".seg") == 0 &&
+                    strncmp(e->d_name, "spare", 5) != 0) ||
+                   (n > 5 && strcmp(e->d_name + n - 5, ".zseg") == 0);
+        if (!seg)
+            continue;
+        uint8_t *img;
+        size_t len;
+        snprintf(path, sizeof(path), "%s/%s", log_dir, e->d_name);
+        cr_assert_eq(reel_test_read_file(path, &img, &len), 0);
+        uint64_t fh = 1469598103934665603ull; /* per file, summed: order-free */
+        for (size_t i = 0; i < n; i++)
+            fh = (fh ^ (uint8_t)e->d_name[i]) * 1099511628211ull;
+        for (size_t i = 0; i < len; i++)
+            fh = (fh ^ img[i]) * 1099511628211ull;
+        free(img);
+        h += fh;
+        files++;
+    }
+    closedir(d);
+    cr_assert_gt(files, 0);
+    return h;
+}
+
+/* Polls (bounded) until path holds needle: the output is the condition
+ * waited for. */
+static bool file_has(const char *path, const char *needle, int seconds)
+{
+    uint64_t deadline = reel_test_now_ms() + (uint64_t)seconds * 1000;
+    for (;;) {
+        uint8_t *data;
+        size_t len;
+        if (reel_test_read_file(path, &data, &len) == 0) {
+            bool found = memmem(data, len, needle, strlen(needle)) != NULL;
+            free(data);
+            if (found)
+                return true;
+        }
+        if (reel_test_now_ms() > deadline)
+            return false;
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* The issue's "read-only while reeld runs on it": every reading
+ * subcommand works on the data directory of a live reeld and sees what it
+ * wrote, dump --follow tails it, the writing ones refuse with a message,
+ * and none of them changes a byte of the log. */
+Test(tools, read_only_beside_a_running_reeld)
+{
+    int port = 0;
+    char into[PATH_MAX + 16], out[PATH_MAX + 16], fout[PATH_MAX + 16], ferr[PATH_MAX + 16];
+    char nd[PATH_MAX + 16], id[32];
+    pid_t pid = reel_test_reeld_start(tmp, data_dir, NULL, &port);
+    reel_test_resp_t a = reel_test_http(port, "POST", "/v1/users", "{\"handle\":\"dave\"}", NULL);
+    cr_assert_eq(a.status, 201, "%s", a.body);
+    snprintf(id, sizeof(id), "%lld", reel_test_jint(&a, "user_id"));
+    reel_test_resp_free(&a);
+    uint64_t before = log_digest();
+
+    run_t r = run_reel("dump", "--data", data_dir, "--json", "--types", "user.created", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "\"handle\":\"dave\"") != NULL, "%s", r.out);
+    run_free(&r);
+    r = run_reel("verify", "--data", data_dir, NULL);
+    cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
+    run_free(&r);
+    r = run_reel("stat", "--data", data_dir, "--json", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    json_t *j = parse(r.out);
+    cr_assert_eq(get_int(j, "events", NULL), 14);
+    json_decref(j);
+    run_free(&r);
+    r = run_reel("inspect", "--data", data_dir, "user", id, "--history", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "\"handle\":\"dave\"") != NULL, "%s", r.out);
+    run_free(&r);
+    snprintf(out, sizeof(out), "%s/live-export", tmp);
+    r = run_reel("export", "--data", data_dir, "--out", out, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.err, "next --from 14") != NULL, "%s", r.err);
+    run_free(&r);
+    r = run_reel("views-hash", "--data", data_dir, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "applied=14") != NULL, "%s", r.out);
+    run_free(&r);
+    snprintf(into, sizeof(into), "%s/live-past", tmp);
+    r = run_reel("replay", "--data", data_dir, "--to", "13", "--into", into, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    run_free(&r);
+
+    /* The writers refuse: reeld holds the log. */
+    snprintf(nd, sizeof(nd), "%s/one.ndjson", tmp);
+    const char *line = "{\"op\":\"POST /v1/users\",\"body\":{\"handle\":\"eve\"},\"at\":9999999999999}\n";
+    cr_assert_eq(reel_test_write_file(nd, line, strlen(line)), 0);
+    const char *writers[][6] = {
+        {"rebuild", "--data", data_dir, NULL},
+        {"import", "--data", data_dir, "--ndjson", nd, NULL},
+        {"loadgen", "--data", data_dir, "--users", "10", "--events", },
+    };
+    for (size_t i = 0; i < 3; i++) {
+        r = run_reel(writers[i][0], writers[i][1], writers[i][2], writers[i][3], writers[i][4],
+                     writers[i][5], i == 2 ? "100" : NULL, NULL);
+        cr_assert_eq(r.status, 2, "%s: %s", writers[i][0], r.err);
+        cr_assert(strstr(r.err, "reeld") != NULL || strstr(r.err, "another process") != NULL,
+                  "%s: %s", writers[i][0], r.err);
+        run_free(&r);
+    }
+    cr_assert_eq(log_digest(), before, "a reel subcommand changed the log");
+
+    /* dump --follow tails the live log: a write through HTTP shows up. */
+    snprintf(fout, sizeof(fout), "%s/follow.out", tmp);
+    snprintf(ferr, sizeof(ferr), "%s/follow.err", tmp);
+    const char *args[] = {"dump", "--data", data_dir, "--follow", "--json", "--types",
+                          "user.created", NULL};
+    pid_t tail = reel_test_reel_spawn(args, fout, ferr);
+    cr_assert(file_has(fout, "\"handle\":\"dave\"", 20), "the tail shows what was there");
+    a = reel_test_http(port, "POST", "/v1/users", "{\"handle\":\"frank\"}", NULL);
+    cr_assert_eq(a.status, 201, "%s", a.body);
+    reel_test_resp_free(&a);
+    cr_assert(file_has(fout, "\"handle\":\"frank\"", 20), "the tail shows the new user");
+    int ws;
+    cr_assert_eq(kill(tail, SIGTERM), 0);
+    cr_assert_eq(waitpid(tail, &ws, 0), tail);
+    cr_assert(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "dump --follow on SIGTERM: %d", ws);
+    cr_assert_eq(reel_test_reeld_stop(pid, SIGTERM), 0);
+}
+
+/* Daily increments: export everything, let the log grow, export again from
+ * the offset the first run printed. The second run holds exactly the new
+ * events, in new files beside the first ones, and the two together are a
+ * full export of the grown log, line for line. A --from past the end is
+ * refused before --out is even made. */
+Test(tools, export_increments_resume_from_the_printed_offset)
+{
+    char day1[PATH_MAX + 16], full[PATH_MAX + 16], err[256], path[PATH_MAX + 64];
+    snprintf(day1, sizeof(day1), "%s/inc", tmp);
+    snprintf(full, sizeof(full), "%s/full", tmp);
+    run_t r = run_reel("export", "--data", data_dir, "--out", day1, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    const char *next = strstr(r.err, "next --from ");
+    cr_assert_not_null(next, "%s", r.err);
+    char from[32];
+    snprintf(from, sizeof(from), "%llu", strtoull(next + 12, NULL, 10));
+    cr_assert_str_eq(from, "13");
+    run_free(&r);
+
+    reel_engine_t *e = NULL;
+    reel_engine_options_t o = {0};
+    cr_assert_eq(reel_engine_open(data_dir, &o, &e, err, sizeof(err)), 0, "%s", err);
+    must(e, REEL_CMD_LIKE, (reel_event_t){.user = alice, .post = remix}, 200);
+    must(e, REEL_CMD_LIKE, (reel_event_t){.user = carol, .post = remix}, 200);
+    must(e, REEL_CMD_USER_CREATE, (reel_event_t){.handle = S("dora")}, 201);
+    cr_assert_eq(reel_engine_close(e), 0);
+
+    r = run_reel("export", "--data", data_dir, "--out", day1, "--from", from, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.err, "3 events of offsets [13, 16) into 2 files") != NULL, "%s", r.err);
+    cr_assert(strstr(r.err, "next --from 16") != NULL, "%s", r.err);
+    run_free(&r);
+    r = run_reel("export", "--data", data_dir, "--out", full, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    run_free(&r);
+    const char *types[] = {"like.created", "user.created"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "%s/%s.%020d.jsonl", day1, types[i], 0);
+        char *a = slurp(path);
+        snprintf(path, sizeof(path), "%s/%s.%020d.jsonl", day1, types[i], 13);
+        char *b = slurp(path);
+        snprintf(path, sizeof(path), "%s/%s.%020d.jsonl", full, types[i], 0);
+        char *all = slurp(path);
+        cr_assert_gt(strlen(b), 0);
+        cr_assert_eq(strlen(a) + strlen(b), strlen(all), "%s", types[i]);
+        cr_assert(strncmp(all, a, strlen(a)) == 0 && strcmp(all + strlen(a), b) == 0,
+                  "%s: the increments are not the full export", types[i]);
+        free(a);
+        free(b);
+        free(all);
+    }
+    /* Past the end: refused, and no --out made. */
+    char never[PATH_MAX + 16];
+    struct stat st;
+    snprintf(never, sizeof(never), "%s/never", tmp);
+    r = run_reel("export", "--data", data_dir, "--out", never, "--from", "17", NULL);
+    cr_assert_eq(r.status, 2);
+    cr_assert(strstr(r.err, "past the end of the log (16)") != NULL, "%s", r.err);
+    cr_assert_neq(stat(never, &st), 0, "made %s", never);
+    run_free(&r);
 }
