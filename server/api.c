@@ -655,7 +655,8 @@ int reel_api_start(uv_loop_t *loop, reel_engine_t *e, const reel_api_config_t *c
     uv_timer_init(loop, &a->heartbeat_timer);
     uv_timer_init(loop, &a->drain_timer);
     a->async.data = a->claims_timer.data = a->heartbeat_timer.data = a->drain_timer.data = a;
-    uv_timer_start(&a->heartbeat_timer, heartbeat_cb, SRV_SSE_HEARTBEAT_MS, SRV_SSE_HEARTBEAT_MS);
+    uint32_t beat_ms = cfg->sse_heartbeat_ms ? cfg->sse_heartbeat_ms : SRV_SSE_HEARTBEAT_MS;
+    uv_timer_start(&a->heartbeat_timer, heartbeat_cb, beat_ms, beat_ms);
     *out = a;
     return 0;
 }

@@ -32,6 +32,7 @@ typedef struct reel_api_config {
     bool trust_client_time;       /* --trust-client-time */
     uint32_t invites_per_user;    /* as the engine's options (0: default) */
     uint32_t generations_per_day;
+    uint32_t sse_heartbeat_ms;    /* --sse-heartbeat-ms, 0: SRV_SSE_HEARTBEAT_MS (15 s) */
     reel_http_options_t http;     /* connection limits and timeouts */
     struct reel_index *index;     /* ranks for_you and trending; NULL: the views fallback */
 } reel_api_config_t;

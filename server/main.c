@@ -54,10 +54,13 @@ static void usage(FILE *f)
             "  --body-timeout-ms N       time to send a request's body once its headers\n"
             "                            arrived (default %u)\n"
             "  --idle-timeout-ms N       keep-alive idle time (default %u)\n"
+            "  --sse-heartbeat-ms N      a heartbeat comment on /v1/log/stream this often\n"
+            "                            (default %u; a consumer over its buffer that read\n"
+            "                            nothing for this long is cut)\n"
             "  --demo                    load a demo world into an empty data directory\n"
             "  --help                    this text\n",
             SRV_CONNECTIONS_MAX, SRV_HEADER_TIMEOUT_MS, SRV_BODY_TIMEOUT_MS,
-            SRV_IDLE_TIMEOUT_MS);
+            SRV_IDLE_TIMEOUT_MS, SRV_SSE_HEARTBEAT_MS);
 }
 
 /* A decimal in [lo, hi]. */
@@ -150,7 +153,9 @@ static int parse_args(int argc, char **argv, opts_t *o)
                    (rc = num_flag(argc, argv, &i, "--body-timeout-ms", 1, 3600000,
                                   &o->api.http.body_timeout_ms)) != 0 ||
                    (rc = num_flag(argc, argv, &i, "--idle-timeout-ms", 1, 86400000,
-                                  &o->api.http.idle_timeout_ms)) != 0) {
+                                  &o->api.http.idle_timeout_ms)) != 0 ||
+                   (rc = num_flag(argc, argv, &i, "--sse-heartbeat-ms", 10, 3600000,
+                                  &o->api.sse_heartbeat_ms)) != 0) {
             if (rc < 0)
                 return -1;
         } else {
@@ -172,7 +177,8 @@ static void print_config(const opts_t *o, int port)
     const reel_engine_options_t *e = &o->eng;
     printf("reeld: data %s, listen %s:%d, auth %s, trust-client-time %s, invite-only %s, "
            "invites-per-user %u, generations-per-day %u, render-attempts %u, dim %u, "
-           "max-connections %u, header-timeout-ms %u, body-timeout-ms %u, idle-timeout-ms %u\n",
+           "max-connections %u, header-timeout-ms %u, body-timeout-ms %u, idle-timeout-ms %u, "
+           "sse-heartbeat-ms %u\n",
            o->data, o->host, port, o->api.token_file ? o->api.token_file : "loopback only",
            e->trust_client_time ? "on" : "off", e->invite_only ? "on" : "off",
            e->invites_per_user ? e->invites_per_user : 4,
@@ -181,7 +187,8 @@ static void print_config(const opts_t *o, int port)
            o->api.http.max_connections ? o->api.http.max_connections : SRV_CONNECTIONS_MAX,
            o->api.http.header_timeout_ms ? o->api.http.header_timeout_ms : SRV_HEADER_TIMEOUT_MS,
            o->api.http.body_timeout_ms ? o->api.http.body_timeout_ms : SRV_BODY_TIMEOUT_MS,
-           o->api.http.idle_timeout_ms ? o->api.http.idle_timeout_ms : SRV_IDLE_TIMEOUT_MS);
+           o->api.http.idle_timeout_ms ? o->api.http.idle_timeout_ms : SRV_IDLE_TIMEOUT_MS,
+           o->api.sse_heartbeat_ms ? o->api.sse_heartbeat_ms : SRV_SSE_HEARTBEAT_MS);
 }
 
 static void print_demo_help(int port)

@@ -1106,3 +1106,271 @@ Test(server, log_page_is_chunked_and_keeps_the_connection)
     cr_expect_geq(metric("reeld_http_requests_pending"), 0);
     cr_expect_geq(metric("reeld_http_output_queued_bytes"), 0);
 }
+
+/* ---- issue 4's audit, second pass: the contract's points no test held ---- */
+
+/* Reads fd into buf (cap bytes with the NUL) until needle shows up, the
+ * peer closes or ms pass; whether needle came. Polls with a deadline. */
+static bool read_for(int fd, const char *needle, int ms, char *buf, size_t cap, size_t *got)
+{
+    uint64_t deadline = now_ms() + (uint64_t)ms;
+    while (strstr(buf, needle) == NULL && *got + 1 < cap && now_ms() < deadline) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        if (poll(&pf, 1, 50) <= 0)
+            continue;
+        ssize_t k = recv(fd, buf + *got, cap - 1 - *got, 0);
+        if (k <= 0)
+            break;
+        *got += (size_t)k;
+        buf[*got] = '\0';
+    }
+    return strstr(buf, needle) != NULL;
+}
+
+/* The offset /healthz reports (-1 on an empty log). */
+static long long log_offset(void)
+{
+    resp_t r = http("GET", "/healthz", NULL, NULL);
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    long long v = jint(&r, "offset");
+    resp_free(&r);
+    return v;
+}
+
+/* --invite-only: the first user of an empty log signs up freely, then a
+ * code is required (403 invite_required), an unknown or used one is 403
+ * invite_invalid, a user's invites run out (409 invites_exhausted), and an
+ * admin token signs up without one. Refusals append nothing. */
+Test(server, invite_only_sign_up_and_invites)
+{
+    char path[PATH_MAX + 16];
+    const char *tokens = "admin adm1\napp app1\n";
+    snprintf(path, sizeof(path), "%s/tokens", tmp);
+    cr_assert_eq(reel_test_write_file(path, tokens, strlen(tokens)), 0);
+    srv_start("--invite-only", "--invites-per-user", "1", "--token-file", path, NULL);
+    const char *app = "Authorization: Bearer app1\r\n";
+    expect(http("POST", "/v1/users", "{\"handle\":\"first\"}", app), 201, NULL);
+    long long before = log_offset();
+    expect(http("POST", "/v1/users", "{\"handle\":\"second\"}", app), 403, "invite_required");
+    expect(http("POST", "/v1/users", "{\"handle\":\"second\",\"invite_code\":\"nope\"}", app), 403,
+           "invite_invalid");
+    cr_expect_eq(log_offset(), before, "a refused sign-up appended");
+    resp_t r = http("POST", "/v1/users/1/invites", NULL, app);
+    cr_assert_eq(r.status, 201, "%s", r.raw);
+    char code[80];
+    snprintf(code, sizeof(code), "%s", json_string_value(json_object_get(r.json, "code")));
+    resp_free(&r);
+    expect(http("POST", "/v1/users/1/invites", NULL, app), 409, "invites_exhausted");
+    char body[160];
+    snprintf(body, sizeof(body), "{\"handle\":\"second\",\"invite_code\":\"%s\"}", code);
+    expect(http("POST", "/v1/users", body, app), 201, NULL);
+    snprintf(body, sizeof(body), "{\"handle\":\"third\",\"invite_code\":\"%s\"}", code);
+    expect(http("POST", "/v1/users", body, app), 403, "invite_invalid");
+    expect(http("POST", "/v1/users", "{\"handle\":\"third\"}", "Authorization: Bearer adm1\r\n"),
+           201, NULL);
+    expect(http("GET", "/v1/handles/third", NULL, app), 200, NULL);
+}
+
+/* --trust-client-time: a write's "at" becomes its events' time; one
+ * before the newest event's is 400 time_regression and appends nothing.
+ * Without the flag "at" is ignored. */
+Test(server, client_time_and_time_regression)
+{
+    srv_start("--trust-client-time", NULL);
+    expect(http("POST", "/v1/users", "{\"handle\":\"past\",\"at\":1700000000000}", NULL), 201,
+           NULL);
+    resp_t r = http("GET", "/v1/handles/past", NULL, NULL);
+    cr_expect_eq(jint(&r, "created_at"), 1700000000000LL, "%s", r.body);
+    resp_free(&r);
+    long long before = log_offset();
+    expect(http("POST", "/v1/users", "{\"handle\":\"older\",\"at\":1600000000000}", NULL), 400,
+           "time_regression");
+    expect(http("PUT", "/v1/users/1/following/1", "{\"at\":1}", NULL), 400, NULL);
+    cr_expect_eq(log_offset(), before, "a refused write appended");
+    expect(http("GET", "/v1/handles/older", NULL, NULL), 404, "not_found");
+    cr_expect_eq(srv_stop(SIGTERM), 0);
+    srv_start(NULL);
+    expect(http("POST", "/v1/users", "{\"handle\":\"now\",\"at\":1}", NULL), 201, NULL);
+    r = http("GET", "/v1/handles/now", NULL, NULL);
+    cr_expect_geq(jint(&r, "created_at"), 1700000000000LL, "at was not ignored: %s", r.body);
+    resp_free(&r);
+}
+
+/* SSE: Last-Event-ID resumes after the named offset; without from the
+ * stream starts at the end of the log; a heartbeat comment comes every
+ * --sse-heartbeat-ms (15 s by default, shortened here). */
+Test(server, sse_resumes_from_last_event_id_and_beats)
+{
+    srv_start("--sse-heartbeat-ms", "200", NULL);
+    new_user("s0");
+    new_user("s1");
+    new_user("s2");
+    int fd = conn_open();
+    static const char resume[] = "GET /v1/log/stream HTTP/1.1\r\nHost: t\r\nLast-Event-ID: 0\r\n\r\n";
+    send_all(fd, resume, sizeof(resume) - 1);
+    char buf[16384] = "";
+    size_t got = 0;
+    cr_expect(read_for(fd, "id: 2\n", IO_TIMEOUT_MS, buf, sizeof(buf), &got), "%s", buf);
+    cr_expect_null(strstr(buf, "id: 0\n"), "resumed at the event named: %s", buf);
+    cr_expect_not_null(strstr(buf, "id: 1\nevent: user.created\ndata: {\"offset\":1,"), "%s", buf);
+    cr_expect(read_for(fd, ": heartbeat\n\n", 5000, buf, sizeof(buf), &got), "no heartbeat: %s",
+              buf);
+    close(fd);
+    /* From the end: only what commits after it started. */
+    fd = conn_open();
+    static const char tail[] = "GET /v1/log/stream HTTP/1.1\r\nHost: t\r\n\r\n";
+    send_all(fd, tail, sizeof(tail) - 1);
+    buf[0] = '\0';
+    got = 0;
+    cr_assert(read_for(fd, "\r\n\r\n", IO_TIMEOUT_MS, buf, sizeof(buf), &got), "%s", buf);
+    cr_assert_eq(metric_wait("reeld_streams_open", 1, IO_TIMEOUT_MS), 1);
+    new_user("s3");
+    cr_expect(read_for(fd, "id: 3\n", IO_TIMEOUT_MS, buf, sizeof(buf), &got), "%s", buf);
+    cr_expect_null(strstr(buf, "id: 2\n"), "%s", buf);
+    close(fd);
+}
+
+/* An idempotency key outlives the process: after kill -9 and a restart
+ * the repeat gets the first answer and appends nothing. */
+Test(server, idempotency_key_survives_a_restart)
+{
+    srv_start(NULL);
+    const char *h = "Idempotency-Key: across-restarts\r\n";
+    resp_t a = http("POST", "/v1/users", "{\"handle\":\"durable\"}", h);
+    cr_assert_eq(a.status, 201, "%s", a.raw);
+    long long end = log_offset();
+    cr_expect_eq(srv_stop(SIGKILL), -1);
+    srv_start(NULL);
+    resp_t b = http("POST", "/v1/users", "{\"handle\":\"durable\"}", h);
+    cr_expect_eq(b.status, 201, "%s", b.raw);
+    cr_expect_str_eq(b.body, a.body);
+    cr_expect_not_null(strstr(b.raw, "Idempotent-Replayed: true"), "%s", b.raw);
+    resp_free(&a);
+    resp_free(&b);
+    cr_expect_eq(log_offset(), end, "the replay appended");
+    expect(http("POST", "/v1/users", "{\"handle\":\"other\"}", h), 409, "conflict");
+}
+
+/* SIGTERM: the listener closes at once, a parked claim is answered, a
+ * request still arriving is waited for and answered, then reeld exits 0
+ * with that write durable. */
+Test(server, sigterm_stops_accepting_and_finishes_in_flight)
+{
+    srv_start(NULL);
+    new_user("maker");
+    int parked = conn_open();
+    const char *claim = "{\"worker\":\"w\",\"wait_ms\":30000}";
+    char req[512];
+    int n = snprintf(req, sizeof(req), "POST /v1/render/claim HTTP/1.1\r\nHost: t\r\n"
+                     "Content-Length: %zu\r\n\r\n%s", strlen(claim), claim);
+    send_all(parked, req, (size_t)n);
+    cr_assert_eq(metric_wait("reeld_claims_parked", 1, IO_TIMEOUT_MS), 1);
+    int slow = conn_open();
+    static const char head[] = "POST /v1/users HTTP/1.1\r\nHost: t\r\nContent-Length: 21\r\n\r\n"
+                               "{\"handle\":";
+    send_all(slow, head, sizeof(head) - 1);
+    /* parked, slow and the metrics request's own connection */
+    cr_assert_eq(metric_wait("reeld_connections_open", 3, IO_TIMEOUT_MS), 3);
+    cr_assert_eq(kill(srv_pid, SIGTERM), 0);
+    /* Stop accepting: connects are refused once the signal is handled. */
+    bool refused = false;
+    for (uint64_t deadline = now_ms() + IO_TIMEOUT_MS; !refused && now_ms() < deadline;) {
+        int fd = conn_try();
+        refused = fd < 0;
+        if (fd >= 0)
+            close(fd);
+    }
+    cr_expect(refused, "reeld still accepts after SIGTERM");
+    char *raw = read_until_close(parked, IO_TIMEOUT_MS, NULL, NULL);
+    cr_expect_not_null(strstr(raw, "HTTP/1.1 200"), "%s", raw);
+    cr_expect_not_null(strstr(raw, "{\"tasks\":[]}"), "%s", raw);
+    free(raw);
+    close(parked);
+    /* The request still arriving holds the stop: for a while (half a
+     * second, 50 drain checks) its connection is neither answered nor
+     * closed, and reeld runs; then the rest of its body comes. */
+    struct pollfd pf = {slow, POLLIN, 0};
+    cr_expect_eq(poll(&pf, 1, 500), 0, "the request in flight was cut by the stop");
+    cr_expect_eq(waitpid(srv_pid, NULL, WNOHANG), 0, "reeld exited with a request in flight");
+    send_all(slow, "\"inflight\"}", 11);
+    raw = read_until_close(slow, IO_TIMEOUT_MS, NULL, NULL);
+    cr_expect_not_null(strstr(raw, "HTTP/1.1 201"), "the request in flight: %s", raw);
+    free(raw);
+    close(slow);
+    cr_expect_eq(srv_stop(SIGTERM), 0);
+    srv_start(NULL);
+    expect(http("GET", "/v1/handles/inflight", NULL, NULL), 200, NULL);
+}
+
+/* An idle keep-alive connection is closed after --idle-timeout-ms, not
+ * before an answer and not never. */
+Test(server, idle_keep_alive_is_closed)
+{
+    srv_start("--idle-timeout-ms", "300", NULL);
+    int fd = conn_open();
+    static const char get[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+    send_all(fd, get, sizeof(get) - 1);
+    uint64_t t0 = now_ms();
+    bool closed = false;
+    size_t len = 0;
+    char *raw = read_until_close(fd, IO_TIMEOUT_MS, &len, &closed);
+    uint64_t ms = now_ms() - t0;
+    close(fd);
+    cr_expect_not_null(strstr(raw, "HTTP/1.1 200"), "%s", raw);
+    cr_expect_null(strstr(raw, "Connection: close"), "%s", raw);
+    free(raw);
+    cr_expect(closed, "the idle connection was never closed");
+    cr_expect_geq(ms, 250, "closed after %llu ms, before the idle time", (unsigned long long)ms);
+    cr_expect_lt(ms, 5000, "closed after %llu ms", (unsigned long long)ms);
+}
+
+/* Past --max-connections a client gets 503 unavailable; once a slot is
+ * free again the next one is served. */
+Test(server, connection_limit_frees_its_slots)
+{
+    srv_start("--max-connections", "2", NULL);
+    /* Accepted in the order they connect: a and b take the slots. */
+    int a = conn_open(), b = conn_open();
+    int c = conn_open();
+    char *raw = read_until_close(c, IO_TIMEOUT_MS, NULL, NULL);
+    close(c);
+    cr_expect_not_null(strstr(raw, "\"code\":\"unavailable\""), "%s", raw);
+    free(raw);
+    close(a);
+    close(b);
+    /* The metrics request itself holds one slot: 1 means a and b are gone
+     * (polls refused while they are not count as -1 and poll again). */
+    cr_expect_eq(metric_wait("reeld_connections_open", 1, IO_TIMEOUT_MS), 1);
+    expect(http("GET", "/v1/users/1", NULL, NULL), 404, "not_found");
+    cr_expect_geq(metric("reeld_connections_refused_total"), 1);
+}
+
+/* /metrics names every series docs/API.md lists, in Prometheus text. */
+Test(server, metrics_name_every_documented_series)
+{
+    static const char *const names[] = {
+        "reeld_requests_total{", "reeld_request_seconds_bucket{", "reeld_log_end_offset ",
+        "reeld_views_lag_events ", "reeld_log_group_commits_total ",
+        "reeld_log_group_commit_records_avg ", "reeld_log_fsync_seconds_total ",
+        "reeld_connections_open ", "reeld_connections_refused_total ",
+        "reeld_client_timeouts_total ", "reeld_bad_requests_total ", "reeld_commands_inflight ",
+        "reeld_commands_refused_total ", "reeld_claims_parked ", "reeld_streams_open ",
+        "reeld_http_requests_pending ", "reeld_http_output_queued_bytes ",
+        "reeld_problems_slow_clients_total ", "reeld_log_fsync_seconds_bucket{",
+        "reeld_engine_batches_total ", "reeld_engine_commands_total ",
+        "reeld_engine_events_total ", "reeld_engine_queue_depth ",
+        "reeld_engine_phase_seconds_total{", "reeld_index_posts ", "reeld_index_users ",
+        "reeld_index_bytes ", "reeld_index_dropped_total "};
+    srv_start(NULL);
+    new_user("mm");
+    resp_t r = http("GET", "/metrics", NULL, NULL);
+    cr_assert_eq(r.status, 200);
+    cr_expect_not_null(strstr(r.raw, "Content-Type: text/plain"), "%.200s", r.raw);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        char key[96];
+        snprintf(key, sizeof(key), "\n%s", names[i]);
+        cr_expect_not_null(strstr(r.body, key), "no %s in /metrics", names[i]);
+    }
+    resp_free(&r);
+    cr_expect_geq(metric("reeld_log_end_offset"), 1);
+}
