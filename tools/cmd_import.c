@@ -27,6 +27,10 @@
 #include "engine/reel.h"
 #include "tools/import_read.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
@@ -34,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Commands in flight: two of the engine's largest batches (engine_int.h:
@@ -130,20 +135,24 @@ static void import_usage(FILE *f)
             "                    the data directory's own (docs/EXPORTS.md, \"Imports\")\n"
             "  --data DIR        the data directory (default ./data); the import may\n"
             "                    follow earlier data, but not precede it in time\n"
-            "  --strict          a bad line stops the import before anything is written\n"
-            "                    (default: it is reported with its line number and skipped)\n"
+            "  --strict          all or nothing: a bad line, or with --ndjson a line the\n"
+            "                    engine refuses, imports nothing (default: it is reported\n"
+            "                    with its line number and skipped)\n"
             "\n"
             "A bad line is never half-applied: every line is checked before the first\n"
             "command is submitted, and a bad one submits nothing. Each --ndjson line is\n"
             "one command: all its events (one atomic log group) or none. A line the\n"
             "engine refuses (404 unknown user, 409 handle taken...) appends nothing and\n"
-            "is reported with its line number; --strict then submits nothing more (lines\n"
-            "already in flight behind it are still answered and reported).\n"
+            "is reported with its line number. With --strict the --ndjson import first\n"
+            "runs as a trial on a scratch copy of DIR beside it (DIR.strict-PID; it needs\n"
+            "that much free space): a refusal there discards the copy and DIR is left as\n"
+            "it was; a clean trial into a new or empty DIR becomes DIR, into a DIR with\n"
+            "data it is run again on DIR itself.\n"
             "\n"
             "exit status: 0 imported (bad or refused lines, if any, skipped and reported);\n"
-            "1 --strict and a bad line (nothing written) or a refused one (what came\n"
-            "before it is applied); 2 bad usage, unreadable input, or the\n"
-            "engine refused or failed (the summary says how far it got)\n");
+            "1 --strict and a bad or refused line (nothing imported); 2 bad usage,\n"
+            "unreadable input, or the engine refused or failed (the summary says how\n"
+            "far it got)\n");
 }
 
 static int parse_opts(int argc, char **argv, import_opts_t *o)
@@ -439,12 +448,12 @@ static int nd_submit_all(nd_pipe_t *p)
 
 /* Opens the engine (client times trusted), checks the first time against
  * the log, submits every good line in order, closes. */
-static int nd_run(const import_opts_t *o, reel_import_cmds_t *cmds)
+static int nd_run(const char *data, bool strict, bool summary, reel_import_cmds_t *cmds)
 {
     reel_engine_options_t eo = {.trust_client_time = true};
-    nd_pipe_t p = {.cmds = cmds, .strict = o->strict};
+    nd_pipe_t p = {.cmds = cmds, .strict = strict};
     char err[512] = "";
-    int rc = reel_engine_open(o->data, &eo, &p.e, err, sizeof(err));
+    int rc = reel_engine_open(data, &eo, &p.e, err, sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "reel import: %s\n", err[0] ? err : reel_strerror(rc));
         return 2;
@@ -470,20 +479,199 @@ static int nd_run(const import_opts_t *o, reel_import_cmds_t *cmds)
     if (rc_close != 0)
         fprintf(stderr, "reel import: closing the engine: %s\n", reel_strerror(rc_close));
     double secs = (double)ns / 1e9;
-    printf("reel import: %s: %" PRIu64 " lines read, %" PRIu64 " bad (skipped); %" PRIu64
-           " commands applied, %" PRIu64 " refused, %" PRIu64 " not submitted; %" PRIu64
-           " events appended in %.2f s (%.0f commands/s)\n",
-           cmds->path, cmds->lines, cmds->bad, p.applied, p.refused, cmds->n - p.w.answered,
-           events, secs, secs > 0 ? (double)p.w.answered / secs : 0.0);
-    if (p.w.stop)
-        fprintf(stderr, "reel import: --strict: stopped at the first refused line; the last "
-                        "line applied is %" PRIu32 "\n", p.last_line);
+    if (summary)
+        printf("reel import: %s: %" PRIu64 " lines read, %" PRIu64 " bad (skipped); %" PRIu64
+               " commands applied, %" PRIu64 " refused, %" PRIu64 " not submitted; %" PRIu64
+               " events appended in %.2f s (%.0f commands/s)\n",
+               cmds->path, cmds->lines, cmds->bad, p.applied, p.refused,
+               cmds->n - p.w.answered, events, secs, secs > 0 ? (double)p.w.answered / secs : 0.0);
     free(p.slots);
     free(p.slot_cmd);
     window_destroy(&p.w);
     if (rc != 0 || rc_close != 0)
         return 2;
     return p.w.stop ? 1 : 0;
+}
+
+/* ---- --strict: all or nothing ----
+ *
+ * A line the engine refuses (an unknown id, a handle taken) cannot be
+ * known before it is judged, and commands are judged in batches with many
+ * in flight, so lines after a refused one may already be applied when its
+ * answer comes. --strict therefore runs the whole import first as a
+ * trial, on a scratch copy of the data directory beside it (DIR.strict-
+ * PID: log and views copied under the writer lock, so no reeld writes
+ * meanwhile). A refusal there discards the copy: nothing was imported.
+ * A clean trial into a new or empty DIR is the import: the copy is renamed
+ * into place. Into a DIR with data, the copy is discarded and the same
+ * commands are run on DIR itself, which judges them as the trial did (the
+ * same state, the same commands and times). */
+
+/* Copies the regular file from into to (new); 0 or -errno. */
+static int copy_file(const char *from, const char *to)
+{
+    int in = open(from, O_RDONLY | O_CLOEXEC), out = -1, rc = 0;
+    struct stat st;
+    if (in < 0 || fstat(in, &st) != 0)
+        rc = -errno;
+    if (rc == 0 && (out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0)
+        rc = -errno;
+    for (off_t left = rc == 0 ? st.st_size : 0; left > 0;) {
+        ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t)left, 0);
+        if (n <= 0) {
+            rc = n < 0 ? -errno : -EIO;
+            break;
+        }
+        left -= n;
+    }
+    if (out >= 0 && close(out) != 0 && rc == 0)
+        rc = -errno;
+    if (in >= 0)
+        close(in);
+    return rc;
+}
+
+/* Copies DIR/sub's segment files (sub "log") or data.mdb (sub "views")
+ * into stage/sub; a missing DIR/sub copies nothing. 0 or -errno. */
+static int copy_sub(const char *dir, const char *stage, const char *sub)
+{
+    char from[PATH_MAX], to[PATH_MAX], f[PATH_MAX * 2], t[PATH_MAX * 2];
+    snprintf(from, sizeof(from), "%s/%s", dir, sub);
+    snprintf(to, sizeof(to), "%s/%s", stage, sub);
+    DIR *d = opendir(from);
+    if (d == NULL)
+        return errno == ENOENT ? 0 : -errno;
+    int rc = mkdir(to, 0755) == 0 ? 0 : -errno;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        bool seg = (n > 4 && strcmp(e->d_name + n - 4, ".seg") == 0 &&
+                    strncmp(e->d_name, "spare", 5) != 0) ||
+                   (n > 5 && strcmp(e->d_name + n - 5, ".zseg") == 0);
+        if (strcmp(sub, "log") == 0 ? !seg : strcmp(e->d_name, "data.mdb") != 0)
+            continue; /* LOCK, lock.mdb, *.tmp: made again at open */
+        snprintf(f, sizeof(f), "%s/%s", from, e->d_name);
+        snprintf(t, sizeof(t), "%s/%s", to, e->d_name);
+        rc = copy_file(f, t);
+    }
+    closedir(d);
+    return rc;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+/* rm -rf of the scratch copy (made by this run). */
+static void stage_remove(const char *stage)
+{
+    (void)nftw(stage, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Whether dir is absent or an empty directory (*fresh); -errno when it
+ * cannot be read or is not a directory. */
+static int data_fresh(const char *dir, bool *fresh)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    *fresh = true;
+    if (d == NULL)
+        return errno == ENOENT ? 0 : -errno;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            *fresh = false;
+    closedir(d);
+    return 0;
+}
+
+/* The scratch copy of dir (a new directory beside it). Prints why not. */
+static int stage_make(const char *dir, bool fresh, const char *stage)
+{
+    if (mkdir(stage, 0755) != 0) {
+        fprintf(stderr, "reel import: --strict: %s: %s\n", stage, strerror(errno));
+        return 2;
+    }
+    if (fresh)
+        return 0;
+    int lock = reel_data_lock(dir), rc = 0;
+    if (lock < 0) {
+        fprintf(stderr, "reel import: %s: %s\n", dir,
+                lock == REEL_ELOCKED ? "the log is in use by a writer (stop reeld first)"
+                                     : reel_strerror(lock));
+        stage_remove(stage);
+        return 2;
+    }
+    if ((rc = copy_sub(dir, stage, REEL_DATA_LOG_SUBDIR)) == 0)
+        rc = copy_sub(dir, stage, REEL_DATA_VIEWS_SUBDIR);
+    reel_data_unlock(lock);
+    if (rc != 0) {
+        fprintf(stderr, "reel import: --strict: copying %s for the trial: %s\n", dir,
+                reel_strerror(rc));
+        stage_remove(stage);
+        return 2;
+    }
+    return 0;
+}
+
+/* Renames the trial's directory to dir (absent or empty) and syncs the
+ * parent, so the import is there whole or not at all. */
+static int stage_install(const char *stage, const char *dir)
+{
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof(parent), "%s", dir);
+    char *slash = strrchr(parent, '/');
+    if (slash == NULL)
+        snprintf(parent, sizeof(parent), ".");
+    else
+        slash[slash == parent ? 1 : 0] = '\0';
+    if ((rmdir(dir) != 0 && errno != ENOENT) || rename(stage, dir) != 0) {
+        fprintf(stderr, "reel import: --strict: moving %s to %s: %s (the import is in %s)\n",
+                stage, dir, strerror(errno), stage);
+        return 2;
+    }
+    int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+    return 0;
+}
+
+static int nd_strict(const import_opts_t *o, reel_import_cmds_t *cmds)
+{
+    char dir[PATH_MAX], stage[PATH_MAX + 32];
+    bool fresh;
+    snprintf(dir, sizeof(dir), "%s", o->data);
+    for (size_t n = strlen(dir); n > 1 && dir[n - 1] == '/'; n--)
+        dir[n - 1] = '\0';
+    snprintf(stage, sizeof(stage), "%s.strict-%ld", dir, (long)getpid());
+    int rc = data_fresh(dir, &fresh);
+    if (rc != 0) {
+        fprintf(stderr, "reel import: %s: %s\n", dir, reel_strerror(rc));
+        return 2;
+    }
+    if ((rc = stage_make(dir, fresh, stage)) != 0)
+        return rc;
+    int status = nd_run(stage, true, fresh, cmds);
+    if (status != 0) {
+        stage_remove(stage);
+        if (status == 1)
+            fprintf(stderr, "reel import: --strict: a refused line; nothing imported\n");
+        return status;
+    }
+    if (fresh)
+        return stage_install(stage, dir);
+    stage_remove(stage);
+    fprintf(stderr, "reel import: --strict: the trial on a copy of %s applied every line; "
+                    "importing\n", dir);
+    status = nd_run(dir, true, true, cmds);
+    if (status == 1)
+        fprintf(stderr, "reel import: --strict: a line the trial applied was refused: %s "
+                        "changed after the trial (a writer between the two runs)\n", dir);
+    return status;
 }
 
 static int import_ndjson(const import_opts_t *o)
@@ -496,7 +684,7 @@ static int import_ndjson(const import_opts_t *o)
     }
     if (rc != 0)
         return 2;
-    int status = nd_run(o, &cmds);
+    int status = o->strict ? nd_strict(o, &cmds) : nd_run(o->data, false, true, &cmds);
     reel_import_cmds_free(&cmds);
     return status;
 }

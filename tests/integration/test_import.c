@@ -19,6 +19,7 @@
  * the tests run; when it is absent the replay tests say so and skip.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -614,4 +615,95 @@ Test(import, refuses_time_going_back_and_taken_handles)
     cr_assert_not_null(strstr(r.err, "handle cm_u1 is taken"), "%s", r.err);
     run_free(&r);
     cr_assert_eq(log_end(data), before);
+}
+
+/* Whether dir holds an entry whose name contains part. */
+static bool dir_has(const char *dir, const char *part)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    bool found = false;
+    cr_assert_not_null(d);
+    while ((e = readdir(d)) != NULL)
+        found = found || strstr(e->d_name, part) != NULL;
+    closedir(d);
+    return found;
+}
+
+/* NDJSON creating users y1..yN from time t0 on, with `bad` (may be NULL)
+ * as line 2: a command the engine refuses, judged in the same batches as
+ * the good lines behind it. */
+static void write_users_file(const char *path, uint32_t n, uint64_t t0, const char *bad)
+{
+    size_t cap = (size_t)n * 96 + 256, len = 0;
+    char *s = malloc(cap);
+    cr_assert_not_null(s);
+    for (uint32_t i = 1; i <= n; i++) {
+        len += (size_t)snprintf(s + len, cap - len,
+                                "{\"op\":\"POST /v1/users\",\"body\":{\"handle\":\"y%" PRIu32
+                                "\"},\"at\":%" PRIu64 "}\n", i, t0 + i);
+        if (i == 1 && bad != NULL)
+            len += (size_t)snprintf(s + len, cap - len, "%s\n", bad);
+    }
+    write_text(path, s);
+    free(s);
+}
+
+/* --strict is all or nothing, refusals included: a line the engine
+ * refuses (line 2: a follow of a user that does not exist), with 2000
+ * good lines behind it in flight, leaves a data directory that holds data
+ * exactly as it was, and leaves no scratch copy behind; the same file
+ * without the bad line then imports whole (a trial on a copy, then the
+ * real run). Into a new directory a refusal leaves no directory at all. */
+Test(import, strict_refused_line_imports_nothing)
+{
+    char first[PATH_MAX + 16], second[PATH_MAX + 16], fresh[PATH_MAX + 16];
+    snprintf(first, sizeof(first), "%s/first.txt", tmp);
+    snprintf(second, sizeof(second), "%s/second.ndjson", tmp);
+    snprintf(fresh, sizeof(fresh), "%s/fresh", tmp);
+    write_text(first, "1 2 100\n2 3 101\n");
+    run_t r = run_reel("import", "--data", data, "--collegemsg", first, NULL);
+    cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
+    run_free(&r);
+    uint64_t before = log_end(data);
+    cr_assert_eq(before, 5u);
+
+    const char *bad = "{\"op\":\"PUT /v1/users/1/following/99999\",\"at\":200001}";
+    write_users_file(second, 2000, 200000, bad);
+    r = run_reel("import", "--strict", "--data", data, "--ndjson", second, NULL);
+    cr_assert_eq(r.status, 1, "%s%s", r.out, r.err);
+    cr_assert_not_null(strstr(r.err, "second.ndjson:2: refused"), "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "nothing imported"), "%s", r.err);
+    run_free(&r);
+    cr_assert_eq(log_end(data), before, "--strict applied lines around a refused one");
+    cr_assert(!dir_has(tmp, "strict-"), "a scratch copy was left");
+
+    /* Into a new directory: it does not appear. */
+    r = run_reel("import", "--strict", "--data", fresh, "--ndjson", second, NULL);
+    cr_assert_eq(r.status, 1, "%s%s", r.out, r.err);
+    run_free(&r);
+    struct stat st;
+    cr_assert_neq(stat(fresh, &st), 0, "--strict left %s", fresh);
+    cr_assert(!dir_has(tmp, "strict-"), "a scratch copy was left");
+
+    /* Without the bad line: the whole file, into both. */
+    write_users_file(second, 2000, 200000, NULL);
+    r = run_reel("import", "--strict", "--data", data, "--ndjson", second, NULL);
+    cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
+    cr_assert_not_null(strstr(r.out, "2000 commands applied, 0 refused"), "%s", r.out);
+    run_free(&r);
+    cr_assert_eq(log_end(data), before + 2000u);
+    r = run_reel("import", "--strict", "--data", fresh, "--ndjson", second, NULL);
+    cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
+    cr_assert_not_null(strstr(r.out, "2000 commands applied, 0 refused"), "%s", r.out);
+    run_free(&r);
+    cr_assert_eq(log_end(fresh), 2000u);
+    cr_assert(!dir_has(tmp, "strict-"), "a scratch copy was left");
+    reel_views_t *v = views_open(fresh);
+    reel_views_txn_t *t;
+    reel_user_view_t u;
+    cr_assert_eq(reel_views_read_begin(v, &t), 0);
+    cr_assert(user_by(t, "y", 2000, &u), "the last line's user exists");
+    reel_views_read_end(t);
+    reel_views_close(v);
 }
