@@ -42,6 +42,7 @@ static void inspect_usage(FILE *f)
 {
     fprintf(f,
             "usage: reel inspect [--data DIR] user|post|generation ID [--history]\n"
+            "       reel inspect DIR user|post|generation ID [--history]\n"
             "\n"
             "Prints the entity's record in the views of DIR as one JSON line: a user's\n"
             "profile and counts, a post's counts and body, or a generation. With\n"
@@ -58,9 +59,32 @@ static void inspect_usage(FILE *f)
             "--history its events are printed all the same); 2 bad usage or error\n");
 }
 
+/* The kind and id positionals into o; prints why not. */
+static int inspect_target(const char *kind, const char *id, inspect_opts_t *o)
+{
+    size_t k = 0;
+    while (k < 3 && strcmp(kind, kind_names[k]) != 0)
+        k++;
+    if (k == 3) {
+        fprintf(stderr, "reel inspect: '%s': expected user, post or generation\n", kind);
+        return REEL_EUSAGE;
+    }
+    o->kind = (inspect_kind_t)k;
+    if (tool_parse_u64(id, &o->id) != 0 || o->id == 0 || o->id > REEL_ID_MAX) {
+        fprintf(stderr, "reel inspect: '%s' is not an id (1..%llu)\n", id,
+                (unsigned long long)REEL_ID_MAX);
+        return REEL_EUSAGE;
+    }
+    return 0;
+}
+
+/* Fills o from argv: [--data DIR] KIND ID, or DIR KIND ID (the issue's
+ * form). Returns 0, 1 when --help was printed, or REEL_EUSAGE. */
 static int inspect_parse(int argc, char **argv, inspect_opts_t *o)
 {
+    const char *pos[3];
     int positional = 0;
+    bool have_data = false;
     *o = (inspect_opts_t){REEL_DATA_DIR_DEFAULT, KIND_USER, 0, false};
     for (int i = 1; i < argc; i++) {
         const char *dir = NULL;
@@ -76,36 +100,25 @@ static int inspect_parse(int argc, char **argv, inspect_opts_t *o)
                 return REEL_EUSAGE;
             }
             o->data = dir;
-        } else if (argv[i][0] != '-' && positional == 0) {
-            size_t k = 0;
-            while (k < 3 && strcmp(argv[i], kind_names[k]) != 0)
-                k++;
-            if (k == 3) {
-                fprintf(stderr, "reel inspect: '%s': expected user, post or generation\n",
-                        argv[i]);
-                return REEL_EUSAGE;
-            }
-            o->kind = (inspect_kind_t)k;
-            positional++;
-        } else if (argv[i][0] != '-' && positional == 1) {
-            if (tool_parse_u64(argv[i], &o->id) != 0 || o->id == 0 || o->id > REEL_ID_MAX) {
-                fprintf(stderr, "reel inspect: '%s' is not an id (1..%llu)\n", argv[i],
-                        (unsigned long long)REEL_ID_MAX);
-                return REEL_EUSAGE;
-            }
-            positional++;
+            have_data = true;
+        } else if (argv[i][0] != '-' && argv[i][0] != '\0' && positional < 3) {
+            pos[positional++] = argv[i];
         } else {
             fprintf(stderr, "reel inspect: unknown argument '%s' (see reel inspect --help)\n",
                     argv[i]);
             return REEL_EUSAGE;
         }
     }
+    if (positional == 3 && !have_data) {
+        o->data = pos[0];
+        return inspect_target(pos[1], pos[2], o);
+    }
     if (positional != 2) {
-        fprintf(stderr, "reel inspect: needs a kind and an id: user|post|generation ID "
-                        "(see reel inspect --help)\n");
+        fprintf(stderr, "reel inspect: needs a kind and an id: [--data DIR] or DIR, then "
+                        "user|post|generation ID (see reel inspect --help)\n");
         return REEL_EUSAGE;
     }
-    return 0;
+    return inspect_target(pos[0], pos[1], o);
 }
 
 static json_t *json_strn(const char *s, size_t len)

@@ -533,3 +533,29 @@ Test(cli, stat_segments_and_compression_ratio)
               "%s", r.out);
     run_free(&r);
 }
+
+/* Every subcommand: --help prints its usage on stdout and exits 0; an
+ * unknown argument exits 2 with a message on stderr that names it, and
+ * prints nothing on stdout. */
+Test(cli, every_subcommand_has_help_and_refuses_unknown_arguments)
+{
+    const char *cmds[] = {"dump",   "verify",  "stat",       "inspect",  "export", "import",
+                          "replay", "rebuild", "views-hash", "loadgen",  "bench",  "io-probe"};
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        char want[64];
+        snprintf(want, sizeof(want), "usage: reel %s", cmds[i]);
+        run_t r = run_reel(cmds[i], "--help", NULL);
+        cr_assert_eq(r.status, 0, "%s --help: %s", cmds[i], r.err);
+        cr_assert(strncmp(r.out, want, strlen(want)) == 0, "%s --help: %s", cmds[i], r.out);
+        run_free(&r);
+        r = run_reel(cmds[i], "--no-such-flag", NULL);
+        cr_assert_eq(r.status, 2, "%s --no-such-flag", cmds[i]);
+        cr_assert(strstr(r.err, cmds[i]) != NULL, "%s: %s", cmds[i], r.err);
+        cr_assert_eq(r.out[0], '\0', "%s printed on stdout: %s", cmds[i], r.out);
+        run_free(&r);
+    }
+    run_t r = run_reel("no-such-command", NULL);
+    cr_assert_eq(r.status, 2);
+    cr_assert(strstr(r.err, "unknown command") != NULL, "%s", r.err);
+    run_free(&r);
+}

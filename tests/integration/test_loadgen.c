@@ -604,3 +604,70 @@ Test(loadgen, bad_options_create_nothing)
         cr_assert_neq(stat(dir, &st), 0, "case %zu made %s", i, dir);
     }
 }
+
+/* Generation bursts stay within the API's quota (30 a user in any 24 h):
+ * two users, every post through a generation, 2,000 posts in two days,
+ * so the cap (not the world's size) is what bounds them; the posts past
+ * it are direct posts. And inspect, in the issue's form `reel inspect DIR
+ * generation ID --history`: the record and every event of the generation. */
+Test(loadgen, generations_within_the_quota_and_inspect_generation)
+{
+    char dir[PATH_MAX + 8], out[PATH_MAX + 8], path[PATH_MAX * 2];
+    snprintf(dir, sizeof(dir), "%s/q", tmp);
+    snprintf(out, sizeof(out), "%s/qout", tmp);
+    run_t r = run_reel("loadgen", "--data", dir, "--users", "2", "--posts", "2000", "--events",
+                       "20000", "--days", "2", "--gen-pct", "100", "--seed", "4", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    run_free(&r);
+    r = run_reel("export", "--data", dir, "--out", out, "--types",
+                 "generation.requested,post.created", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    run_free(&r);
+    snprintf(path, sizeof(path), "%s/generation.requested.%020d.jsonl", out, 0);
+    char *s = slurp(path), *save = NULL;
+    enum { MAXG = 4096 };
+    static uint64_t at[3][MAXG];
+    uint32_t n[3] = {0, 0, 0}, worst = 0;
+    for (char *l = strtok_r(s, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        json_t *j = json_loads(l, 0, NULL);
+        cr_assert_not_null(j);
+        uint64_t u = (uint64_t)json_integer_value(json_object_get(j, "user_id"));
+        cr_assert(u == 1 || u == 2);
+        cr_assert_lt(n[u], MAXG);
+        at[u][n[u]++] = (uint64_t)json_integer_value(json_object_get(j, "at"));
+        json_decref(j);
+    }
+    free(s);
+    for (int u = 1; u <= 2; u++) /* the most requests in any 24 h window */
+        for (uint32_t i = 0, k = 0; i < n[u]; i++) {
+            while (at[u][i] - at[u][k] >= 86400000ull)
+                k++;
+            worst = i - k + 1 > worst ? i - k + 1 : worst;
+        }
+    cr_assert_leq(worst, 30, "a user requested %u generations in 24 h", worst);
+    cr_assert_geq(worst, 15, "the cap binds: %u", worst);
+    snprintf(path, sizeof(path), "%s/post.created.%020d.jsonl", out, 0);
+    s = slurp(path);
+    cr_assert_eq(count_lines(s), 2000);
+    cr_assert_lt(n[1] + n[2], 2000, "past the quota, posts are direct");
+    free(s);
+
+    r = run_reel("inspect", dir, "generation", "1", "--history", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strncmp(r.out, "{\"kind\":\"generation\"", 20) == 0, "%s", r.out);
+    cr_assert(strstr(r.out, "\"status\":\"completed\"") != NULL, "%s", r.out);
+    const char *steps[] = {"generation.requested", "generation.claimed", "generation.completed",
+                           "post.created"};
+    const char *p = strchr(r.out, '\n');
+    for (int i = 0; i < 4; i++) { /* in log order */
+        char want[64];
+        snprintf(want, sizeof(want), "\"type\":\"%s\"", steps[i]);
+        p = strstr(p, want);
+        cr_assert_not_null(p, "%s missing or out of order: %s", steps[i], r.out);
+    }
+    run_free(&r);
+    r = run_reel("inspect", dir, "widget", "1", NULL);
+    cr_assert_eq(r.status, 2);
+    cr_assert(strstr(r.err, "expected user, post or generation") != NULL, "%s", r.err);
+    run_free(&r);
+}
