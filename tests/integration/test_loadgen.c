@@ -219,6 +219,18 @@ Test(loadgen, server_counts_equal_views, .timeout = 120)
                        "3000", "--follows", "5", "--seed", "9", "--conns", "4", NULL);
     cr_assert_eq(r.status, 0, "loadgen: %s\n%s", r.out, r.err);
     cr_assert(strstr(r.out, " 0 failed, 0 skipped") != NULL, "%s", r.out);
+    /* each phase's rate and latency percentiles */
+    const char *phases[] = {"users ", "follows+posts", "activity"};
+    for (int i = 0; i < 3; i++) {
+        char want[64];
+        snprintf(want, sizeof(want), "reel loadgen: %s", phases[i]);
+        const char *line = strstr(r.out, want);
+        cr_assert_not_null(line, "no %s line: %s", phases[i], r.out);
+        const char *eol = strchr(line, '\n');
+        const char *lat = strstr(line, "requests/s, 0 failed; latency ms p50 ");
+        cr_assert(lat != NULL && lat < eol && strstr(lat, " p99 ") < eol, "%.*s",
+                  (int)(eol - line), line);
+    }
     uint64_t users = accepted(r.out, "user.created"), posts = accepted(r.out, "post.created");
     uint64_t likes = accepted(r.out, "like.created"), views = accepted(r.out, "view.recorded");
     uint64_t comments = accepted(r.out, "comment.created");
