@@ -218,20 +218,18 @@ static int lb_kind(int which)
     }
 }
 
-static int lb_move(reel_views_t *v, MDB_txn *txn, uint64_t user, int kind, uint64_t from,
-                   uint64_t to);
 static int index16(reel_views_t *v, MDB_txn *txn, int dbi, uint64_t a, uint64_t b, bool create,
                    uint64_t value);
 
 /* Adds delta (+1 or -1) to counter `which` of user; saturates at 0. */
 static int counts_add(reel_views_t *v, MDB_txn *txn, uint64_t user, int which, int delta)
 {
-    uint8_t key[8], val[COUNTS_VALUE_BYTES] = {0};
+    uint8_t val[COUNTS_VALUE_BYTES] = {0};
     MDB_val cur;
     REEL_ASSERT(which >= 0 && which < C_COUNT);
     REEL_ASSERT(delta == 1 || delta == -1);
-    reel__vput_be64(key, user);
-    int rc = reel__vdb_get(txn, v->dbi[DBI_COUNTS], key, sizeof key, &cur);
+    REEL_ASSERT(reel__vrows_active(v, txn)); /* the leaderboard moves at flush */
+    int rc = reel__vrow_get(v, txn, DBI_COUNTS, user, &cur);
     if (rc == 0) {
         if (cur.mv_size != COUNTS_VALUE_BYTES)
             return REEL_ECORRUPT;
@@ -243,10 +241,7 @@ static int counts_add(reel_views_t *v, MDB_txn *txn, uint64_t user, int which, i
     if (delta < 0 && c == 0)
         return 0;
     reel_store_u64(val + 8 * which, delta > 0 ? c + 1 : c - 1);
-    rc = reel__vdb_put(txn, v->dbi[DBI_COUNTS], key, sizeof key, val, sizeof val);
-    if (rc != 0 || lb_kind(which) < 0)
-        return rc;
-    return lb_move(v, txn, user, lb_kind(which), c, delta > 0 ? c + 1 : c - 1);
+    return reel__vrow_put(v, txn, DBI_COUNTS, user, val, sizeof val);
 }
 
 /* ---- users ---- */
@@ -262,10 +257,8 @@ typedef struct user_rec {
 /* Loads user id's record. REEL_ENOTFOUND when absent (deleted included). */
 static int user_load(reel_views_t *v, MDB_txn *txn, uint64_t id, user_rec_t *u)
 {
-    uint8_t key[8];
     MDB_val val;
-    reel__vput_be64(key, id);
-    int rc = reel__vdb_get(txn, v->dbi[DBI_USERS], key, sizeof key, &val);
+    int rc = reel__vrow_get(v, txn, DBI_USERS, id, &val);
     if (rc != 0)
         return rc;
     const uint8_t *p = val.mv_data;
@@ -285,18 +278,16 @@ static int user_load(reel_views_t *v, MDB_txn *txn, uint64_t id, user_rec_t *u)
 
 static int user_store(reel_views_t *v, MDB_txn *txn, uint64_t id, const user_rec_t *u)
 {
-    uint8_t key[8], val[USER_VALUE_MAX];
+    uint8_t val[USER_VALUE_MAX];
     REEL_ASSERT(u->hlen <= REEL_HANDLE_LEN_MAX);
     REEL_ASSERT(u->nlen <= REEL_NAME_LEN_MAX);
-    reel__vput_be64(key, id);
     reel_store_u64(val, u->created_at);
     val[8] = u->flags;
     val[9] = u->hlen;
     val[10] = u->nlen;
     memcpy(val + USER_FIXED_BYTES, u->handle, u->hlen);
     memcpy(val + USER_FIXED_BYTES + u->hlen, u->name, u->nlen);
-    return reel__vdb_put(txn, v->dbi[DBI_USERS], key, sizeof key, val,
-                  USER_FIXED_BYTES + (size_t)u->hlen + u->nlen);
+    return reel__vrow_put(v, txn, DBI_USERS, id, val, USER_FIXED_BYTES + (size_t)u->hlen + u->nlen);
 }
 
 /* The handles key: ASCII letters folded to lower case. */
@@ -351,6 +342,8 @@ static int apply_user_created(reel_views_t *v, MDB_txn *txn, const reel_event_t 
     if (u.nlen)
         memcpy(u.name, ev->display_name.ptr, u.nlen);
     rc = user_store(v, txn, ev->user, &u);
+    if (rc == 0) /* counts that came before the user are listed now */
+        rc = reel__vrow_settle(v, txn, ev->user);
     if (rc != 0)
         return rc;
     handle_key(u.handle, u.hlen, hkey);
@@ -389,50 +382,45 @@ static void lb_key(int kind, uint64_t value, uint64_t user, uint8_t *key)
     reel__vput_be64(key + 9, user);
 }
 
-/* A leaderboard value of user moved from `from` to `to`: the entry moves
- * with it. Only live users with a value above 0 are listed, so a deleted
- * user's counts (which may still move: a remix of theirs deleted later)
- * never bring them back. */
-static int lb_move(reel_views_t *v, MDB_txn *txn, uint64_t user, int kind, uint64_t from,
-                   uint64_t to)
+/* A board's value in a counts record (NULL: none, 0). */
+static uint64_t lb_value(const MDB_val *counts, int which)
 {
-    uint8_t key[LB_KEY_BYTES];
-    user_rec_t u;
-    REEL_ASSERT(kind >= 0 && kind < REEL_BOARD_COUNT);
-    int rc = user_load(v, txn, user, &u);
-    if (rc == REEL_ENOTFOUND || (rc == 0 && (u.flags & USER_DELETED)))
-        return 0;
-    if (rc != 0)
-        return rc;
-    if (from > 0) {
-        lb_key(kind, from, user, key);
-        if ((rc = reel__vdb_del(txn, v->dbi[DBI_LEADERBOARD], key, sizeof key)) != 0)
-            return rc;
-    }
-    if (to == 0)
-        return 0;
-    lb_key(kind, to, user, key);
-    return reel__vdb_put(txn, v->dbi[DBI_LEADERBOARD], key, sizeof key, "", 0);
+    return counts != NULL ? reel_load_u64((const uint8_t *)counts->mv_data + 8 * which) : 0;
 }
 
-/* Removes every leaderboard entry of user (at its current values). */
-static int lb_drop_user(reel_views_t *v, MDB_txn *txn, uint64_t user)
+/* Only live users with a value above 0 are listed, so a deleted user's
+ * counts (which may still move: a remix of theirs deleted later) never
+ * bring them back. A user not live now and not forced was not live at orig
+ * either (deletion and creation force), so it has no entries to move. */
+int reel__views_lb_settle(reel_views_t *v, MDB_txn *txn, uint64_t user, const MDB_val *orig,
+                          const MDB_val *cur, bool force)
 {
     static const int which[REEL_BOARD_COUNT] = {C_FOLLOWERS, C_LIKES, C_REMIXES, C_CAMEO_USES};
-    uint8_t key[LB_KEY_BYTES], ckey[8];
-    MDB_val cur;
-    reel__vput_be64(ckey, user);
-    int rc = reel__vdb_get(txn, v->dbi[DBI_COUNTS], ckey, sizeof ckey, &cur);
-    if (rc == REEL_ENOTFOUND)
-        return 0;
-    if (rc == 0 && cur.mv_size != COUNTS_VALUE_BYTES)
+    uint8_t key[LB_KEY_BYTES];
+    user_rec_t u;
+    if ((orig != NULL && orig->mv_size != COUNTS_VALUE_BYTES) ||
+        (cur != NULL && cur->mv_size != COUNTS_VALUE_BYTES))
         return REEL_ECORRUPT;
+    int rc = user_load(v, txn, user, &u);
+    if (rc != 0 && rc != REEL_ENOTFOUND)
+        return rc;
+    bool live = rc == 0 && !(u.flags & USER_DELETED);
+    if (!live && !force)
+        return 0;
+    rc = 0;
     for (int i = 0; rc == 0 && i < REEL_BOARD_COUNT; i++) {
-        uint64_t value = reel_load_u64((const uint8_t *)cur.mv_data + 8 * which[i]);
-        if (value == 0)
+        uint64_t from = lb_value(orig, which[i]), to = lb_value(cur, which[i]);
+        REEL_ASSERT(lb_kind(which[i]) >= 0);
+        if (from == to && !force)
             continue;
-        lb_key(lb_kind(which[i]), value, user, key);
-        rc = reel__vdb_del(txn, v->dbi[DBI_LEADERBOARD], key, sizeof key);
+        if (from > 0) {
+            lb_key(lb_kind(which[i]), from, user, key);
+            rc = reel__vdb_del(txn, v->dbi[DBI_LEADERBOARD], key, sizeof key);
+        }
+        if (rc == 0 && live && to > 0) {
+            lb_key(lb_kind(which[i]), to, user, key);
+            rc = reel__vdb_put(txn, v->dbi[DBI_LEADERBOARD], key, sizeof key, "", 0);
+        }
     }
     return rc;
 }
@@ -448,7 +436,7 @@ static int apply_user_deleted(reel_views_t *v, MDB_txn *txn, const reel_event_t 
         return 0;
     if (rc != 0)
         return rc;
-    if ((rc = lb_drop_user(v, txn, ev->user)) != 0)
+    if ((rc = reel__vrow_settle(v, txn, ev->user)) != 0) /* leaves every board */
         return rc;
     u.flags |= USER_DELETED;
     rc = user_store(v, txn, ev->user, &u);
@@ -598,11 +586,9 @@ static int post_decode(const MDB_val *val, post_rec_t *p, const uint8_t **reason
 /* Loads post id with a copy of its reason (p outlives later puts). */
 static int post_load(reel_views_t *v, MDB_txn *txn, uint64_t id, post_rec_t *p)
 {
-    uint8_t key[8];
     MDB_val val;
     const uint8_t *reason;
-    reel__vput_be64(key, id);
-    int rc = reel__vdb_get(txn, v->dbi[DBI_POSTS], key, sizeof key, &val);
+    int rc = reel__vrow_get(v, txn, DBI_POSTS, id, &val);
     if (rc == 0)
         rc = post_decode(&val, p, &reason);
     if (rc == 0)
@@ -612,10 +598,9 @@ static int post_load(reel_views_t *v, MDB_txn *txn, uint64_t id, post_rec_t *p)
 
 static int post_store(reel_views_t *v, MDB_txn *txn, uint64_t id, const post_rec_t *p)
 {
-    uint8_t key[8], val[POST_VALUE_MAX];
+    uint8_t val[POST_VALUE_MAX];
     REEL_ASSERT((p->flags & ~POST_FLAGS_ALL) == 0);
     REEL_ASSERT(p->reason_len <= REEL_TEXT_LEN_MAX);
-    reel__vput_be64(key, id);
     reel_store_u64(val, p->author);
     reel_store_u64(val + 8, p->created_at);
     reel_store_u64(val + 16, p->remix_of);
@@ -624,8 +609,7 @@ static int post_store(reel_views_t *v, MDB_txn *txn, uint64_t id, const post_rec
         reel_store_u64(val + 32 + 8 * i, p->n[i]);
     val[POST_FIXED_BYTES - 1] = p->flags;
     memcpy(val + POST_FIXED_BYTES, p->reason, p->reason_len);
-    return reel__vdb_put(txn, v->dbi[DBI_POSTS], key, sizeof key, val,
-                  POST_FIXED_BYTES + (size_t)p->reason_len);
+    return reel__vrow_put(v, txn, DBI_POSTS, id, val, POST_FIXED_BYTES + (size_t)p->reason_len);
 }
 
 /* Whether a post with these flags is in its author's posts count: public
@@ -761,7 +745,7 @@ static int cameo_uses_drop(reel_views_t *v, MDB_txn *txn, uint64_t post)
     size_t n = 0;
     reel__vput_be64(key, post);
     reel__vput_be64(key + 8, 0);
-    int rc = reel__vmdb(mdb_cursor_open(txn, v->dbi[DBI_POST_CAMEOS], &cur));
+    int rc = reel__vcursor_open(v, txn, DBI_POST_CAMEOS, &cur);
     if (rc != 0)
         return rc;
     k = (MDB_val){sizeof key, key};
@@ -1379,16 +1363,22 @@ static int apply_once(reel_views_t *v, const reel_event_t *evs, size_t n)
     int rc = reel__vmdb(mdb_txn_begin(v->env, NULL, 0, &txn));
     if (rc != 0)
         goto out_unlock;
+    reel__vrows_begin(v, txn);
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = apply_event(v, txn, &evs[i]);
     reel_store_u64(applied, evs[n - 1].offset + 1);
     if (rc == 0)
+        rc = reel__vrows_flush(v, txn);
+    if (rc == 0)
         rc = reel__vdb_put(txn, v->dbi[DBI_META], "applied", 7, applied, sizeof applied);
+    reel__vrows_end(v, rc == 0);
     if (rc != 0) {
         mdb_txn_abort(txn);
         goto out_unlock;
     }
     rc = reel__vmdb(mdb_txn_commit(txn)); /* frees txn on failure too */
+    if (rc != 0)
+        reel__vrows_drop(v);
     if (rc == 0)
         __atomic_store_n(&v->applied, evs[n - 1].offset + 1, __ATOMIC_RELEASE);
 out_unlock:
@@ -1565,8 +1555,10 @@ int reel_views_open(const char *dir, reel_views_t **out)
     reel_views_t *v = calloc(1, sizeof *v);
     if (v == NULL)
         return -ENOMEM;
-    int rc = locks_init(v);
+    int rc = reel__vrows_new(&v->rows);
     if (rc != 0)
+        goto out_free;
+    if ((rc = locks_init(v)) != 0)
         goto out_free;
     if ((rc = env_open(v, dir)) != 0)
         goto out_locks;
@@ -1580,6 +1572,7 @@ out_locks:
     pthread_mutex_destroy(&v->apply_lock);
     pthread_rwlock_destroy(&v->grow_lock);
 out_free:
+    reel__vrows_free(v->rows);
     free(v);
     REEL_ASSERT(rc != ERR_MAP_FULL && rc != ERR_MAP_RESIZED);
     return rc;
@@ -1593,6 +1586,7 @@ void reel_views_close(reel_views_t *v)
     pthread_mutex_destroy(&v->apply_lock);
     int rc = pthread_rwlock_destroy(&v->grow_lock);
     REEL_ASSERT(rc == 0); /* EBUSY: a read txn is still open */
+    reel__vrows_free(v->rows);
     free(v);
 }
 
@@ -1640,7 +1634,6 @@ void reel_views_read_end(reel_views_txn_t *t)
 static int fill_user(reel_views_txn_t *t, uint64_t id, reel_user_view_t *out)
 {
     user_rec_t u;
-    uint8_t key[8];
     MDB_val val;
     int rc = user_load(t->v, t->txn, id, &u);
     if (rc != 0)
@@ -1654,8 +1647,7 @@ static int fill_user(reel_views_txn_t *t, uint64_t id, reel_user_view_t *out)
     out->display_name_len = u.nlen;
     memcpy(out->handle, u.handle, u.hlen);
     memcpy(out->display_name, u.name, u.nlen);
-    reel__vput_be64(key, id);
-    rc = reel__vdb_get(t->txn, t->v->dbi[DBI_COUNTS], key, sizeof key, &val);
+    rc = reel__vrow_get(t->v, t->txn, DBI_COUNTS, id, &val);
     if (rc == REEL_ENOTFOUND)
         return 0;
     if (rc == 0 && val.mv_size != COUNTS_VALUE_BYTES)
@@ -1716,7 +1708,7 @@ static int scan_begin(reel_views_txn_t *t, int dbi, uint64_t prefix, uint64_t mi
     REEL_ASSERT(dbi > DBI_META && dbi < DBI_COUNT);
     memset(s, 0, sizeof *s);
     s->prefix = prefix;
-    int rc = reel__vmdb(mdb_cursor_open(t->txn, t->v->dbi[dbi], &s->cur));
+    int rc = reel__vcursor_open(t->v, t->txn, dbi, &s->cur);
     if (rc != 0)
         return rc;
     reel__vput_be64(buf, prefix);
@@ -1810,10 +1802,8 @@ static int follow_page(reel_views_txn_t *t, int dbi, uint64_t user, uint64_t cur
 /* Decodes post id of snapshot t into p; *reason points into the snapshot. */
 static int post_read(reel_views_txn_t *t, uint64_t id, post_rec_t *p, const uint8_t **reason)
 {
-    uint8_t key[8];
     MDB_val val;
-    reel__vput_be64(key, id);
-    int rc = reel__vdb_get(t->txn, t->v->dbi[DBI_POSTS], key, sizeof key, &val);
+    int rc = reel__vrow_get(t->v, t->txn, DBI_POSTS, id, &val);
     if (rc != 0)
         return rc;
     return post_decode(&val, p, reason);
@@ -2034,7 +2024,7 @@ int reel_views_appearances(reel_views_txn_t *t, uint64_t owner, uint64_t cursor_
     *n_out = 0;
     reel__vput_be64(start, owner);
     reel__vput_be64(start + 8, cursor_post + 1); /* just after the cursor; 0 + 1 skips no post */
-    int rc = reel__vmdb(mdb_cursor_open(t->txn, t->v->dbi[DBI_APPEARANCES], &cur));
+    int rc = reel__vcursor_open(t->v, t->txn, DBI_APPEARANCES, &cur);
     if (rc != 0)
         return rc;
     k = (MDB_val){sizeof start, start};
@@ -2139,7 +2129,7 @@ static int scan16(reel_views_txn_t *t, int dbi, uint64_t a0, uint64_t b0, uint64
     *n_out = 0;
     reel__vput_be64(start, a0);
     reel__vput_be64(start + 8, b0);
-    int rc = reel__vmdb(mdb_cursor_open(t->txn, t->v->dbi[dbi], &cur));
+    int rc = reel__vcursor_open(t->v, t->txn, dbi, &cur);
     if (rc != 0)
         return rc;
     k = (MDB_val){sizeof start, start};
@@ -2248,7 +2238,7 @@ int reel_views_leaderboard(reel_views_txn_t *t, reel_views_board_t kind, size_t 
         return REEL_EUSAGE;
     *n_out = 0;
     start[0] = (uint8_t)kind;
-    int rc = reel__vmdb(mdb_cursor_open(t->txn, t->v->dbi[DBI_LEADERBOARD], &cur));
+    int rc = reel__vcursor_open(t->v, t->txn, DBI_LEADERBOARD, &cur);
     if (rc != 0)
         return rc;
     k = (MDB_val){sizeof start, start};
@@ -2331,7 +2321,7 @@ static int hash_dbi(reel_views_txn_t *t, int dbi, XXH3_state_t *st)
     MDB_val k, d;
     REEL_ASSERT(dbi > DBI_META && dbi < DBI_COUNT);
     hash_bytes(st, reel__views_dbi_names[dbi], strlen(reel__views_dbi_names[dbi]));
-    int rc = reel__vmdb(mdb_cursor_open(t->txn, t->v->dbi[dbi], &cur));
+    int rc = reel__vcursor_open(t->v, t->txn, dbi, &cur);
     if (rc != 0)
         return rc;
     rc = reel__vmdb(mdb_cursor_get(cur, &k, &d, MDB_FIRST));
@@ -2390,6 +2380,8 @@ static int session_txn_begin(reel_views_session_t *s)
     if (rc != 0) {
         s->reader.txn = NULL;
         grow_unlock(s->v);
+    } else {
+        reel__vrows_begin(s->v, s->reader.txn);
     }
     return rc;
 }
@@ -2397,6 +2389,7 @@ static int session_txn_begin(reel_views_session_t *s)
 static void session_txn_abort(reel_views_session_t *s)
 {
     if (s->reader.txn != NULL) {
+        reel__vrows_end(s->v, false);
         mdb_txn_abort(s->reader.txn);
         s->reader.txn = NULL;
         grow_unlock(s->v);
@@ -2492,10 +2485,16 @@ static int session_commit_once(reel_views_session_t *s)
 {
     uint8_t applied[8];
     reel_store_u64(applied, s->next);
-    int rc = reel__vdb_put(s->reader.txn, s->v->dbi[DBI_META], "applied", 7, applied, sizeof(applied));
+    int rc = reel__vrows_flush(s->v, s->reader.txn);
+    if (rc == 0)
+        rc = reel__vdb_put(s->reader.txn, s->v->dbi[DBI_META], "applied", 7, applied,
+                           sizeof(applied));
     if (rc != 0)
         return rc;
+    reel__vrows_end(s->v, true);
     rc = reel__vmdb(mdb_txn_commit(s->reader.txn)); /* frees the txn, success or not */
+    if (rc != 0)
+        reel__vrows_drop(s->v);
     s->reader.txn = NULL;
     grow_unlock(s->v);
     return rc;
@@ -2536,8 +2535,13 @@ int reel_views_last_id(reel_views_txn_t *t, reel_views_id_kind_t kind, uint64_t 
     MDB_cursor *cur;
     MDB_val k, d;
     REEL_ASSERT((unsigned)kind < REEL_ARRAY_LEN(dbis));
+    int dbi = dbis[kind];
+    bool rows = dbi == DBI_USERS || dbi == DBI_POSTS;
     *out = 0;
-    int rc = reel__vmdb(mdb_cursor_open(t->txn, t->v->dbi[dbis[kind]], &cur));
+    /* Users and posts: the larger of LMDB's last and the rows' (records are
+     * never deleted, so no flush is needed: a create costs no flush). */
+    int rc = rows ? reel__vmdb(mdb_cursor_open(t->txn, t->v->dbi[dbi], &cur))
+                  : reel__vcursor_open(t->v, t->txn, dbi, &cur);
     if (rc != 0)
         return rc;
     rc = reel__vmdb(mdb_cursor_get(cur, &k, &d, MDB_LAST));
@@ -2546,7 +2550,11 @@ int reel_views_last_id(reel_views_txn_t *t, reel_views_id_kind_t kind, uint64_t 
     if (rc == 0)
         *out = reel__vget_be64(k.mv_data);
     mdb_cursor_close(cur);
-    return rc == REEL_ENOTFOUND ? 0 : rc;
+    if (rc != 0 && rc != REEL_ENOTFOUND)
+        return rc;
+    if (rows && reel__vrows_max_id(t->v, t->txn, dbi) > *out)
+        *out = reel__vrows_max_id(t->v, t->txn, dbi);
+    return 0;
 }
 
 int reel_views_liked(reel_views_txn_t *t, uint64_t post, uint64_t user, bool *out)

@@ -22,6 +22,10 @@
  *     aborted, the map doubles (up to REEL_VIEWS_MAP_BYTES_MAX) with no txn
  *     of this process active, and the whole apply runs again.
  *
+ * Write txns keep the hot records (users, posts, counts) in a row cache
+ * (views_rows.c, REEL_VIEWS_ROWS_MAX) and write each once per flush; what
+ * any read sees, and what a commit stores, is the same as without it.
+ *
  * Durability. MDB_NOMETASYNC: data pages are flushed at commit, the meta
  * page is not, so a system crash may undo the last committed txn (never
  * corrupt: LMDB keeps ACI). The log replays what was lost. MDB_NOSYNC,
@@ -128,10 +132,12 @@
  * user's posts, moved with the parent's remixes count (a deleted parent
  * keeps its remixes counted); cameo_uses: posts, not deleted, by other
  * authors that feature the user's cameo (drafts and hidden posts count:
- * they were made with the cameo; a repeated cameo counts once). Every
- * change of one of the four moves its leaderboard entry in the same txn;
- * user.deleted removes the user's entries, and later changes of a deleted
- * user's counts never bring them back.
+ * they were made with the cameo; a repeated cameo counts once). After
+ * every txn the leaderboard lists exactly the live users whose value is
+ * above 0, at that value: a txn moves each user's entry once, from the
+ * value before it to the value after (views_rows.c); user.deleted removes
+ * the user's entries, and later changes of a deleted user's counts never
+ * bring them back.
  *
  * Event semantics (types not listed are ignored but still count as
  * applied):
@@ -246,8 +252,9 @@
 
 /* Format of the views' keys and values; bumped on any layout change (the
  * views are then rebuilt from the log, never converted). */
-#define REEL_VIEWS_VERSION 6u /* 3: appearances; 4: generations; 5: accounts, leaderboards;
-                                 6: post bodies, friends, idempotency keys */
+#define REEL_VIEWS_VERSION 7u /* 3: appearances; 4: generations; 5: accounts, leaderboards;
+                                 6: post bodies, friends, idempotency keys;
+                                 7: a user created after counts of theirs is listed */
 /* Entries returned by one page at most: a page is one read txn, and a
  * bounded one keeps snapshots short (see Threads). */
 #define REEL_VIEWS_PAGE_MAX 1000u
@@ -257,6 +264,14 @@
 /* Growth stops here: 1 TiB is far beyond one machine's views, and a bound
  * turns a runaway (a bug that writes without end) into -ENOSPC. */
 #define REEL_VIEWS_MAP_BYTES_MAX (1ull << 40)
+
+/* The write txn's row cache (views_rows.c): hot users, posts and counts
+ * are read once and written once per flush. 32 Ki rows and 8 MiB of their
+ * bytes hold a command batch's or a replay batch's hot records (a user row
+ * is under 100 bytes, a counts row 128 with its original); past either,
+ * the rows are written to the txn and the cache starts over. */
+#define REEL_VIEWS_ROWS_MAX (1u << 15)
+#define REEL_VIEWS_ROWS_ARENA_BYTES (8u << 20)
 
 /* The environment; opaque. */
 typedef struct reel_views reel_views_t;

@@ -56,8 +56,12 @@ _Static_assert(DBI_COUNT <= REEL_VIEWS_MAXDBS, "DBIs fit maxdbs");
 /* Their names in the environment, by DBI. */
 extern const char *const reel__views_dbi_names[DBI_COUNT];
 
+/* views_rows.c: the write txn's row cache. */
+typedef struct reel_views_rows reel_views_rows_t;
+
 struct reel_views {
     MDB_env *env;                /* owned */
+    reel_views_rows_t *rows;     /* owned; used under apply_lock */
     MDB_dbi dbi[DBI_COUNT];      /* valid for the env's life */
     pthread_rwlock_t grow_lock;  /* read: any open txn; write: resize */
     pthread_mutex_t apply_lock;  /* one apply at a time */
@@ -88,6 +92,44 @@ int reel__views_post_body_del(reel_views_t *v, MDB_txn *txn, uint64_t post);
 /* The friends index: a friendship of a and b since `since` begins or ends. */
 int reel__views_friend_set(reel_views_t *v, MDB_txn *txn, uint64_t a, uint64_t b, uint64_t since,
                            bool create);
+
+/* ---- Rows (views_rows.c) ----
+ * The write txn (apply or session) keeps the records of users, posts and
+ * counts it reads or writes in memory, and writes them at flush: at
+ * commit, when the cache is full, and before a cursor on those DBIs or the
+ * leaderboard (reel__vcursor_open). Reads through reel__vrow_get in that
+ * txn see its writes; any other txn reads LMDB. Counts changes move the
+ * leaderboard once per flush (reel__views_lb_settle). Rows that a commit
+ * wrote stay as a cache for the next write txn (this process is the only
+ * writer: apply_lock); an abort drops them. Begin after the txn begins,
+ * end before it is committed or aborted. */
+int reel__vrows_new(reel_views_rows_t **out);
+void reel__vrows_free(reel_views_rows_t *r);
+void reel__vrows_begin(reel_views_t *v, MDB_txn *txn);
+/* Detaches the rows from the txn. committing: the txn is about to commit
+ * after a flush, so the (clean) rows stay as a cache of what it commits
+ * for the next txn; else they are dropped. If the commit then fails, drop
+ * them (reel__vrows_drop). */
+void reel__vrows_end(reel_views_t *v, bool committing);
+void reel__vrows_drop(reel_views_t *v);
+bool reel__vrows_active(reel_views_t *v, MDB_txn *txn);
+int reel__vrows_flush(reel_views_t *v, MDB_txn *txn);
+/* The record of (dbi, id) (DBI_USERS, DBI_POSTS, DBI_COUNTS) as txn sees
+ * it; *out is valid until the next rows call. REEL_ENOTFOUND: absent. */
+int reel__vrow_get(reel_views_t *v, MDB_txn *txn, int dbi, uint64_t id, MDB_val *out);
+int reel__vrow_put(reel_views_t *v, MDB_txn *txn, int dbi, uint64_t id, const void *d, size_t dl);
+/* The leaderboard entries of user are settled at the next flush even if
+ * the counts do not change (the user was created or deleted). */
+int reel__vrow_settle(reel_views_t *v, MDB_txn *txn, uint64_t user);
+/* The largest id of a record written or read in txn's rows (0: none). */
+uint64_t reel__vrows_max_id(reel_views_t *v, MDB_txn *txn, int dbi);
+/* mdb_cursor_open, after a flush when dbi is cached or the leaderboard. */
+int reel__vcursor_open(reel_views_t *v, MDB_txn *txn, int dbi, MDB_cursor **cur);
+/* views.c: moves user's leaderboard entries from the counts orig (NULL:
+ * none) to cur (NULL: none); live users with a value above 0 are listed.
+ * force: even where a value did not change. */
+int reel__views_lb_settle(reel_views_t *v, MDB_txn *txn, uint64_t user, const MDB_val *orig,
+                          const MDB_val *cur, bool force);
 
 /* views_idem.c: idempotency.recorded. */
 int reel__views_apply_idem(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev);

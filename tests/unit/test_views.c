@@ -1043,3 +1043,183 @@ Test(views, invites_issued_and_used_once)
     reel_views_close(v);
     reel_test_rmtree(dir);
 }
+
+/* ---- the write txn's row cache (views_rows.c) ---- */
+
+/* A board's value in a profile. */
+static uint64_t board_value(const reel_user_view_t *u, reel_views_board_t kind)
+{
+    switch (kind) {
+    case REEL_BOARD_FOLLOWERS: return u->followers;
+    case REEL_BOARD_LIKES: return u->likes_received;
+    case REEL_BOARD_REMIXES: return u->remixes_received;
+    default: return u->cameo_uses;
+    }
+}
+
+/* Every board lists exactly the live users (1..users) whose value is above
+ * 0, at that value: checked against their profiles. Returns the rows seen. */
+static size_t check_boards(reel_views_t *v, uint64_t users)
+{
+    static reel_leader_t rows[REEL_VIEWS_PAGE_MAX];
+    reel_views_txn_t *t;
+    size_t seen = 0;
+    cr_assert_eq(reel_views_read_begin(v, &t), 0);
+    for (int kind = 0; kind < REEL_BOARD_COUNT; kind++) {
+        size_t n, want = 0;
+        cr_assert_eq(reel_views_leaderboard(t, (reel_views_board_t)kind, REEL_VIEWS_PAGE_MAX,
+                                            rows, &n), 0);
+        for (uint64_t id = 1; id <= users; id++) {
+            reel_user_view_t u;
+            int rc = reel_views_get_user(t, id, &u);
+            cr_assert(rc == 0 || rc == REEL_ENOTFOUND);
+            want += rc == 0 && board_value(&u, (reel_views_board_t)kind) > 0;
+        }
+        cr_assert_eq(n, want, "board %d lists %zu users, %zu have a value", kind, n, want);
+        for (size_t i = 0; i < n; i++) {
+            reel_user_view_t u;
+            cr_assert_eq(reel_views_get_user(t, rows[i].user, &u), 0, "listed user is live");
+            cr_assert_eq(rows[i].value, board_value(&u, (reel_views_board_t)kind));
+        }
+        seen += n;
+    }
+    reel_views_read_end(t);
+    return seen;
+}
+
+Test(views, leaderboards_list_live_users_at_their_counts_in_any_batching)
+{
+    enum { N = 5000 };
+    static reel_event_t evs[N];
+    size_t n = random_history(evs, N, 11);
+    char d1[256], d2[256];
+    reel_test_tmpdir(d1, sizeof d1, "views");
+    reel_test_tmpdir(d2, sizeof d2, "views2");
+    reel_views_t *a = open_views(d1), *b = open_views(d2);
+    cr_assert_eq(reel_views_apply(a, evs, n), 0); /* one txn */
+    for (size_t i = 0; i < n; i += 7)              /* many */
+        cr_assert_eq(reel_views_apply(b, evs + i, n - i < 7 ? n - i : 7), 0);
+    cr_assert_gt(check_boards(a, 50), 0);
+    cr_assert_gt(check_boards(b, 50), 0);
+    uint8_t ha[16], hb[16];
+    hash_of(a, ha);
+    hash_of(b, hb);
+    cr_assert_arr_eq(ha, hb, 16);
+    reel_views_close(a);
+    reel_views_close(b);
+    reel_test_rmtree(d1);
+    reel_test_rmtree(d2);
+}
+
+/* More users than the cache holds rows, in one txn: the rows go to LMDB
+ * mid-txn and the cache starts over, with the same views as small txns. */
+Test(views, more_rows_than_the_cache_holds_in_one_txn)
+{
+    enum { USERS = REEL_VIEWS_ROWS_MAX * 3 / 4 };
+    static reel_event_t evs[2 * USERS];
+    static char handles[USERS][12];
+    size_t n = 0;
+    for (uint64_t u = 1; u <= USERS; u++) {
+        snprintf(handles[u - 1], sizeof handles[0], "u%llu", (unsigned long long)u);
+        evs[n] = ev_user(n, u, handles[u - 1], "x");
+        n++;
+    }
+    for (uint64_t u = 2; u <= USERS; u++, n++) /* everyone follows a few */
+        evs[n] = ev_ids(REEL_EV_FOLLOW_CREATED, n, u, 1 + u % 7, 0);
+    char d1[256], d2[256];
+    reel_test_tmpdir(d1, sizeof d1, "views");
+    reel_test_tmpdir(d2, sizeof d2, "views2");
+    reel_views_t *a = open_views(d1), *b = open_views(d2);
+    cr_assert_eq(reel_views_apply(a, evs, n), 0);
+    for (size_t i = 0; i < n; i += 1000)
+        cr_assert_eq(reel_views_apply(b, evs + i, n - i < 1000 ? n - i : 1000), 0);
+    uint8_t ha[16], hb[16];
+    hash_of(a, ha);
+    hash_of(b, hb);
+    cr_assert_arr_eq(ha, hb, 16);
+    reel_user_view_t u;
+    cr_assert_eq(get_user(a, USERS, &u), 0);
+    cr_assert_eq(get_user(a, 1, &u), 0);
+    cr_assert_eq(u.followers, USERS / 7, "user 1: every 7th follows");
+    cr_assert_eq(check_boards(a, 8), 7, "users 1..7 have followers");
+    reel_views_close(a);
+    reel_views_close(b);
+    reel_test_rmtree(d1);
+    reel_test_rmtree(d2);
+}
+
+/* An aborted session's rows are not kept: the next txn reads what LMDB
+ * holds, not the aborted counts. A committed session's are. */
+Test(views, aborted_session_leaves_no_cached_rows)
+{
+    char dir[256];
+    reel_test_tmpdir(dir, sizeof dir, "views");
+    reel_views_t *v = open_views(dir);
+    apply1(v, ev_user(0, 1, "a", "A"));
+    apply1(v, ev_user(0, 2, "b", "B"));
+    reel_views_session_t *s;
+    reel_user_view_t u;
+    reel_event_t f = ev_ids(REEL_EV_FOLLOW_CREATED, reel_views_applied(v), 1, 2, 0);
+    cr_assert_eq(reel_views_session_begin(v, &s), 0);
+    cr_assert_eq(reel_views_session_apply(s, &f), 0);
+    cr_assert_eq(reel_views_get_user(reel_views_session_reader(s), 2, &u), 0);
+    cr_assert_eq(u.followers, 1, "the session sees its own follow");
+    reel_views_session_abort(s);
+
+    cr_assert_eq(reel_views_session_begin(v, &s), 0);
+    cr_assert_eq(reel_views_get_user(reel_views_session_reader(s), 2, &u), 0);
+    cr_assert_eq(u.followers, 0, "the aborted follow is gone from the next txn");
+    cr_assert_eq(reel_views_session_apply(s, &f), 0);
+    cr_assert_eq(reel_views_session_commit(s), 0);
+
+    cr_assert_eq(reel_views_session_begin(v, &s), 0);
+    cr_assert_eq(reel_views_get_user(reel_views_session_reader(s), 2, &u), 0);
+    cr_assert_eq(u.followers, 1, "the committed follow stays");
+    reel_views_session_abort(s);
+    cr_assert_eq(get_user(v, 2, &u), 0);
+    cr_assert_eq(u.followers, 1);
+    reel_views_close(v);
+    reel_test_rmtree(dir);
+}
+
+/* Scans in a session see the rows it has not written yet: the last ids and
+ * the leaderboard (a cursor on them flushes the rows first). */
+Test(views, session_scans_see_its_cached_rows)
+{
+    char dir[256];
+    reel_test_tmpdir(dir, sizeof dir, "views");
+    reel_views_t *v = open_views(dir);
+    apply1(v, ev_user(0, 1, "a", "A"));
+    reel_views_session_t *s;
+    cr_assert_eq(reel_views_session_begin(v, &s), 0);
+    reel_event_t evs[] = {ev_user(0, 2, "b", "B"), ev_user(0, 3, "c", "C"),
+                          ev_ids(REEL_EV_FOLLOW_CREATED, 0, 1, 3, 0),
+                          ev_ids(REEL_EV_FOLLOW_CREATED, 0, 2, 3, 0),
+                          ev_post(0, 9, 2, "public")};
+    for (size_t i = 0; i < REEL_ARRAY_LEN(evs); i++) {
+        evs[i].offset = 1 + i;
+        cr_assert_eq(reel_views_session_apply(s, &evs[i]), 0);
+    }
+    reel_views_txn_t *t = reel_views_session_reader(s);
+    uint64_t last;
+    cr_assert_eq(reel_views_last_id(t, REEL_VIEWS_ID_USER, &last), 0);
+    cr_assert_eq(last, 3);
+    cr_assert_eq(reel_views_last_id(t, REEL_VIEWS_ID_POST, &last), 0);
+    cr_assert_eq(last, 9);
+    reel_leader_t rows[4];
+    size_t n;
+    cr_assert_eq(reel_views_leaderboard(t, REEL_BOARD_FOLLOWERS, 4, rows, &n), 0);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(rows[0].user, 3);
+    cr_assert_eq(rows[0].value, 2);
+    reel_event_t more = ev_ids(REEL_EV_FOLLOW_CREATED, 6, 3, 2, 0); /* after the flush */
+    cr_assert_eq(reel_views_session_apply(s, &more), 0);
+    cr_assert_eq(reel_views_leaderboard(t, REEL_BOARD_FOLLOWERS, 4, rows, &n), 0);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(rows[1].user, 2);
+    cr_assert_eq(rows[1].value, 1);
+    cr_assert_eq(reel_views_session_commit(s), 0);
+    cr_assert_eq(check_boards(v, 3), 2);
+    reel_views_close(v);
+    reel_test_rmtree(dir);
+}
