@@ -1297,7 +1297,8 @@ Test(server, sigterm_stops_accepting_and_finishes_in_flight)
     cr_expect_not_null(strstr(raw, "HTTP/1.1 201"), "the request in flight: %s", raw);
     free(raw);
     close(slow);
-    cr_expect_eq(srv_stop(SIGTERM), 0);
+    /* Its exit, without a second signal (signal 0 sends none). */
+    cr_expect_eq(srv_stop(0), 0);
     srv_start(NULL);
     expect(http("GET", "/v1/handles/inflight", NULL, NULL), 200, NULL);
 }
