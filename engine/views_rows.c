@@ -274,20 +274,22 @@ int reel__vrow_get(reel_views_t *v, MDB_txn *txn, int dbi, uint64_t id, MDB_val 
     uint8_t key[8];
     row_t *w;
     uint32_t slot;
-    if (!reel__vrows_active(v, txn) || r->flushing) {
-        if (r->flushing && reel__vrows_active(v, txn) && (w = row_find(r, dbi, id, &slot)) != NULL)
-            goto found;
-        reel__vput_be64(key, id);
-        return reel__vdb_get(txn, v->dbi[dbi], key, sizeof key, out);
-    }
-    int rc = row_get(v, dbi, id, &w);
-    if (rc != 0)
+    int rc;
+    if (!reel__vrows_active(v, txn)) /* another txn: LMDB */
+        goto lmdb;
+    if (r->flushing) { /* the leaderboard's settling reads users: no new rows */
+        if ((w = row_find(r, dbi, id, &slot)) == NULL)
+            goto lmdb;
+    } else if ((rc = row_get(v, dbi, id, &w)) != 0) {
         return rc;
-found:
+    }
     if (!w->present)
         return REEL_ENOTFOUND;
     *out = (MDB_val){w->len, r->arena + w->off};
     return 0;
+lmdb:
+    reel__vput_be64(key, id);
+    return reel__vdb_get(txn, v->dbi[dbi], key, sizeof key, out);
 }
 
 int reel__vrow_put(reel_views_t *v, MDB_txn *txn, int dbi, uint64_t id, const void *d, size_t dl)
