@@ -153,6 +153,27 @@ int reel__vdb_put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl, const voi
     return reel__vmdb(mdb_put(txn, dbi, &key, &val, 0));
 }
 
+/* Puts a key that must be new, in one descent of the tree (no get
+ * first): 0 put, 1 present already (nothing changed), < 0 error. */
+int reel__vdb_put_new(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl, const void *d,
+                      size_t dl)
+{
+    MDB_val key = {kl, (void *)k};
+    MDB_val val = {dl, (void *)d};
+    REEL_ASSERT(kl > 0);
+    int rc = mdb_put(txn, dbi, &key, &val, MDB_NOOVERWRITE);
+    return rc == MDB_KEYEXIST ? 1 : reel__vmdb(rc);
+}
+
+/* Deletes a key in one descent: 0 deleted, 1 absent, < 0 error. */
+int reel__vdb_del_found(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl)
+{
+    MDB_val key = {kl, (void *)k};
+    REEL_ASSERT(kl > 0);
+    int rc = mdb_del(txn, dbi, &key, NULL);
+    return rc == MDB_NOTFOUND ? 1 : reel__vmdb(rc);
+}
+
 /* Deletes a key; an absent key is fine (callers checked or do not care). */
 int reel__vdb_del(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl)
 {
@@ -507,14 +528,12 @@ static int apply_follow_created(reel_views_t *v, MDB_txn *txn, const reel_event_
 {
     follow_keys_t k;
     uint8_t since[8];
-    MDB_val val;
     follow_keys(ev->user, ev->target, ev->at, &k);
-    int rc = reel__vdb_get(txn, v->dbi[DBI_FOLLOWS], k.pair, sizeof k.pair, &val);
-    if (rc != REEL_ENOTFOUND)
-        return rc; /* 0: the pair exists; idempotent */
     reel_store_u64(since, ev->at);
-    if ((rc = reel__vdb_put(txn, v->dbi[DBI_FOLLOWS], k.pair, sizeof k.pair, since, 8)) != 0 ||
-        (rc = reel__vdb_put(txn, v->dbi[DBI_FOLLOWERS], k.followers, 24, "", 0)) != 0 ||
+    int rc = reel__vdb_put_new(txn, v->dbi[DBI_FOLLOWS], k.pair, sizeof k.pair, since, 8);
+    if (rc != 0)
+        return rc > 0 ? 0 : rc; /* 1: the pair exists; idempotent */
+    if ((rc = reel__vdb_put(txn, v->dbi[DBI_FOLLOWERS], k.followers, 24, "", 0)) != 0 ||
         (rc = reel__vdb_put(txn, v->dbi[DBI_FOLLOWING], k.following, 24, "", 0)) != 0 ||
         (rc = counts_add(v, txn, ev->target, C_FOLLOWERS, 1)) != 0 ||
         (rc = counts_add(v, txn, ev->user, C_FOLLOWING, 1)) != 0)
@@ -842,17 +861,13 @@ static int post_likes_add(reel_views_t *v, MDB_txn *txn, uint64_t post, int delt
 static int apply_like(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev, bool create)
 {
     uint8_t key[16], at[8];
-    MDB_val val;
     reel__vput_be64(key, ev->post);
     reel__vput_be64(key + 8, ev->user);
-    int rc = reel__vdb_get(txn, v->dbi[DBI_LIKES], key, sizeof key, &val);
-    if (rc != 0 && rc != REEL_ENOTFOUND)
-        return rc;
-    if ((rc == 0) == create)
-        return 0; /* like exists (create) or is absent (remove): no-op */
     reel_store_u64(at, ev->at);
-    rc = create ? reel__vdb_put(txn, v->dbi[DBI_LIKES], key, sizeof key, at, sizeof at)
-                : reel__vdb_del(txn, v->dbi[DBI_LIKES], key, sizeof key);
+    int rc = create ? reel__vdb_put_new(txn, v->dbi[DBI_LIKES], key, sizeof key, at, sizeof at)
+                    : reel__vdb_del_found(txn, v->dbi[DBI_LIKES], key, sizeof key);
+    if (rc == 1)
+        return 0; /* like exists (create) or is absent (remove): no-op */
     if (rc == 0) /* likes_by_user: user | post */
         rc = index16(v, txn, DBI_LIKES_BY_USER, ev->user, ev->post, create, 0);
     if (rc != 0)

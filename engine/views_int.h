@@ -85,6 +85,12 @@ uint64_t reel__vget_be64(const uint8_t *p);
 int reel__vdb_get(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl, MDB_val *out);
 int reel__vdb_put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl, const void *d, size_t dl);
 int reel__vdb_del(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl);
+/* put of a key that must be new, in one descent: 0 put, 1 present (nothing
+ * changed), < 0 error. */
+int reel__vdb_put_new(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl, const void *d,
+                      size_t dl);
+/* del in one descent: 0 deleted, 1 absent, < 0 error. */
+int reel__vdb_del_found(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl);
 
 /* views_post.c: a post's contents (post.created) and removal (post.deleted). */
 int reel__views_post_body_put(reel_views_t *v, MDB_txn *txn, const reel_event_t *ev);
