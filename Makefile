@@ -9,8 +9,10 @@
 
 CC      ?= cc
 BUILD   ?= build
+# python3: make test reads reel export's output back with Python's csv and json.
 DEBIAN_PKGS := liblmdb-dev liburing-dev libxxhash-dev libzstd-dev libuv1-dev \
-               libhttp-parser-dev libjansson-dev libroaring-dev libcriterion-dev pkg-config
+               libhttp-parser-dev libjansson-dev libroaring-dev libcriterion-dev pkg-config \
+               python3
 FUZZ_PKGS   := clang libclang-rt-14-dev
 # The baselines of `make bench` (reel bench http against Redis, reel bench
 # feed against hnswlib): installed by the bench target only, never by all or test.
