@@ -36,6 +36,12 @@
 /* After the last answer of a closing connection, unread input is drained
  * this long so the client sees the answer rather than a reset. */
 #define LINGER_MS 2000u
+/* Answers written with one system call at most (one writev): the answers
+ * of one read's pipelined requests leave together. */
+#define FLUSH_IOV_MAX 64u
+/* Answers held while one read's requests are parsed, at most: past it they
+ * are written at once, so the output bound (invariant 2) still holds. */
+#define FLUSH_DEFER_BYTES_MAX (256u << 10)
 
 _Static_assert(SRV_HEADER_BYTES_MAX < CONN_RBUF_BYTES, "headers fit the read buffer");
 
@@ -78,6 +84,8 @@ struct reel_http_conn {
     bool draining;                 /* a stream's connection: input read and dropped */
     bool loopback;
     bool stop;                     /* the message just parsed stops the parser */
+    bool parsing;                  /* in conn_parse: answers wait to leave together */
+    size_t deferred_bytes;         /* answered while parsing, not yet written */
     rl_state_t rl;                 /* the current request line: where its scan is */
     bool rl_ok;                    /* it ended in " HTTP/d.d" */
     uint8_t rl_len;                /* bytes in rl_tail */
@@ -187,6 +195,18 @@ static void shutdown_cb(uv_shutdown_t *sh, int status)
     conn_unref(c);
 }
 
+/* The last answer before a close left: our FIN now (the client sees the
+ * end of the answer at once); what it still sends is drained until its FIN
+ * or the linger time, so it reads the answer rather than a reset. */
+static void conn_linger(reel_http_conn_t *c)
+{
+    c->lingering = true;
+    c->shutdown.data = c;
+    if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, shutdown_cb) == 0)
+        c->refs++;
+    conn_update(c);
+}
+
 static void write_cb(uv_write_t *w, int status)
 {
     wreq_t *wr = (wreq_t *)w;
@@ -194,14 +214,7 @@ static void write_cb(uv_write_t *w, int status)
     bool close_after = wr->close_after;
     free(wr);
     if (status == 0 && close_after && !c->closing) {
-        /* Our FIN now (the client sees the end of the answer at once);
-         * what it still sends is drained until its FIN or the linger
-         * time, so it reads the answer rather than a reset. */
-        c->lingering = true;
-        c->shutdown.data = c;
-        if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, shutdown_cb) == 0)
-            c->refs++;
-        conn_update(c);
+        conn_linger(c);
     } else if (status != 0) {
         conn_close(c);
     } else if (!c->closing) {
@@ -215,20 +228,29 @@ static void write_cb(uv_write_t *w, int status)
     conn_unref(c);
 }
 
-static int conn_write(reel_http_conn_t *c, const char *data, size_t len, bool close_after)
+/* Queues bufs[0..n) from byte skip on (a copy: the caller keeps its
+ * buffers) behind what is queued already; write_cb follows. */
+static int conn_write_queued(reel_http_conn_t *c, const uv_buf_t *bufs, unsigned n, size_t skip,
+                             size_t total, bool close_after)
 {
-    if (c->closing || c->lingering)
-        return -1;
-    wreq_t *wr = malloc(sizeof(*wr) + len);
+    REEL_ASSERT(skip < total);
+    size_t want = total - skip;
+    wreq_t *wr = malloc(sizeof(*wr) + want);
     if (wr == NULL) {
         conn_close(c);
         return -1;
     }
     wr->conn = c;
     wr->close_after = close_after;
-    wr->len = len;
-    memcpy(wr->data, data, len);
-    uv_buf_t b = uv_buf_init(wr->data, (unsigned)len);
+    wr->len = 0;
+    for (unsigned i = 0; i < n; i++) {
+        size_t from = skip < bufs[i].len ? skip : bufs[i].len;
+        skip -= from;
+        memcpy(wr->data + wr->len, bufs[i].base + from, bufs[i].len - from);
+        wr->len += bufs[i].len - from;
+    }
+    REEL_ASSERT(wr->len == want);
+    uv_buf_t b = uv_buf_init(wr->data, (unsigned)wr->len);
     c->refs++;
     if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, &b, 1, write_cb) != 0) {
         free(wr);
@@ -239,28 +261,110 @@ static int conn_write(reel_http_conn_t *c, const char *data, size_t len, bool cl
     return 0;
 }
 
-/* Invariant 1: writes the answered requests at the head, in order. */
-static void conn_flush(reel_http_conn_t *c)
+/* Writes bufs[0..n) in order: at once with one writev (uv_try_write) when
+ * nothing is queued before them, the rest (or all) queued. Fewer system
+ * calls than one write a buffer, and no copy, callback or poll change for
+ * what leaves at once. 0, or -1 with the connection closing. */
+static int conn_writev(reel_http_conn_t *c, const uv_buf_t *bufs, unsigned n, bool close_after)
 {
-    while (c->head != NULL && c->head->replied && !c->closing && !c->lingering) {
-        reel_http_req_t *r = c->head;
-        if (r->out_len > 0) {
-            bool last = r->close_after && !r->stream;
-            conn_write(c, r->out, r->out_len, last);
-            free(r->out);
-            r->out = NULL;
-            r->out_len = 0;
-            if (last)
-                c->paused = c->done = true; /* nothing more is parsed here */
+    size_t total = 0, done = 0;
+    for (unsigned i = 0; i < n; i++)
+        total += bufs[i].len;
+    if (c->closing || c->lingering)
+        return -1;
+    REEL_ASSERT(total > 0);
+    if (c->tcp.write_queue_size == 0) {
+        int w = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
+        if (w >= 0) {
+            done = (size_t)w;
+        } else if (w != UV_EAGAIN && w != UV_ENOSYS) {
+            conn_close(c); /* the client is gone (EPIPE, ECONNRESET) */
+            return -1;
         }
-        if (r->stream)
-            return; /* holds the connection from now on */
+    }
+    if (done == total) {
+        if (close_after)
+            conn_linger(c);
+        return 0;
+    }
+    return conn_write_queued(c, bufs, n, done, total, close_after);
+}
+
+static int conn_write(reel_http_conn_t *c, const char *data, size_t len, bool close_after)
+{
+    if (c->closing || c->lingering)
+        return -1;
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    return conn_write_queued(c, &b, 1, 0, len, close_after);
+}
+
+/* The head's answered requests that are not streams, up to FLUSH_IOV_MAX
+ * and up to one that closes the connection: their bytes in bufs; the count
+ * of requests (with empty answers) in *nreq. Whether the last one closes. */
+static bool flush_gather(reel_http_conn_t *c, uv_buf_t *bufs, unsigned *nbuf, unsigned *nreq)
+{
+    *nbuf = *nreq = 0;
+    for (reel_http_req_t *r = c->head; r != NULL && r->replied && !r->stream; r = r->next) {
+        if (*nbuf == FLUSH_IOV_MAX)
+            break;
+        ++*nreq;
+        if (r->out_len > 0)
+            bufs[(*nbuf)++] = uv_buf_init(r->out, (unsigned)r->out_len);
+        if (r->close_after)
+            return true;
+    }
+    return false;
+}
+
+/* Pops and frees the first n requests of the queue (written). */
+static void flush_pop(reel_http_conn_t *c, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        reel_http_req_t *r = c->head;
+        REEL_ASSERT(r != NULL && r->replied && !r->stream);
         c->head = r->next;
         if (c->head == NULL)
             c->tail = NULL;
         c->nreq--;
         req_free(r);
     }
+}
+
+/* Invariant 1: writes the answered requests at the head, in order. */
+static void conn_flush_now(reel_http_conn_t *c)
+{
+    uv_buf_t bufs[FLUSH_IOV_MAX];
+    c->deferred_bytes = 0;
+    while (c->head != NULL && c->head->replied && !c->closing && !c->lingering) {
+        reel_http_req_t *r = c->head;
+        if (r->stream) {
+            if (r->out_len > 0) {
+                conn_write(c, r->out, r->out_len, false);
+                free(r->out);
+                r->out = NULL;
+                r->out_len = 0;
+            }
+            return; /* holds the connection from now on */
+        }
+        unsigned nbuf, nreq;
+        bool last = flush_gather(c, bufs, &nbuf, &nreq);
+        REEL_ASSERT(nreq > 0);
+        if (last)
+            c->paused = c->done = true; /* nothing more is parsed here */
+        int rc = nbuf > 0 ? conn_writev(c, bufs, nbuf, last) : 0;
+        if (rc != 0)
+            return; /* closing: conn_close freed the queue */
+        flush_pop(c, nreq);
+    }
+}
+
+/* Answers given while a read's requests are parsed leave together once
+ * the parse ends (conn_parse), else at once. */
+static void conn_flush(reel_http_conn_t *c)
+{
+    if (c->parsing && c->deferred_bytes < FLUSH_DEFER_BYTES_MAX)
+        return;
+    conn_flush_now(c);
 }
 
 /* ---- timer and reading (invariants 2 and 3) ---- */
@@ -572,8 +676,10 @@ static int on_headers_complete(http_parser *p)
     c->phase = PHASE_BODY;
     conn_arm_timer(c);
     bool has_body = (p->flags & F_CHUNKED) || (c->saw_length && p->content_length > 0);
+    if (has_body && r->expect.present && strcasecmp(r->expect.value, "100-continue") == 0)
+        conn_flush_now(c); /* answers held for this read leave first */
     if (has_body && r->expect.present && strcasecmp(r->expect.value, "100-continue") == 0 &&
-        c->head == r) {
+        c->head == r && !c->closing && !c->lingering) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         conn_write(c, cont, sizeof(cont) - 1, false);
     }
@@ -628,7 +734,7 @@ static int on_message_complete(http_parser *p)
      * read's worth of pipelined requests: stop parsing here, not after
      * the read, so a client that never reads holds at most the bound plus
      * one answer (invariant 2); the write callback resumes. */
-    if (c->closing || c->tcp.write_queue_size >= SRV_OUTPUT_BYTES_MAX)
+    if (c->closing || c->tcp.write_queue_size + c->deferred_bytes >= SRV_OUTPUT_BYTES_MAX)
         c->stop = true;
     return 0;
 }
@@ -680,7 +786,9 @@ static void scan_request_line(reel_http_conn_t *c, const char *p, size_t n)
     }
 }
 
-static void conn_parse(reel_http_conn_t *c)
+/* One pass of the parser over the unparsed input: until it is used up,
+ * the connection pauses (a bound, a closing answer) or fails. */
+static void conn_parse_once(reel_http_conn_t *c)
 {
     size_t off = 0;
     while (off < c->rlen && !c->paused && !c->closing) {
@@ -711,18 +819,104 @@ static void conn_parse(reel_http_conn_t *c)
     }
 }
 
+/* Whether a connection paused on the pipeline or output bound may parse
+ * again (answers left). */
+static bool conn_can_resume(const reel_http_conn_t *c)
+{
+    return !c->closing && !c->lingering && !c->done && c->paused &&
+           c->nreq < SRV_PIPELINE_MAX / 2 && c->tcp.write_queue_size < SRV_OUTPUT_BYTES_MAX / 2;
+}
+
+/* Parses what was read; the answers given meanwhile leave together at the
+ * end of each pass (one writev). A pass that paused on the pipeline bound
+ * goes on once they left. Each pass consumes at least one request or
+ * ends the loop, so the passes are bounded by the input buffer. */
+static void conn_parse(reel_http_conn_t *c)
+{
+    if (c->parsing) {
+        conn_parse_once(c); /* a reply inside a pass resumed parsing: same pass */
+        return;
+    }
+    for (size_t pass = 0; pass <= sizeof(c->rbuf); pass++) {
+        c->parsing = true;
+        conn_parse_once(c);
+        c->parsing = false;
+        if (c->closing)
+            return;
+        conn_flush_now(c); /* the answers of this pass, together */
+        if (!conn_can_resume(c))
+            return;
+        c->paused = false;
+    }
+    REEL_ASSERT(!"conn_parse: more passes than input bytes");
+}
+
 /* Resumes a connection paused on the pipeline or output bound once
  * answers left. */
 static void conn_resume(reel_http_conn_t *c)
 {
-    if (c->closing || c->lingering || c->done || !c->paused || c->nreq >= SRV_PIPELINE_MAX / 2 ||
-        c->tcp.write_queue_size >= SRV_OUTPUT_BYTES_MAX / 2)
+    if (!conn_can_resume(c))
         return;
     c->paused = false;
     conn_parse(c);
 }
 
 /* ---- answering ---- */
+
+/* Decimal digits of v into p (at least 20 bytes): their count. */
+static size_t put_u64(char *p, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (size_t i = 0; i < n; i++)
+        p[i] = tmp[n - 1 - i];
+    return n;
+}
+
+#define PUT(p, s, n) (memcpy((p), (s), (n)), (p) += (n))
+
+/* The answer's bytes, head and body, in one allocation (no formatting
+ * pass: this runs once per request). NULL when out of memory. */
+static char *answer_build(int status, const char *ctype, const char *extra, bool close,
+                          const char *body, size_t len, size_t *out_len)
+{
+    static const char close_line[] = "Connection: close\r\n";
+    const char *reason = reel_http_reason(status);
+    size_t reason_len = strlen(reason), ctype_len = strlen(ctype);
+    size_t extra_len = extra ? strlen(extra) : 0;
+    char num[20], code[20];
+    size_t num_len = put_u64(num, len);
+    REEL_ASSERT(status >= 100 && status <= 599);
+    REEL_ASSERT(put_u64(code, (uint64_t)status) == 3);
+    size_t need = 9 + 3 + 1 + reason_len + 16 + ctype_len + 18 + num_len + 2 + extra_len +
+                  (close ? sizeof(close_line) - 1 : 0) + 2 + len;
+    char *out = malloc(need), *p = out;
+    if (out == NULL)
+        return NULL;
+    PUT(p, "HTTP/1.1 ", 9);
+    PUT(p, code, 3);
+    PUT(p, " ", 1);
+    PUT(p, reason, reason_len);
+    PUT(p, "\r\nContent-Type: ", 16);
+    PUT(p, ctype, ctype_len);
+    PUT(p, "\r\nContent-Length: ", 18);
+    PUT(p, num, num_len);
+    PUT(p, "\r\n", 2);
+    if (extra_len > 0)
+        PUT(p, extra, extra_len);
+    if (close)
+        PUT(p, close_line, sizeof(close_line) - 1);
+    PUT(p, "\r\n", 2);
+    if (len > 0)
+        PUT(p, body, len);
+    REEL_ASSERT((size_t)(p - out) == need);
+    *out_len = need;
+    return out;
+}
 
 void reel_http_reply(reel_http_req_t *r, int status, const char *ctype, const char *extra,
                      const char *body, size_t len)
@@ -736,19 +930,14 @@ void reel_http_reply(reel_http_req_t *r, int status, const char *ctype, const ch
     }
     if (c->srv->closing)
         r->close_after = true;
-    reel_jbuf_t b;
-    reel_jbuf_init(&b);
-    reel_jbuf_addf(&b, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
-                   status, reel_http_reason(status), ctype, len, extra ? extra : "",
-                   r->close_after ? "Connection: close\r\n" : "");
-    reel_jbuf_add(&b, body, len);
-    if (b.oom) {
-        reel_jbuf_free(&b);
+    r->out = answer_build(status, ctype, extra, r->close_after, body, len, &r->out_len);
+    if (r->out == NULL) {
         r->close_after = true;
         conn_close(c);
         return;
     }
-    r->out = reel_jbuf_take(&b, &r->out_len);
+    if (c->parsing)
+        c->deferred_bytes += r->out_len;
     conn_flush(c);
     if (!c->closing) {
         conn_resume(c);
@@ -857,14 +1046,16 @@ bool reel_http_stream_write(reel_http_req_t *r, const char *data, size_t len)
         int n = snprintf(frame, 24, "%zx\r\n", len);
         memcpy(frame + n, data, len);
         memcpy(frame + n + len, "\r\n", 2);
-        bool ok = c->head == r ? conn_write(c, frame, (size_t)n + len + 2, false) == 0
-                               : out_append(r, frame, (size_t)n + len + 2);
+        bool ok = c->head == r && r->out_len == 0
+                      ? conn_write(c, frame, (size_t)n + len + 2, false) == 0
+                      : out_append(r, frame, (size_t)n + len + 2);
         free(frame);
         return ok;
     }
-    if (c->head == r)
+    if (c->head == r && r->out_len == 0)
         return conn_write(c, data, len, false) == 0;
-    /* Earlier answers are still due: kept until the stream is the head. */
+    /* Earlier answers (or its own head, held while a read is parsed) are
+     * still due: kept until they left. */
     return out_append(r, data, len);
 }
 

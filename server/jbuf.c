@@ -69,14 +69,27 @@ void reel_jbuf_adds(reel_jbuf_t *b, const char *s)
 void reel_jbuf_addf(reel_jbuf_t *b, const char *fmt, ...)
 {
     va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0 || reel_jbuf_reserve(b, (size_t)n + 1) != 0)
+    /* One formatting pass when the text fits the room there is (the
+     * usual case: answers are short and the buffer starts at 256 bytes),
+     * a second one after growing when it does not. */
+    if (b->oom || reel_jbuf_reserve(b, 128) != 0)
         return;
+    size_t room = b->cap - b->len;
     va_start(ap, fmt);
-    vsnprintf(b->ptr + b->len, (size_t)n + 1, fmt, ap);
+    int n = vsnprintf(b->ptr + b->len, room, fmt, ap);
     va_end(ap);
+    if (n < 0) {
+        b->ptr[b->len] = '\0';
+        return;
+    }
+    if ((size_t)n >= room) {
+        b->ptr[b->len] = '\0';
+        if (reel_jbuf_reserve(b, (size_t)n + 1) != 0)
+            return;
+        va_start(ap, fmt);
+        vsnprintf(b->ptr + b->len, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
     b->len += (size_t)n;
 }
 
@@ -153,9 +166,13 @@ void reel_jbuf_str(reel_jbuf_t *b, const char *s, size_t n)
 
 void reel_jbuf_u64(reel_jbuf_t *b, uint64_t v)
 {
-    char tmp[24];
-    int n = snprintf(tmp, sizeof(tmp), "%" PRIu64, v);
-    reel_jbuf_add(b, tmp, (size_t)n);
+    char tmp[20];
+    size_t n = sizeof(tmp);
+    do {
+        tmp[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    reel_jbuf_add(b, tmp + n, sizeof(tmp) - n);
 }
 
 void reel_jbuf_id_or_null(reel_jbuf_t *b, uint64_t v)

@@ -8,6 +8,7 @@
 #include "server/route.h"
 #include "engine/common.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -80,15 +81,35 @@ static int split(const char *path, size_t n, seg_t *segs)
     return count;
 }
 
-/* Structural match of a pattern (after its method) against segs: 1 with
- * the parameters in *m (or a bad_field in *err: returns 2), 0 no match. */
-static int match_pattern(const char *pat, const seg_t *segs, int count, reel_route_match_t *m,
-                         reel_api_err_t *err)
+/* A route's pattern split once (route_pats_init), not on every request. */
+typedef struct route_pat {
+    size_t method_len;              /* the method: route_names[r][0..method_len) */
+    int count;                      /* segments of the path pattern */
+    seg_t segs[ROUTE_SEGMENTS_MAX]; /* into route_names[r] */
+} route_pat_t;
+
+static route_pat_t route_pats[REEL_ROUTE_COUNT];
+static pthread_once_t route_pats_once = PTHREAD_ONCE_INIT;
+
+static void route_pats_init(void)
 {
-    seg_t ps[ROUTE_SEGMENTS_MAX];
-    int pc = split(pat, strlen(pat), ps);
-    REEL_ASSERT(pc > 0);
-    if (pc != count)
+    for (int r = 1; r < REEL_ROUTE_COUNT; r++) {
+        const char *name = route_names[r];
+        const char *sp = strchr(name, ' ');
+        REEL_ASSERT(sp != NULL);
+        route_pats[r].method_len = (size_t)(sp - name);
+        route_pats[r].count = split(sp + 1, strlen(sp + 1), route_pats[r].segs);
+        REEL_ASSERT(route_pats[r].count > 0);
+    }
+}
+
+/* Structural match of a pattern against segs: 1 with the parameters in
+ * *m (or a bad_field in *err: returns 2), 0 no match. */
+static int match_pattern(const route_pat_t *pat, const seg_t *segs, int count,
+                         reel_route_match_t *m, reel_api_err_t *err)
+{
+    const seg_t *ps = pat->segs;
+    if (pat->count != count)
         return 0;
     for (int i = 0; i < count; i++) {
         if (ps[i].p[0] != '{' && (ps[i].n != segs[i].n || memcmp(ps[i].p, segs[i].p, ps[i].n)))
@@ -127,15 +148,16 @@ int reel_route_match(const char *method, const char *url, size_t url_len, reel_r
     m->query = q ? q + 1 : "";
     m->query_len = q ? url_len - path_len - 1 : 0;
     int count = split(url, path_len, segs);
+    pthread_once(&route_pats_once, route_pats_init);
     for (int r = 1; count > 0 && r < REEL_ROUTE_COUNT; r++) {
         const char *name = route_names[r];
-        const char *sp = strchr(name, ' ');
-        REEL_ASSERT(sp != NULL);
+        if (route_pats[r].count != count)
+            continue;
         reel_route_match_t t = *m;
-        int rc = match_pattern(sp + 1, segs, count, &t, err);
+        int rc = match_pattern(&route_pats[r], segs, count, &t, err);
         if (rc == 0)
             continue;
-        if ((size_t)(sp - name) != mlen || memcmp(name, method, mlen) != 0) {
+        if (route_pats[r].method_len != mlen || memcmp(name, method, mlen) != 0) {
             other_method = true;
             continue;
         }

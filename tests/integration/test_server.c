@@ -1375,3 +1375,83 @@ Test(server, metrics_name_every_documented_series)
     resp_free(&r);
     cr_expect_geq(metric("reeld_log_end_offset"), 1);
 }
+
+/* Answers of one read leave together (one writev): pipelined requests
+ * whose answers are streams, chunked pages and interim 100 Continue
+ * answers still come in request order, each whole. */
+Test(server, pipelined_answers_with_streams_keep_their_order)
+{
+    srv_start(NULL);
+    new_user("p0");
+    new_user("p1");
+    /* A read, a chunked log page and a read, in one send. */
+    int fd = conn_open();
+    static const char three[] = "GET /v1/users/1 HTTP/1.1\r\nHost: t\r\n\r\n"
+                                "GET /v1/log?limit=5 HTTP/1.1\r\nHost: t\r\n\r\n"
+                                "GET /v1/users/2 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    send_all(fd, three, sizeof(three) - 1);
+    char *raw = read_until_close(fd, IO_TIMEOUT_MS, NULL, NULL);
+    close(fd);
+    const char *a = strstr(raw, "{\"user_id\":1,"); /* log lines start {"offset" */
+    const char *b = strstr(raw, "Transfer-Encoding: chunked");
+    const char *end = strstr(raw, "\r\n0\r\n\r\n");
+    const char *c = strstr(raw, "{\"user_id\":2,");
+    cr_expect(a && b && end && c && a < b && b < end && end < c, "out of order: %s", raw);
+    free(raw);
+    /* A read, then an SSE stream: the read's answer, then the stream. */
+    fd = conn_open();
+    static const char two[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+                              "GET /v1/log/stream?from=0 HTTP/1.1\r\nHost: t\r\n\r\n";
+    send_all(fd, two, sizeof(two) - 1);
+    char buf[16384] = "";
+    size_t got = 0;
+    cr_expect(read_for(fd, "id: 1\n", IO_TIMEOUT_MS, buf, sizeof(buf), &got), "%s", buf);
+    close(fd);
+    a = strstr(buf, "\"status\":\"ok\"");
+    b = strstr(buf, "text/event-stream");
+    c = strstr(buf, "id: 0\n");
+    cr_expect(a && b && c && a < b && b < c, "out of order: %s", buf);
+    /* A read, then a write that waits for 100 Continue: both come. */
+    fd = conn_open();
+    static const char cont[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+                               "POST /v1/users HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+                               "Connection: close\r\nContent-Length: 15\r\n\r\n";
+    send_all(fd, cont, sizeof(cont) - 1);
+    buf[0] = '\0';
+    got = 0;
+    cr_expect(read_for(fd, "HTTP/1.1 100 Continue\r\n\r\n", IO_TIMEOUT_MS, buf, sizeof(buf), &got),
+              "no interim answer: %s", buf);
+    send_all(fd, "{\"handle\":\"p2\"}", 15);
+    raw = read_until_close(fd, IO_TIMEOUT_MS, NULL, NULL);
+    close(fd);
+    cr_expect(strstr(buf, "HTTP/1.1 200") != NULL &&
+              strstr(buf, "HTTP/1.1 200") < strstr(buf, "HTTP/1.1 100"), "%s", buf);
+    cr_expect_not_null(strstr(raw, "HTTP/1.1 201"), "%s%s", buf, raw);
+    free(raw);
+}
+
+/* A client that pipelines more requests than the pipeline bound in one
+ * send, each answered at once, gets every answer (parsing goes on after
+ * the answers of a pass left, without a write callback to resume it). */
+Test(server, pipeline_bound_resumes_after_answers_left)
+{
+    srv_start(NULL);
+    enum { N = 700 };
+    static const char get[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+    size_t len = 0;
+    char *req = malloc(N * sizeof(get) + 64);
+    cr_assert_not_null(req);
+    for (int i = 0; i < N; i++, len += sizeof(get) - 1)
+        memcpy(req + len, get, sizeof(get) - 1);
+    len += (size_t)sprintf(req + len, "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n");
+    int fd = conn_open();
+    send_all(fd, req, len);
+    free(req);
+    size_t got = 0;
+    char *raw = read_until_close(fd, IO_TIMEOUT_MS, &got, NULL);
+    close(fd);
+    int st[N + 1];
+    int n = split_statuses(raw, got, st, N + 1);
+    free(raw);
+    cr_expect_eq(n, N + 1, "%d answers of %d", n, N + 1);
+}
