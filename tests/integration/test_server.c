@@ -1455,3 +1455,140 @@ Test(server, pipeline_bound_resumes_after_answers_left)
     free(raw);
     cr_expect_eq(n, N + 1, "%d answers of %d", n, N + 1);
 }
+
+/* A /v1/batch's lines share group commits: 200 writes in one batch take
+ * a few durable writes of the log, not one each (every valid line is
+ * queued to the engine before any is answered). */
+Test(server, batch_lines_share_group_commits)
+{
+    srv_start(NULL);
+    new_user("first");
+    long long before = metric("reeld_log_group_commits_total");
+    cr_assert_geq(before, 1);
+    size_t cap = 200 * 80, len = 0;
+    char *batch = malloc(cap);
+    cr_assert_not_null(batch);
+    for (int i = 0; i < 200; i++)
+        len += (size_t)snprintf(batch + len, cap - len,
+                                "{\"op\":\"POST /v1/users\",\"body\":{\"handle\":\"g%d\"}}\n", i);
+    resp_t r = http("POST", "/v1/batch", batch, NULL);
+    free(batch);
+    cr_assert_eq(r.status, 200, "%.200s", r.raw);
+    int created = 0;
+    for (const char *p = r.body; (p = strstr(p, "\"status\":201")) != NULL; p++)
+        created++;
+    resp_free(&r);
+    cr_expect_eq(created, 200);
+    long long commits = metric("reeld_log_group_commits_total") - before;
+    cr_expect_geq(commits, 1);
+    cr_expect_leq(commits, 10, "200 lines took %lld group commits", commits);
+}
+
+/* Walks a list endpoint in pages of 2 through next_cursor until null:
+ * the number of items, each key distinct (at most 64 pages). */
+static int walk_pages(const char *path, const char *key)
+{
+    char url[256], cursor[128] = "";
+    long long seen[128];
+    int n = 0;
+    for (int page = 0; page < 64; page++) {
+        snprintf(url, sizeof(url), "%s%slimit=2%s%s", path, strchr(path, '?') ? "&" : "?",
+                 cursor[0] ? "&cursor=" : "", cursor);
+        resp_t r = http("GET", url, NULL, NULL);
+        cr_assert_eq(r.status, 200, "%s: %s", url, r.raw);
+        json_t *items = json_object_get(r.json, "items");
+        cr_assert(json_is_array(items), "%s: %s", url, r.body);
+        cr_expect_leq(json_array_size(items), 2, "%s: %s", url, r.body);
+        for (size_t i = 0; i < json_array_size(items) && n < 128; i++) {
+            long long v = json_integer_value(json_object_get(json_array_get(items, i), key));
+            for (int j = 0; j < n; j++)
+                cr_expect_neq(seen[j], v, "%s: %s %lld twice", path, key, v);
+            seen[n++] = v;
+        }
+        json_t *nc = json_object_get(r.json, "next_cursor");
+        bool more = json_is_string(nc);
+        if (more)
+            snprintf(cursor, sizeof(cursor), "%s", json_string_value(nc));
+        resp_free(&r);
+        if (!more)
+            return n;
+    }
+    cr_assert_fail("%s: more than 64 pages", path);
+    return -1;
+}
+
+/* Every list endpoint pages through its cursor: pages of 2, no item
+ * twice, every item once, null at the end; limit above 200 is clamped. */
+Test(server, every_list_endpoint_pages_through_its_cursor)
+{
+    srv_start(NULL);
+    size_t cap = 64 * 1024, len = 0;
+    char *b = malloc(cap);
+    cr_assert_not_null(b);
+    for (int i = 1; i <= 6; i++) /* users 1..6 */
+        len += (size_t)snprintf(b + len, cap - len,
+                                "{\"op\":\"POST /v1/users\",\"body\":{\"handle\":\"pg%d\"}}\n", i);
+    len += (size_t)snprintf(b + len, cap - len, "{\"op\":\"PUT /v1/users/1/cameo\",\"body\":"
+                            "{\"asset\":\"s3://c\"}}\n{\"op\":\"PUT /v1/users/1/cameo/policy\","
+                            "\"body\":{\"policy\":\"everyone\"}}\n");
+    for (int i = 2; i <= 6; i++)
+        len += (size_t)snprintf(b + len, cap - len, "{\"op\":\"PUT /v1/users/%d/following/1\"}\n"
+                                "{\"op\":\"PUT /v1/users/1/following/%d\"}\n", i, i);
+    for (int i = 1; i <= 5; i++) /* posts 1..5 by user 1 */
+        len += (size_t)snprintf(b + len, cap - len, "{\"op\":\"POST /v1/posts\",\"body\":{\"author\":"
+                                "1,\"video_uri\":\"u\",\"prompt\":\"own %d\"}}\n", i);
+    for (int i = 2; i <= 6; i++) /* posts 6..10: remixes of 1 featuring user 1's cameo */
+        len += (size_t)snprintf(b + len, cap - len, "{\"op\":\"POST /v1/posts\",\"body\":{\"author\":"
+                                "%d,\"video_uri\":\"u\",\"prompt\":\"remix\",\"remix_of\":1,"
+                                "\"cameos\":[1]}}\n", i);
+    for (int i = 2; i <= 6; i++)
+        len += (size_t)snprintf(b + len, cap - len, "{\"op\":\"POST /v1/posts/1/comments\","
+                                "\"body\":{\"author\":%d,\"text\":\"c%d\"}}\n", i, i);
+    resp_t r = http("POST", "/v1/batch", b, NULL);
+    free(b);
+    cr_assert_eq(r.status, 200, "%.300s", r.raw);
+    cr_expect_null(strstr(r.body, "\"status\":4"), "%s", r.body);
+    resp_free(&r);
+    cr_expect_eq(walk_pages("/v1/users/1/followers", "user_id"), 5);
+    cr_expect_eq(walk_pages("/v1/users/1/following", "user_id"), 5);
+    cr_expect_eq(walk_pages("/v1/users/1/friends", "user_id"), 5);
+    cr_expect_eq(walk_pages("/v1/users/1/posts", "post_id"), 5);
+    cr_expect_eq(walk_pages("/v1/posts/1/remixes", "post_id"), 5);
+    cr_expect_eq(walk_pages("/v1/posts/1/comments", "comment_id"), 5);
+    cr_expect_eq(walk_pages("/v1/users/1/cameo/appearances", "post_id"), 5);
+    cr_expect_eq(walk_pages("/v1/users/1/feed?kind=following", "post_id"), 5);
+    cr_expect_eq(walk_pages("/v1/users/2/feed", "post_id"), 9, "for_you: all but user 2's own");
+    /* limit above 200 is clamped: 250 followers of user 7 give 200, then 50. */
+    cap = 251 * 100;
+    len = 0;
+    b = malloc(cap);
+    cr_assert_not_null(b);
+    len += (size_t)snprintf(b + len, cap - len, "{\"op\":\"POST /v1/users\",\"body\":"
+                            "{\"handle\":\"star\"}}\n");
+    for (int i = 0; i < 250; i++)
+        len += (size_t)snprintf(b + len, cap - len, "{\"op\":\"POST /v1/users\",\"body\":"
+                                "{\"handle\":\"fan%d\"}}\n", i);
+    r = http("POST", "/v1/batch", b, NULL);
+    cr_assert_eq(r.status, 200, "%.300s", r.raw);
+    resp_free(&r);
+    len = 0;
+    for (int i = 0; i < 250; i++)
+        len += (size_t)snprintf(b + len, cap - len, "{\"op\":\"PUT /v1/users/%d/following/7\"}\n",
+                                8 + i);
+    r = http("POST", "/v1/batch", b, NULL);
+    free(b);
+    cr_assert_eq(r.status, 200, "%.300s", r.raw);
+    cr_expect_null(strstr(r.body, "\"status\":4"), "%.300s", r.body);
+    resp_free(&r);
+    r = http("GET", "/v1/users/7/followers?limit=100000", NULL, NULL);
+    cr_assert_eq(r.status, 200, "%.300s", r.raw);
+    cr_expect_eq(json_array_size(json_object_get(r.json, "items")), 200);
+    char path[256];
+    snprintf(path, sizeof(path), "/v1/users/7/followers?limit=100000&cursor=%s",
+             json_string_value(json_object_get(r.json, "next_cursor")));
+    resp_free(&r);
+    r = http("GET", path, NULL, NULL);
+    cr_expect_eq(json_array_size(json_object_get(r.json, "items")), 50, "%.300s", r.body);
+    cr_expect(json_is_null(json_object_get(r.json, "next_cursor")), "%.300s", r.body);
+    resp_free(&r);
+}
