@@ -204,18 +204,29 @@ static void submit_cmd(reel_api_t *a, api_cmd_t *c)
     c->req.cb = engine_cb;
     c->req.data = c;
     c->req.next = NULL;
-    int rc = reel_engine_submit(a->engine, &c->req);
+    uint32_t max = a->cfg.max_inflight_writes ? a->cfg.max_inflight_writes
+                                              : SRV_WRITES_INFLIGHT_MAX;
+    bool over = a->inflight >= max;
+    int rc = over ? REEL_EFULL : reel_engine_submit(a->engine, &c->req);
     if (rc == 0) {
         a->inflight++;
         return;
     }
-    /* Refused at once (queue full, closed): answered as if the engine had. */
+    /* Refused at once (overload, queue full, closed): answered as if the
+     * engine had, with nothing appended. */
     a->m.cmds_failed_submit++;
     c->req.res.status = 503;
     c->req.res.error = "unavailable";
     c->req.res.offset = -1;
-    snprintf(c->req.res.message, sizeof(c->req.res.message), "the engine refused the write: %s",
-             reel_strerror(rc));
+    if (over || rc == REEL_EFULL)
+        snprintf(c->req.res.message, sizeof(c->req.res.message),
+                 "overloaded: %llu writes in flight; retry later",
+                 (unsigned long long)a->inflight);
+    else
+        snprintf(c->req.res.message, sizeof(c->req.res.message),
+                 "the engine refused the write: %s", reel_strerror(rc));
+    if (over || rc == REEL_EFULL)
+        reel_problem(REEL_PROBLEM_OVERLOAD, "%s", c->req.res.message);
     a->inflight++;
     engine_cb(&c->req);
 }
@@ -362,6 +373,8 @@ static void answer_cmd(reel_api_t *a, api_cmd_t *c)
     if (res->status == 429)
         snprintf(extra, sizeof(extra), "Retry-After: %llu\r\n",
                  (unsigned long long)res->retry_after_s);
+    else if (res->status == 503 && strncmp(res->message, "overloaded", 10) == 0)
+        snprintf(extra, sizeof(extra), "Retry-After: 1\r\n");
     if (res->replayed)
         snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra), "Idempotent-Replayed: true\r\n");
     reel__api_reply(a, c->http, c->route, res->status, "application/json", extra, &b);
@@ -374,7 +387,7 @@ static void cmd_done(reel_api_t *a, api_cmd_t *c, bool *committed, bool *work)
     const reel_cmd_result_t *res = &c->req.res;
     REEL_ASSERT(a->inflight > 0);
     a->inflight--;
-    if (res->status == 503)
+    if (res->status == 503 && strncmp(res->message, "overloaded", 10) != 0)
         reel_problem(REEL_PROBLEM_STORAGE, "a write was refused: %s", res->message);
     if (res->error == NULL && res->offset >= 0) {
         *committed = true;

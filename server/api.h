@@ -33,6 +33,7 @@ typedef struct reel_api_config {
     uint32_t invites_per_user;    /* as the engine's options (0: default) */
     uint32_t generations_per_day;
     uint32_t sse_heartbeat_ms;    /* --sse-heartbeat-ms, 0: SRV_SSE_HEARTBEAT_MS (15 s) */
+    uint32_t max_inflight_writes; /* --max-inflight-writes, 0: SRV_WRITES_INFLIGHT_MAX */
     reel_http_options_t http;     /* connection limits and timeouts */
     struct reel_index *index;     /* ranks for_you and trending; NULL: the views fallback */
 } reel_api_config_t;

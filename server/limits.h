@@ -19,6 +19,13 @@
 #define SRV_BATCH_LINES_MAX 16384u
 /* Open connections; one more is answered 503 and closed. */
 #define SRV_CONNECTIONS_MAX 4096u
+/* Writes submitted to the engine and not yet answered, all connections
+ * and batch lines together (--max-inflight-writes): one more is answered
+ * 503 unavailable at once (overload) with Retry-After, instead of queueing.
+ * The engine's own queue holds as many (REEL_ENGINE_QUEUE_MAX), so by
+ * default the server refuses first, with the same answer; each pending
+ * write holds ~2 KiB (its parsed command and request), 128 MiB at most. */
+#define SRV_WRITES_INFLIGHT_MAX 65536u
 /* Requests of one connection parsed but not yet answered (pipelining):
  * past it the server stops reading that connection until answers leave. */
 #define SRV_PIPELINE_MAX 256u

@@ -54,13 +54,15 @@ static void usage(FILE *f)
             "  --body-timeout-ms N       time to send a request's body once its headers\n"
             "                            arrived (default %u)\n"
             "  --idle-timeout-ms N       keep-alive idle time (default %u)\n"
+            "  --max-inflight-writes N   writes waiting for the engine, all clients together\n"
+            "                            (default %u; one more gets 503 unavailable)\n"
             "  --sse-heartbeat-ms N      a heartbeat comment on /v1/log/stream this often\n"
             "                            (default %u; a consumer over its buffer that read\n"
             "                            nothing for this long is cut)\n"
             "  --demo                    load a demo world into an empty data directory\n"
             "  --help                    this text\n",
             SRV_CONNECTIONS_MAX, SRV_HEADER_TIMEOUT_MS, SRV_BODY_TIMEOUT_MS,
-            SRV_IDLE_TIMEOUT_MS, SRV_SSE_HEARTBEAT_MS);
+            SRV_IDLE_TIMEOUT_MS, SRV_WRITES_INFLIGHT_MAX, SRV_SSE_HEARTBEAT_MS);
 }
 
 /* A decimal in [lo, hi]. */
@@ -155,7 +157,9 @@ static int parse_args(int argc, char **argv, opts_t *o)
                    (rc = num_flag(argc, argv, &i, "--idle-timeout-ms", 1, 86400000,
                                   &o->api.http.idle_timeout_ms)) != 0 ||
                    (rc = num_flag(argc, argv, &i, "--sse-heartbeat-ms", 10, 3600000,
-                                  &o->api.sse_heartbeat_ms)) != 0) {
+                                  &o->api.sse_heartbeat_ms)) != 0 ||
+                   (rc = num_flag(argc, argv, &i, "--max-inflight-writes", 1,
+                                  SRV_WRITES_INFLIGHT_MAX, &o->api.max_inflight_writes)) != 0) {
             if (rc < 0)
                 return -1;
         } else {
@@ -178,7 +182,7 @@ static void print_config(const opts_t *o, int port)
     printf("reeld: data %s, listen %s:%d, auth %s, trust-client-time %s, invite-only %s, "
            "invites-per-user %u, generations-per-day %u, render-attempts %u, dim %u, "
            "max-connections %u, header-timeout-ms %u, body-timeout-ms %u, idle-timeout-ms %u, "
-           "sse-heartbeat-ms %u\n",
+           "max-inflight-writes %u, sse-heartbeat-ms %u\n",
            o->data, o->host, port, o->api.token_file ? o->api.token_file : "loopback only",
            e->trust_client_time ? "on" : "off", e->invite_only ? "on" : "off",
            e->invites_per_user ? e->invites_per_user : 4,
@@ -188,6 +192,7 @@ static void print_config(const opts_t *o, int port)
            o->api.http.header_timeout_ms ? o->api.http.header_timeout_ms : SRV_HEADER_TIMEOUT_MS,
            o->api.http.body_timeout_ms ? o->api.http.body_timeout_ms : SRV_BODY_TIMEOUT_MS,
            o->api.http.idle_timeout_ms ? o->api.http.idle_timeout_ms : SRV_IDLE_TIMEOUT_MS,
+           o->api.max_inflight_writes ? o->api.max_inflight_writes : SRV_WRITES_INFLIGHT_MAX,
            o->api.sse_heartbeat_ms ? o->api.sse_heartbeat_ms : SRV_SSE_HEARTBEAT_MS);
 }
 

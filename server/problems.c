@@ -23,6 +23,7 @@ static problem_class_t classes[REEL_PROBLEM_COUNT] = {
     [REEL_PROBLEM_CONN_LIMIT] = {.name = "connection limit"},
     [REEL_PROBLEM_SLOW_CLIENT] = {.name = "slow clients cut"},
     [REEL_PROBLEM_BAD_REQUEST] = {.name = "bad requests"},
+    [REEL_PROBLEM_OVERLOAD] = {.name = "overload"},
 };
 
 static uint64_t now_ms(void)

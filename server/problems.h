@@ -19,6 +19,7 @@ typedef enum reel_problem {
     REEL_PROBLEM_CONN_LIMIT,  /* connections refused over --max-connections */
     REEL_PROBLEM_SLOW_CLIENT, /* clients cut: header, body or idle timeout, SSE overflow */
     REEL_PROBLEM_BAD_REQUEST, /* 400, 413, 431, 505 from the transport */
+    REEL_PROBLEM_OVERLOAD,    /* writes refused with 503: too many in flight, engine queue full */
     REEL_PROBLEM_COUNT
 } reel_problem_t;
 

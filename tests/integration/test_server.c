@@ -1592,3 +1592,44 @@ Test(server, every_list_endpoint_pages_through_its_cursor)
     cr_expect(json_is_null(json_object_get(r.json, "next_cursor")), "%.300s", r.body);
     resp_free(&r);
 }
+
+/* Overload: past --max-inflight-writes the server answers 503
+ * unavailable at once and appends nothing for those writes; it stays
+ * healthy and takes writes again once the load is gone. A batch's lines
+ * are submitted together on the loop thread, so exactly the first N are
+ * in flight when the rest arrive. */
+Test(server, overload_answers_503_and_appends_nothing)
+{
+    srv_start("--max-inflight-writes", "8", NULL);
+    size_t cap = 20 * 80, len = 0;
+    char *b = malloc(cap);
+    cr_assert_not_null(b);
+    for (int i = 0; i < 20; i++)
+        len += (size_t)snprintf(b + len, cap - len, "{\"op\":\"POST /v1/users\",\"body\":"
+                                "{\"handle\":\"ov%d\"}}\n", i);
+    resp_t r = http("POST", "/v1/batch", b, NULL);
+    free(b);
+    cr_assert_eq(r.status, 200, "%.300s", r.raw);
+    const char *p = r.body;
+    for (int i = 0; i < 20 && p != NULL; i++) {
+        json_t *line = json_loads(p, JSON_DISABLE_EOF_CHECK, NULL);
+        cr_assert_not_null(line, "%s", p);
+        long long st = json_integer_value(json_object_get(line, "status"));
+        json_t *err = json_object_get(json_object_get(line, "body"), "error");
+        if (i < 8) {
+            cr_expect_eq(st, 201, "line %d: %.200s", i, p);
+        } else {
+            cr_expect_eq(st, 503, "line %d: %.200s", i, p);
+            cr_expect_str_eq(json_string_value(json_object_get(err, "code")), "unavailable");
+        }
+        json_decref(line);
+        p = strchr(p, '\n');
+        p = p ? p + 1 : NULL;
+    }
+    resp_free(&r);
+    cr_expect_eq(log_offset(), 7, "only the 8 accepted writes appended");
+    expect(http("GET", "/v1/handles/ov7", NULL, NULL), 200, NULL);
+    expect(http("GET", "/v1/handles/ov8", NULL, NULL), 404, "not_found");
+    expect(http("POST", "/v1/users", "{\"handle\":\"after\"}", NULL), 201, NULL);
+    cr_expect_geq(metric("reeld_commands_refused_total"), 12);
+}
