@@ -1633,3 +1633,25 @@ Test(server, overload_answers_503_and_appends_nothing)
     expect(http("POST", "/v1/users", "{\"handle\":\"after\"}", NULL), 201, NULL);
     cr_expect_geq(metric("reeld_commands_refused_total"), 12);
 }
+
+/* reeld prints its effective configuration at start, defaults included
+ * (the contract's and this server's limits), before "listening on". */
+Test(server, effective_configuration_is_printed_at_start)
+{
+    srv_start(NULL);
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/out.txt", tmp);
+    char *out = reel_test_slurp(path);
+    cr_assert_not_null(out);
+    static const char *const want[] = {
+        "listen 127.0.0.1:", "auth loopback only", "trust-client-time off", "invite-only off",
+        "invites-per-user 4", "generations-per-day 30", "render-attempts 3", "dim 64",
+        "max-connections 4096", "header-timeout-ms 10000", "body-timeout-ms 30000",
+        "idle-timeout-ms 60000", "max-inflight-writes 65536", "sse-heartbeat-ms 15000"};
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        cr_expect_not_null(strstr(out, want[i]), "no '%s' in: %s", want[i], out);
+    const char *cfg = strstr(out, "reeld: data ");
+    const char *listening = strstr(out, "reeld: listening on http://127.0.0.1:");
+    cr_expect(cfg != NULL && listening != NULL && cfg < listening, "%s", out);
+    free(out);
+}
