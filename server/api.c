@@ -589,20 +589,24 @@ static void on_request(reel_http_server_t *srv, reel_http_req_t *req)
 {
     reel_api_t *a = reel_http_server_data(srv);
     reel_route_match_t m;
-    reel_api_err_t err;
-    if (reel_route_match(req->method, req->url, req->url_len, &m, &err) != 0) {
-        reel__api_reply_err(a, req, REEL_ROUTE_NONE, &err);
-        return;
-    }
-    if (m.route == REEL_ROUTE_HEALTHZ) {
+    reel_api_err_t err, route_err;
+    int matched = reel_route_match(req->method, req->url, req->url_len, &m, &route_err);
+    if (matched == 0 && m.route == REEL_ROUTE_HEALTHZ) {
         reel__api_healthz(a, req);
         return;
     }
-    if (m.route == REEL_ROUTE_METRICS) {
+    if (matched == 0 && m.route == REEL_ROUTE_METRICS) {
         reel__api_metrics(a, req);
         return;
     }
+    /* Every other request needs its token first (API.md, "Auth"): an
+     * unknown path, another method or a malformed id tells a caller
+     * without one nothing but 401. */
     char scope = caller_scope(a, req, &err);
+    if (scope != 0 && matched != 0) {
+        reel__api_reply_err(a, req, REEL_ROUTE_NONE, &route_err);
+        return;
+    }
     if (scope != 0 && !scope_allows(scope, m.route, req->method)) {
         reel_api_err_set(&err, 403, "forbidden", "", "this token's scope may not call %s",
                          reel_route_name(m.route));

@@ -652,6 +652,17 @@ Test(server, token_scopes)
     expect(http("GET", "/v1/users/1", NULL, "Authorization: Bearer wrk1\r\n"), 403, "forbidden");
     expect(http("POST", "/v1/render/claim", "{\"worker\":\"w\"}",
                 "Authorization: Bearer adm1\r\n"), 200, NULL);
+    /* The token comes first: without one, an unknown path, another method
+     * or a malformed id is 401 too; with one, 404, 405 and 400. */
+    expect(http("GET", "/v1/nope", NULL, NULL), 401, "unauthorized");
+    expect(http("PATCH", "/v1/leaderboard", NULL, NULL), 401, "unauthorized");
+    expect(http("GET", "/v1/users/abc", NULL, NULL), 401, "unauthorized");
+    expect(http("GET", "/v1/nope", NULL, "Authorization: Bearer rdr1\r\n"), 404, "not_found");
+    expect(http("PATCH", "/v1/leaderboard", NULL, "Authorization: Bearer rdr1\r\n"), 405,
+           "method_not_allowed");
+    expect(http("GET", "/v1/users/abc", NULL, "Authorization: Bearer rdr1\r\n"), 400,
+           "bad_field");
+    expect(http("GET", "/metrics", NULL, NULL), 200, NULL);
 }
 
 /* ---- the transport ---- */
