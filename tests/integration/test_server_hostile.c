@@ -10,7 +10,7 @@
  *   client_never_reads    the server stops reading it and serves others
  *   bad_inputs            bad JSON, wrong types, hostile ids, 431/413/400/505
  *   kill9_durability      4 writer threads, kill -9 at a random ack, restart,
- *                         every acknowledged user is there; 3 rounds
+ *                         every acknowledged user is there; 10 rounds
  *
  * Nothing sleeps to synchronise: every wait is a poll with a deadline, and
  * every loop is bounded.
@@ -708,13 +708,16 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
+/* kill -9 many times: each round a new random point in the writes. */
+#define KILL_ROUNDS 10
+
 Test(hostile, kill9_durability)
 {
     srv_start(NULL);
     world_make();
     uint64_t seed = 0xd00dfeedu;
     static writer_t ws[WRITERS];
-    for (int round = 0; round < 3; round++) {
+    for (int round = 0; round < KILL_ROUNDS; round++) {
         int target = 20 + (int)(reel_test_rand(&seed) % 200);
         acks_total = 0;
         for (int t = 0; t < WRITERS; t++) {
