@@ -1374,7 +1374,10 @@ Test(server, metrics_name_every_documented_series)
         "reeld_engine_phase_seconds_total{", "reeld_index_posts ", "reeld_index_users ",
         "reeld_index_bytes ", "reeld_index_dropped_total "};
     srv_start(NULL);
+    cr_expect_eq(log_offset(), -1, "/healthz on an empty log");
+    cr_expect_eq(metric("reeld_log_end_offset"), 0);
     new_user("mm");
+    cr_expect_eq(log_offset(), 0);
     resp_t r = http("GET", "/metrics", NULL, NULL);
     cr_assert_eq(r.status, 200);
     cr_expect_not_null(strstr(r.raw, "Content-Type: text/plain"), "%.200s", r.raw);
