@@ -676,12 +676,16 @@ static int on_headers_complete(http_parser *p)
     c->phase = PHASE_BODY;
     conn_arm_timer(c);
     bool has_body = (p->flags & F_CHUNKED) || (c->saw_length && p->content_length > 0);
-    if (has_body && r->expect.present && strcasecmp(r->expect.value, "100-continue") == 0)
-        conn_flush_now(c); /* answers held for this read leave first */
-    if (has_body && r->expect.present && strcasecmp(r->expect.value, "100-continue") == 0 &&
-        c->head == r && !c->closing && !c->lingering) {
+    if (has_body && r->expect.present && strcasecmp(r->expect.value, "100-continue") == 0) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        conn_write(c, cont, sizeof(cont) - 1, false);
+        conn_flush_now(c); /* answers held for this read leave first */
+        if (c->head == r && !c->closing && !c->lingering)
+            conn_write(c, cont, sizeof(cont) - 1, false);
+        /* A write that failed closed the connection and freed r: the
+         * parser must not call back about it again (conn_parse_once sees
+         * closing and reports nothing). */
+        if (c->closing)
+            return -1;
     }
     return 0;
 out_oom:
@@ -796,6 +800,8 @@ static void conn_parse_once(reel_http_conn_t *c)
         size_t n = http_parser_execute(&c->parser, &c->srv->settings, c->rbuf + off,
                                        c->rlen - off);
         off += n;
+        if (c->closing)
+            break; /* a write failed inside a callback: the connection is gone */
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
         if (e == HPE_PAUSED) {
             http_parser_pause(&c->parser, 0);
