@@ -533,8 +533,8 @@ static int apply_follow_created(reel_views_t *v, MDB_txn *txn, const reel_event_
     int rc = reel__vdb_put_new(txn, v->dbi[DBI_FOLLOWS], k.pair, sizeof k.pair, since, 8);
     if (rc != 0)
         return rc > 0 ? 0 : rc; /* 1: the pair exists; idempotent */
-    if ((rc = reel__vdb_put(txn, v->dbi[DBI_FOLLOWERS], k.followers, 24, "", 0)) != 0 ||
-        (rc = reel__vdb_put(txn, v->dbi[DBI_FOLLOWING], k.following, 24, "", 0)) != 0 ||
+    if ((rc = reel__vidx_write(v, txn, DBI_FOLLOWERS, k.followers, 24, false)) != 0 ||
+        (rc = reel__vidx_write(v, txn, DBI_FOLLOWING, k.following, 24, false)) != 0 ||
         (rc = counts_add(v, txn, ev->target, C_FOLLOWERS, 1)) != 0 ||
         (rc = counts_add(v, txn, ev->user, C_FOLLOWING, 1)) != 0)
         return rc;
@@ -556,8 +556,8 @@ static int apply_follow_removed(reel_views_t *v, MDB_txn *txn, const reel_event_
     uint64_t since = reel_load_u64(val.mv_data); /* val dies with the deletes */
     follow_keys(ev->user, ev->target, since, &k);
     if ((rc = reel__vdb_del(txn, v->dbi[DBI_FOLLOWS], k.pair, sizeof k.pair)) != 0 ||
-        (rc = reel__vdb_del(txn, v->dbi[DBI_FOLLOWERS], k.followers, 24)) != 0 ||
-        (rc = reel__vdb_del(txn, v->dbi[DBI_FOLLOWING], k.following, 24)) != 0 ||
+        (rc = reel__vidx_write(v, txn, DBI_FOLLOWERS, k.followers, 24, true)) != 0 ||
+        (rc = reel__vidx_write(v, txn, DBI_FOLLOWING, k.following, 24, true)) != 0 ||
         (rc = counts_add(v, txn, ev->target, C_FOLLOWERS, -1)) != 0 ||
         (rc = counts_add(v, txn, ev->user, C_FOLLOWING, -1)) != 0)
         return rc;
@@ -658,8 +658,7 @@ static int index24(reel_views_t *v, MDB_txn *txn, int dbi, uint64_t a, uint64_t 
     reel__vput_be64(key, a);
     reel__vput_be64(key + 8, mid);
     reel__vput_be64(key + 16, id);
-    return create ? reel__vdb_put(txn, v->dbi[dbi], key, sizeof key, "", 0)
-                  : reel__vdb_del(txn, v->dbi[dbi], key, sizeof key);
+    return reel__vidx_write(v, txn, dbi, key, sizeof key, !create);
 }
 
 /* Adds delta (+1, -1) to counter `which` of a known post (saturating at
@@ -1181,7 +1180,9 @@ static int index16(reel_views_t *v, MDB_txn *txn, int dbi, uint64_t a, uint64_t 
     reel__vput_be64(key, a);
     reel__vput_be64(key + 8, b);
     reel_store_u64(val, value);
-    return create ? reel__vdb_put(txn, v->dbi[dbi], key, sizeof key, val, dbi == DBI_GEN_BY_CAMEO ? 8 : 0)
+    if (dbi != DBI_GEN_BY_CAMEO) /* an empty value: written behind (views_rows.c) */
+        return reel__vidx_write(v, txn, dbi, key, sizeof key, !create);
+    return create ? reel__vdb_put(txn, v->dbi[dbi], key, sizeof key, val, 8)
                   : reel__vdb_del(txn, v->dbi[dbi], key, sizeof key);
 }
 

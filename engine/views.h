@@ -272,6 +272,9 @@
  * the rows are written to the txn and the cache starts over. */
 #define REEL_VIEWS_ROWS_MAX (1u << 15)
 #define REEL_VIEWS_ROWS_ARENA_BYTES (8u << 20)
+/* Index key writes (views_rows.c) waiting for a flush: 64 Ki of 32 bytes,
+ * a replay batch's worth (32 Ki events, about 1.5 index keys each). */
+#define REEL_VIEWS_INDEX_OPS_MAX (1u << 16)
 
 /* The environment; opaque. */
 typedef struct reel_views reel_views_t;

@@ -129,7 +129,13 @@ int reel__vrow_put(reel_views_t *v, MDB_txn *txn, int dbi, uint64_t id, const vo
 int reel__vrow_settle(reel_views_t *v, MDB_txn *txn, uint64_t user);
 /* The largest id of a record written or read in txn's rows (0: none). */
 uint64_t reel__vrows_max_id(reel_views_t *v, MDB_txn *txn, int dbi);
-/* mdb_cursor_open, after a flush when dbi is cached or the leaderboard. */
+/* An index key (followers, following, likes_by_user, posts_by_author,
+ * comments_by_post, comments_by_author: empty values, read only by scans)
+ * put or deleted (del): in the rows' txn it waits for the flush, which
+ * applies the txn's index ops sorted by key; elsewhere, at once. */
+int reel__vidx_write(reel_views_t *v, MDB_txn *txn, int dbi, const void *k, size_t kl, bool del);
+/* mdb_cursor_open, after a flush when dbi is cached, written behind, or
+ * the leaderboard. */
 int reel__vcursor_open(reel_views_t *v, MDB_txn *txn, int dbi, MDB_cursor **cur);
 /* views.c: moves user's leaderboard entries from the counts orig (NULL:
  * none) to cur (NULL: none); live users with a value above 0 are listed.

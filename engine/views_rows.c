@@ -31,6 +31,9 @@
 
 #include "engine/common.h"
 
+/* The longest index key written behind: be64 | be64 | be64. */
+#define IDX_KEY_MAX 24u
+
 /* The table: open addressing over twice the rows, so probes stay short. */
 #define SLOTS (2u * REEL_VIEWS_ROWS_MAX)
 _Static_assert((SLOTS & (SLOTS - 1)) == 0, "slots are a power of two");
@@ -47,8 +50,17 @@ typedef struct row {
     uint8_t orig_present;
 } row_t;
 
+/* An index key put (empty value) or deleted, in the order applied (seq). */
+typedef struct idx_op {
+    uint32_t seq;
+    uint8_t dbi, del, kl;
+    uint8_t key[IDX_KEY_MAX];
+} idx_op_t;
+
 struct reel_views_rows {
     MDB_txn *txn;          /* the write txn cached; NULL: none (atomic) */
+    uint32_t nops;         /* index ops waiting (idx_ops) */
+    idx_op_t ops[REEL_VIEWS_INDEX_OPS_MAX];
     bool flushing;         /* reads during a flush do not add rows */
     uint32_t n;            /* rows in use */
     uint32_t used;         /* arena bytes in use */
@@ -61,6 +73,81 @@ struct reel_views_rows {
 static bool cached_dbi(int dbi)
 {
     return dbi == DBI_USERS || dbi == DBI_POSTS || dbi == DBI_COUNTS;
+}
+
+/* Index DBIs that apply only writes (keys with empty values) and that
+ * only scans read: their puts and deletes wait for a flush, sorted. */
+static bool buffered_dbi(int dbi)
+{
+    return dbi == DBI_FOLLOWERS || dbi == DBI_FOLLOWING || dbi == DBI_LIKES_BY_USER ||
+           dbi == DBI_POSTS_BY_AUTHOR || dbi == DBI_COMMENTS_BY_POST ||
+           dbi == DBI_COMMENTS_BY_AUTHOR;
+}
+
+static int idx_cmp(const void *pa, const void *pb)
+{
+    const idx_op_t *a = pa, *b = pb;
+    if (a->dbi != b->dbi)
+        return a->dbi < b->dbi ? -1 : 1;
+    size_t n = a->kl < b->kl ? a->kl : b->kl;
+    int c = memcmp(a->key, b->key, n);
+    if (c != 0 || a->kl != b->kl)
+        return c != 0 ? c : (a->kl < b->kl ? -1 : 1);
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+/* Applies the waiting index ops in key order (the order of ops on one key
+ * kept) through one cursor per DBI: LMDB's cursor searches the leaf it is
+ * on first, so neighbouring keys skip the descent from the root, and the
+ * pages they touch are hot. */
+static int idx_flush(reel_views_t *v, reel_views_rows_t *r)
+{
+    MDB_cursor *cur = NULL;
+    int rc = 0, dbi = -1;
+    qsort(r->ops, r->nops, sizeof(r->ops[0]), idx_cmp);
+    for (uint32_t i = 0; i < r->nops && rc == 0; i++) {
+        idx_op_t *o = &r->ops[i];
+        MDB_val k = {o->kl, o->key}, d = {0, ""};
+        if (o->dbi != dbi) {
+            if (cur != NULL)
+                mdb_cursor_close(cur);
+            cur = NULL;
+            dbi = o->dbi;
+            if ((rc = reel__vmdb(mdb_cursor_open(r->txn, v->dbi[dbi], &cur))) != 0)
+                break;
+        }
+        if (!o->del) {
+            rc = reel__vmdb(mdb_cursor_put(cur, &k, &d, 0));
+        } else {
+            rc = reel__vmdb(mdb_cursor_get(cur, &k, &d, MDB_SET));
+            rc = rc == 0 ? reel__vmdb(mdb_cursor_del(cur, 0)) : rc == REEL_ENOTFOUND ? 0 : rc;
+        }
+    }
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    r->nops = 0; /* applied, or the txn is lost (the caller aborts it) */
+    return rc;
+}
+
+int reel__vidx_write(reel_views_t *v, MDB_txn *txn, int dbi, const void *k, size_t kl, bool del)
+{
+    reel_views_rows_t *r = v->rows;
+    REEL_ASSERT(kl > 0 && kl <= IDX_KEY_MAX);
+    if (!buffered_dbi(dbi) || !reel__vrows_active(v, txn))
+        return del ? reel__vdb_del(txn, v->dbi[dbi], k, kl)
+                   : reel__vdb_put(txn, v->dbi[dbi], k, kl, "", 0);
+    if (r->nops == REEL_VIEWS_INDEX_OPS_MAX) {
+        int rc = idx_flush(v, r);
+        if (rc != 0)
+            return rc;
+    }
+    idx_op_t *o = &r->ops[r->nops];
+    o->seq = r->nops++;
+    o->dbi = (uint8_t)dbi;
+    o->del = del;
+    o->kl = (uint8_t)kl;
+    memcpy(o->key, k, kl);
+    return 0;
 }
 
 int reel__vrows_new(reel_views_rows_t **out)
@@ -92,7 +179,7 @@ void reel__vrows_begin(reel_views_t *v, MDB_txn *txn)
 void reel__vrows_end(reel_views_t *v, bool committing)
 {
     reel_views_rows_t *r = v->rows;
-    bool clean = true;
+    bool clean = !committing || r->nops == 0;
     for (uint32_t i = 0; i < r->n && committing && clean; i++)
         clean = !r->rows[i].dirty && !r->rows[i].settle;
     REEL_ASSERT(clean); /* committing: flushed first */
@@ -103,6 +190,7 @@ void reel__vrows_end(reel_views_t *v, bool committing)
 
 void reel__vrows_drop(reel_views_t *v)
 {
+    v->rows->nops = 0;
     rows_clear(v->rows);
     memset(v->rows->max_id, 0, sizeof(v->rows->max_id));
 }
@@ -212,9 +300,10 @@ static int rows_flush(reel_views_t *v, reel_views_rows_t *r, bool keep)
 int reel__vrows_flush(reel_views_t *v, MDB_txn *txn)
 {
     reel_views_rows_t *r = v->rows;
-    if (!reel__vrows_active(v, txn) || r->n == 0)
+    if (!reel__vrows_active(v, txn))
         return 0;
-    return rows_flush(v, r, true);
+    int rc = r->nops > 0 ? idx_flush(v, r) : 0;
+    return rc != 0 || r->n == 0 ? rc : rows_flush(v, r, true);
 }
 
 /* Loads (dbi, id) from LMDB into a new row at slot. */
@@ -346,7 +435,7 @@ uint64_t reel__vrows_max_id(reel_views_t *v, MDB_txn *txn, int dbi)
 int reel__vcursor_open(reel_views_t *v, MDB_txn *txn, int dbi, MDB_cursor **cur)
 {
     REEL_ASSERT(dbi >= DBI_META && dbi < DBI_COUNT);
-    if (cached_dbi(dbi) || dbi == DBI_LEADERBOARD) {
+    if (cached_dbi(dbi) || buffered_dbi(dbi) || dbi == DBI_LEADERBOARD) {
         int rc = reel__vrows_flush(v, txn);
         if (rc != 0)
             return rc;

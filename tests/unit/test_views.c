@@ -1111,12 +1111,14 @@ Test(views, leaderboards_list_live_users_at_their_counts_in_any_batching)
     reel_test_rmtree(d2);
 }
 
-/* More users than the cache holds rows, in one txn: the rows go to LMDB
- * mid-txn and the cache starts over, with the same views as small txns. */
+/* More users than the cache holds rows and more index keys than wait for a
+ * flush, in one txn: both go to LMDB mid-txn and start over, with the same
+ * views as small txns. */
 Test(views, more_rows_than_the_cache_holds_in_one_txn)
 {
     enum { USERS = REEL_VIEWS_ROWS_MAX * 3 / 4 };
-    static reel_event_t evs[2 * USERS];
+    static reel_event_t evs[4 * USERS];
+    _Static_assert(2 * 3 * (USERS - 1) > REEL_VIEWS_INDEX_OPS_MAX, "index ops overflow too");
     static char handles[USERS][12];
     size_t n = 0;
     for (uint64_t u = 1; u <= USERS; u++) {
@@ -1126,6 +1128,10 @@ Test(views, more_rows_than_the_cache_holds_in_one_txn)
     }
     for (uint64_t u = 2; u <= USERS; u++, n++) /* everyone follows a few */
         evs[n] = ev_ids(REEL_EV_FOLLOW_CREATED, n, u, 1 + u % 7, 0);
+    for (uint64_t u = 2; u <= USERS; u++, n++) /* and someone more, then unfollows */
+        evs[n] = ev_ids(REEL_EV_FOLLOW_CREATED, n, u, 100 + u % 13, 0);
+    for (uint64_t u = 2; u <= USERS; u++, n++)
+        evs[n] = ev_ids(REEL_EV_FOLLOW_REMOVED, n, u, 100 + u % 13, 0);
     char d1[256], d2[256];
     reel_test_tmpdir(d1, sizeof d1, "views");
     reel_test_tmpdir(d2, sizeof d2, "views2");
@@ -1220,6 +1226,45 @@ Test(views, session_scans_see_its_cached_rows)
     cr_assert_eq(rows[1].value, 1);
     cr_assert_eq(reel_views_session_commit(s), 0);
     cr_assert_eq(check_boards(v, 3), 2);
+    reel_views_close(v);
+    reel_test_rmtree(dir);
+}
+
+/* Index keys of one txn go to LMDB sorted, but the ops on one key keep
+ * their order: follow, unfollow, follow again ends followed; the reverse
+ * ends not followed; the lists agree with the counts. */
+Test(views, index_writes_of_one_txn_keep_their_order_per_key)
+{
+    char dir[256];
+    reel_test_tmpdir(dir, sizeof dir, "views");
+    reel_views_t *v = open_views(dir);
+    reel_event_t evs[] = {
+        ev_user(0, 1, "a", "A"), ev_user(0, 2, "b", "B"), ev_user(0, 3, "c", "C"),
+        ev_ids(REEL_EV_FOLLOW_CREATED, 0, 1, 2, 0), ev_ids(REEL_EV_FOLLOW_REMOVED, 0, 1, 2, 0),
+        ev_ids(REEL_EV_FOLLOW_CREATED, 0, 1, 2, 0), ev_ids(REEL_EV_FOLLOW_CREATED, 0, 3, 2, 0),
+        ev_ids(REEL_EV_FOLLOW_REMOVED, 0, 3, 2, 0), ev_ids(REEL_EV_FOLLOW_CREATED, 0, 2, 3, 0),
+    };
+    for (size_t i = 0; i < REEL_ARRAY_LEN(evs); i++) {
+        evs[i].offset = i;
+        evs[i].at = i >= 3 && i <= 5 ? 1003 : 1000 + i; /* 1 -> 2: put, del, put of one key */
+    }
+    cr_assert_eq(reel_views_apply(v, evs, REEL_ARRAY_LEN(evs)), 0);
+    reel_views_txn_t *t;
+    reel_follow_entry_t rows[8];
+    size_t n;
+    cr_assert_eq(reel_views_read_begin(v, &t), 0);
+    cr_assert_eq(reel_views_followers(t, 2, 0, 0, 8, rows, &n), 0);
+    cr_assert_eq(n, 1, "user 2: only 1 follows (3 unfollowed)");
+    cr_assert_eq(rows[0].user, 1);
+    cr_assert_eq(rows[0].since, 1003);
+    cr_assert_eq(reel_views_following(t, 3, 0, 0, 8, rows, &n), 0);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(reel_views_following(t, 2, 0, 0, 8, rows, &n), 0);
+    cr_assert_eq(n, 1);
+    reel_views_read_end(t);
+    reel_user_view_t u;
+    cr_assert_eq(get_user(v, 2, &u), 0);
+    cr_assert_eq(u.followers, 1);
     reel_views_close(v);
     reel_test_rmtree(dir);
 }
