@@ -107,6 +107,11 @@ int reel_log_close(reel_log_t *log);
  * REEL_ECLOSED, the sticky error, or the refusal the log holds (6.); then
  * the callback never runs. */
 int reel_log_submit(reel_log_t *log, reel_log_append_req_t *req);
+/* Queues n requests at once, in order, so that the writer takes them
+ * together (one durable write when they fit one batch and the segment).
+ * Returns as reel_log_submit, for all of them: 0 (every callback will run)
+ * or an error with none queued. */
+int reel_log_submit_many(reel_log_t *log, reel_log_append_req_t *const *reqs, size_t n);
 
 /* Ends a hold (6.): appends are taken again (and fail again, with a new
  * hold, while the file system still refuses them). The producer calls it

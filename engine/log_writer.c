@@ -83,13 +83,26 @@ static int check_req(const reel_log_t *log, const reel_log_append_req_t *req)
 
 int reel_log_submit(reel_log_t *log, reel_log_append_req_t *req)
 {
+    return reel_log_submit_many(log, &req, 1);
+}
+
+int reel_log_submit_many(reel_log_t *log, reel_log_append_req_t *const *reqs, size_t n)
+{
+    uint64_t records = 0, bytes = 0;
     if (log->opts.read_only)
         return REEL_ERDONLY;
-    int rc = check_req(log, req);
-    if (rc < 0)
-        return rc;
-    req->bytes = req_bytes(req);
-    req->next = NULL;
+    if (reqs == NULL || n == 0)
+        return REEL_EUSAGE;
+    for (size_t i = 0; i < n; i++) {
+        int rc = reqs[i] == NULL ? REEL_EUSAGE : check_req(log, reqs[i]);
+        if (rc < 0)
+            return rc;
+        reqs[i]->bytes = req_bytes(reqs[i]);
+        reqs[i]->next = i + 1 < n ? reqs[i + 1] : NULL;
+        records += reqs[i]->count;
+        bytes += reqs[i]->bytes;
+    }
+    int rc = 0;
     pthread_mutex_lock(&log->mu);
     if (log->closing)
         rc = REEL_ECLOSED;
@@ -97,17 +110,17 @@ int reel_log_submit(reel_log_t *log, reel_log_append_req_t *req)
         rc = log->sticky;
     else if (log->held)
         rc = log->held;
-    else if (log->q_records + req->count > REEL_QUEUE_RECORDS_MAX ||
-             log->q_bytes + req->bytes > REEL_QUEUE_BYTES_MAX)
+    else if (log->q_records + records > REEL_QUEUE_RECORDS_MAX ||
+             log->q_bytes + bytes > REEL_QUEUE_BYTES_MAX)
         rc = REEL_EFULL;
     if (rc == 0) {
         if (log->q_tail)
-            log->q_tail->next = req;
+            log->q_tail->next = reqs[0];
         else
-            log->q_head = req;
-        log->q_tail = req;
-        log->q_records += req->count;
-        log->q_bytes += req->bytes;
+            log->q_head = reqs[0];
+        log->q_tail = reqs[n - 1];
+        log->q_records += records;
+        log->q_bytes += bytes;
         /* Wake the writer only when what it waits for is there: with 256
          * appends in flight a wake per submit cost more than the encoding. */
         if (log->writer_wants != 0 && log->q_records >= log->writer_wants) {

@@ -231,6 +231,13 @@ int reel_engine_close(reel_engine_t *e);
 /* Queues a command: 0 (the callback will run once) or REEL_EFULL,
  * REEL_ECLOSED, REEL_EUSAGE (then it never runs). */
 int reel_engine_submit(reel_engine_t *e, reel_cmd_req_t *req);
+/* Queues n commands at once, in order (POST /v1/batch): the writer sees
+ * them together, so they share one batch, one group commit and one views
+ * commit when they fit one (REEL_ENGINE_BATCH_MAX commands; a longer group
+ * spans as few batches as it must). 0 (every callback will run once), or
+ * REEL_EFULL (the queue cannot take all n), REEL_ECLOSED, REEL_EUSAGE (a
+ * bad request): then none is queued and no callback runs. */
+int reel_engine_submit_many(reel_engine_t *e, reel_cmd_req_t *const *reqs, size_t n);
 /* Runs one command and waits for its answer in *res. Returns 0 (see
  * res->status), or the submit errors. */
 int reel_engine_run(reel_engine_t *e, const reel_cmd_t *cmd, reel_cmd_result_t *res);

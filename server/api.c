@@ -197,23 +197,19 @@ static int idem_key(const reel_http_req_t *req, reel_api_err_t *err)
     return 0;
 }
 
-static void submit_cmd(reel_api_t *a, api_cmd_t *c)
+static void cmd_prepare(api_cmd_t *c)
 {
     memset(&c->req.res, 0, sizeof(c->req.res));
     c->req.cmd = c->parsed.cmd;
     c->req.cb = engine_cb;
     c->req.data = c;
     c->req.next = NULL;
-    uint32_t max = a->cfg.max_inflight_writes ? a->cfg.max_inflight_writes
-                                              : SRV_WRITES_INFLIGHT_MAX;
-    bool over = a->inflight >= max;
-    int rc = over ? REEL_EFULL : reel_engine_submit(a->engine, &c->req);
-    if (rc == 0) {
-        a->inflight++;
-        return;
-    }
-    /* Refused at once (overload, queue full, closed): answered as if the
-     * engine had, with nothing appended. */
+}
+
+/* Answers c as if the engine had refused it (overload, queue full,
+ * closed), with nothing appended. */
+static void cmd_refuse(reel_api_t *a, api_cmd_t *c, bool over, int rc)
+{
     a->m.cmds_failed_submit++;
     c->req.res.status = 503;
     c->req.res.error = "unavailable";
@@ -229,6 +225,31 @@ static void submit_cmd(reel_api_t *a, api_cmd_t *c)
         reel_problem(REEL_PROBLEM_OVERLOAD, "%s", c->req.res.message);
     a->inflight++;
     engine_cb(&c->req);
+}
+
+/* Submits n commands together (one /v1/batch: they share a group commit);
+ * those past the writes in flight allowed are refused, in order. */
+static void submit_cmds(reel_api_t *a, api_cmd_t **cs, size_t n, reel_cmd_req_t **reqs)
+{
+    uint32_t max = a->cfg.max_inflight_writes ? a->cfg.max_inflight_writes
+                                              : SRV_WRITES_INFLIGHT_MAX;
+    size_t room = a->inflight < max ? max - a->inflight : 0;
+    size_t take = n < room ? n : room;
+    for (size_t i = 0; i < n; i++) {
+        cmd_prepare(cs[i]);
+        reqs[i] = &cs[i]->req;
+    }
+    int rc = take > 0 ? reel_engine_submit_many(a->engine, reqs, take) : REEL_EFULL;
+    if (rc == 0)
+        a->inflight += take;
+    for (size_t i = rc == 0 ? take : 0; i < n; i++)
+        cmd_refuse(a, cs[i], i >= take, rc);
+}
+
+static void submit_cmd(reel_api_t *a, api_cmd_t *c)
+{
+    reel_cmd_req_t *req;
+    submit_cmds(a, &c, 1, &req);
 }
 
 /* One write request: parse, check, submit. */
@@ -560,6 +581,9 @@ static void serve_batch(reel_api_t *a, reel_http_req_t *req, char scope)
     bt->http = req;
     bt->nlines = n;
     bt->pending = 1; /* held until every line is submitted */
+    api_cmd_t **cs = malloc((n + 1) * sizeof(*cs));
+    reel_cmd_req_t **reqs = malloc((n + 1) * sizeof(*reqs));
+    size_t nc = 0;
     uint32_t i = 0;
     for (size_t off = 0; off < req->body_len && i < n;) {
         const char *nl = memchr(req->body + off, '\n', req->body_len - off);
@@ -577,8 +601,15 @@ static void serve_batch(reel_api_t *a, reel_http_req_t *req, char scope)
         c->batch = bt;
         c->line = i++;
         bt->pending++;
-        submit_cmd(a, c);
+        if (cs != NULL && reqs != NULL)
+            cs[nc++] = c;
+        else
+            submit_cmd(a, c); /* no memory for the group: one at a time */
     }
+    if (nc > 0) /* the lines together: one group commit when they fit a batch */
+        submit_cmds(a, cs, nc, reqs);
+    free(cs);
+    free(reqs);
     if (--bt->pending == 0)
         batch_finish(a, bt);
 }
