@@ -157,6 +157,10 @@ void reel_log_iter_close(reel_log_iter_t *it);
  * them up into cumulative `le` buckets. */
 #define REEL_LOG_SYNC_BUCKETS_US {100, 250, 500, 1000, 2500, 5000, 10000, 25000, 100000}
 #define REEL_LOG_SYNC_BUCKETS 10u
+/* Bounds of the records-per-batch histogram (group-commit sizes), and the
+ * rest above the last. */
+#define REEL_LOG_BATCH_BUCKETS_RECORDS {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096}
+#define REEL_LOG_BATCH_BUCKETS 13u
 
 typedef struct reel_log_stats {
     uint64_t batches;
@@ -164,6 +168,7 @@ typedef struct reel_log_stats {
     uint64_t bytes_written;
     uint64_t fsync_ns_total;
     uint64_t sync_hist[REEL_LOG_SYNC_BUCKETS]; /* batches by durable-write latency */
+    uint64_t batch_hist[REEL_LOG_BATCH_BUCKETS]; /* batches by records */
     uint64_t segments;
     const char *io_name;
 } reel_log_stats_t;

@@ -262,6 +262,18 @@ static uint32_t sync_bucket(uint64_t ns)
     return b;
 }
 
+/* The histogram bucket (reel_log_stats_t.batch_hist) of a batch's records. */
+static uint32_t batch_bucket(uint64_t records)
+{
+    static const uint64_t bounds[] = REEL_LOG_BATCH_BUCKETS_RECORDS;
+    _Static_assert(sizeof(bounds) / sizeof(bounds[0]) + 1 == REEL_LOG_BATCH_BUCKETS,
+                   "one bucket per bound, and the rest");
+    uint32_t b = 0;
+    while (b < REEL_LOG_BATCH_BUCKETS - 1 && records > bounds[b])
+        b++;
+    return b;
+}
+
 static void publish(reel_log_t *log, uint32_t nindex, uint64_t bytes, uint64_t records,
                     uint64_t sync_ns)
 {
@@ -279,6 +291,7 @@ static void publish(reel_log_t *log, uint32_t nindex, uint64_t bytes, uint64_t r
     log->stats.bytes_written += bytes;
     log->stats.fsync_ns_total += sync_ns;
     log->stats.sync_hist[sync_bucket(sync_ns)]++;
+    log->stats.batch_hist[batch_bucket(records)]++;
     log->batch_bytes_avg = (log->batch_bytes_avg * 7 + bytes) / 8;
     pthread_cond_broadcast(&log->cv_done);
     pthread_mutex_unlock(&log->mu);

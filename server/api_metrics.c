@@ -120,6 +120,22 @@ static void engine_metrics(const reel_api_t *a, reel_jbuf_t *b)
     }
     reel_jbuf_addf(b, "reeld_log_fsync_seconds_sum %.6f\nreeld_log_fsync_seconds_count %llu\n",
                    (double)st.fsync_ns_total / 1e9, (unsigned long long)st.batches);
+    static const uint64_t bounds_rec[] = REEL_LOG_BATCH_BUCKETS_RECORDS;
+    uint64_t rec_cum = 0;
+    reel_jbuf_addf(b, "# HELP reeld_log_group_commit_records Records (events) per group commit.\n"
+                      "# TYPE reeld_log_group_commit_records histogram\n");
+    for (uint32_t i = 0; i < REEL_LOG_BATCH_BUCKETS; i++) {
+        rec_cum += st.batch_hist[i];
+        if (i + 1 < REEL_LOG_BATCH_BUCKETS)
+            reel_jbuf_addf(b, "reeld_log_group_commit_records_bucket{le=\"%llu\"} %llu\n",
+                           (unsigned long long)bounds_rec[i], (unsigned long long)rec_cum);
+        else
+            reel_jbuf_addf(b, "reeld_log_group_commit_records_bucket{le=\"+Inf\"} %llu\n",
+                           (unsigned long long)rec_cum);
+    }
+    reel_jbuf_addf(b, "reeld_log_group_commit_records_sum %llu\n"
+                      "reeld_log_group_commit_records_count %llu\n",
+                   (unsigned long long)st.records, (unsigned long long)st.batches);
     reel_jbuf_addf(b, "# HELP reeld_log_group_commit_records_avg Records per group commit.\n"
                       "# TYPE reeld_log_group_commit_records_avg gauge\n"
                       "reeld_log_group_commit_records_avg %.3f\n",

@@ -1363,7 +1363,8 @@ Test(server, metrics_name_every_documented_series)
     static const char *const names[] = {
         "reeld_requests_total{", "reeld_request_seconds_bucket{", "reeld_log_end_offset ",
         "reeld_views_lag_events ", "reeld_log_group_commits_total ",
-        "reeld_log_group_commit_records_avg ", "reeld_log_fsync_seconds_total ",
+        "reeld_log_group_commit_records_avg ", "reeld_log_group_commit_records_bucket{",
+        "reeld_log_fsync_seconds_total ",
         "reeld_connections_open ", "reeld_connections_refused_total ",
         "reeld_client_timeouts_total ", "reeld_bad_requests_total ", "reeld_commands_inflight ",
         "reeld_commands_refused_total ", "reeld_claims_parked ", "reeld_streams_open ",
@@ -1496,6 +1497,12 @@ Test(server, batch_lines_share_group_commits)
     cr_expect_eq(created, 200);
     long long commits = metric("reeld_log_group_commits_total") - before;
     cr_expect_eq(commits, 1, "200 lines took %lld group commits", commits);
+    /* the group-commit size histogram: the user before alone, then 200 */
+    cr_expect_eq(metric("reeld_log_group_commit_records_bucket{le=\"1\"}"), 1);
+    cr_expect_eq(metric("reeld_log_group_commit_records_bucket{le=\"128\"}"), 1);
+    cr_expect_eq(metric("reeld_log_group_commit_records_bucket{le=\"256\"}"), 2);
+    cr_expect_eq(metric("reeld_log_group_commit_records_count"), 2);
+    cr_expect_eq(metric("reeld_log_group_commit_records_sum"), 201);
     cr_expect_eq(metric("reeld_engine_batches_total") - batches, 1, "one batch of the writer");
 }
 
