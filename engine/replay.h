@@ -18,14 +18,18 @@
 #include "engine/log.h"
 #include "engine/views.h"
 
-/* A batch: 32768 events (~21 MiB of reel_event_t) or 8 MiB of payloads,
- * whichever comes first. Each LMDB commit rewrites every page the batch
- * dirtied, and the hot pages (counts, popular posts) are dirtied by every
- * batch, so bigger batches write less: rebuild ran 217k events/s with 4096
- * and 379k with 32768 (reel bench views --quick). One transaction of this
- * size stays far from MDB_TXN_FULL (~512 MiB of dirty pages). */
-#define REEL_REPLAY_BATCH_EVENTS 32768u
-#define REEL_REPLAY_BATCH_BYTES (8u << 20)
+/* A batch: 131072 events (~84 MiB of reel_event_t, touched only as far as
+ * a batch fills) or 32 MiB of payloads, whichever comes first. Each LMDB
+ * commit rewrites every page the batch dirtied, and on a large world a
+ * batch of random follows and likes dirties most of the index pages, so
+ * bigger batches write less: rebuild ran 217k events/s with 4096 and 379k
+ * with 32768 (reel bench views --quick); on the 2M-event world (reel bench
+ * views --rounds 1 --filter rebuild, 2 runs each) 32768 wrote 9.4 GB at
+ * 107-113k events/s, 65536 3.9 GB at 134-152k, 131072 1.9 GB at 140-176k
+ * (peak RSS 487, 558, 621 MB). LMDB spills dirty pages past its dirty list
+ * (~512 MiB), so no size meets MDB_TXN_FULL. */
+#define REEL_REPLAY_BATCH_EVENTS 131072u
+#define REEL_REPLAY_BATCH_BYTES (32u << 20)
 
 /* Called after each applied batch with the views' new applied offset. */
 typedef void (*reel_replay_progress_cb)(void *ctx, uint64_t applied, uint64_t to);
