@@ -71,6 +71,24 @@ static void gauge(reel_jbuf_t *b, const char *name, const char *help, const char
                    (unsigned long long)v);
 }
 
+/* A Prometheus histogram's HELP, TYPE and cumulative buckets from n
+ * counts (the last above every bound): bound i is labelled bounds[i] /
+ * scale. The caller adds _sum and _count. */
+static void histogram(reel_jbuf_t *b, const char *name, const char *help, const uint64_t *bounds,
+                      double scale, const uint64_t *counts, uint32_t n)
+{
+    uint64_t cum = 0;
+    reel_jbuf_addf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    for (uint32_t i = 0; i < n; i++) {
+        cum += counts[i];
+        if (i + 1 < n)
+            reel_jbuf_addf(b, "%s_bucket{le=\"%g\"} %llu\n", name, (double)bounds[i] / scale,
+                           (unsigned long long)cum);
+        else
+            reel_jbuf_addf(b, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
+    }
+}
+
 static void engine_metrics(const reel_api_t *a, reel_jbuf_t *b)
 {
     reel_log_t *log = reel_engine_log(a->engine);
@@ -106,33 +124,13 @@ static void engine_metrics(const reel_api_t *a, reel_jbuf_t *b)
                    (double)es.judge_ns / 1e9, (double)es.durable_wait_ns / 1e9,
                    (double)es.views_commit_ns / 1e9);
     static const uint64_t bounds_us[] = REEL_LOG_SYNC_BUCKETS_US;
-    uint64_t cum = 0;
-    reel_jbuf_addf(b, "# HELP reeld_log_fsync_seconds Latency of each group commit's durable "
-                      "write.\n# TYPE reeld_log_fsync_seconds histogram\n");
-    for (uint32_t i = 0; i < REEL_LOG_SYNC_BUCKETS; i++) {
-        cum += st.sync_hist[i];
-        if (i + 1 < REEL_LOG_SYNC_BUCKETS)
-            reel_jbuf_addf(b, "reeld_log_fsync_seconds_bucket{le=\"%g\"} %llu\n",
-                           (double)bounds_us[i] / 1e6, (unsigned long long)cum);
-        else
-            reel_jbuf_addf(b, "reeld_log_fsync_seconds_bucket{le=\"+Inf\"} %llu\n",
-                           (unsigned long long)cum);
-    }
+    static const uint64_t bounds_rec[] = REEL_LOG_BATCH_BUCKETS_RECORDS;
+    histogram(b, "reeld_log_fsync_seconds", "Latency of each group commit's durable write.",
+              bounds_us, 1e6, st.sync_hist, REEL_LOG_SYNC_BUCKETS);
     reel_jbuf_addf(b, "reeld_log_fsync_seconds_sum %.6f\nreeld_log_fsync_seconds_count %llu\n",
                    (double)st.fsync_ns_total / 1e9, (unsigned long long)st.batches);
-    static const uint64_t bounds_rec[] = REEL_LOG_BATCH_BUCKETS_RECORDS;
-    uint64_t rec_cum = 0;
-    reel_jbuf_addf(b, "# HELP reeld_log_group_commit_records Records (events) per group commit.\n"
-                      "# TYPE reeld_log_group_commit_records histogram\n");
-    for (uint32_t i = 0; i < REEL_LOG_BATCH_BUCKETS; i++) {
-        rec_cum += st.batch_hist[i];
-        if (i + 1 < REEL_LOG_BATCH_BUCKETS)
-            reel_jbuf_addf(b, "reeld_log_group_commit_records_bucket{le=\"%llu\"} %llu\n",
-                           (unsigned long long)bounds_rec[i], (unsigned long long)rec_cum);
-        else
-            reel_jbuf_addf(b, "reeld_log_group_commit_records_bucket{le=\"+Inf\"} %llu\n",
-                           (unsigned long long)rec_cum);
-    }
+    histogram(b, "reeld_log_group_commit_records", "Records (events) per group commit.",
+              bounds_rec, 1, st.batch_hist, REEL_LOG_BATCH_BUCKETS);
     reel_jbuf_addf(b, "reeld_log_group_commit_records_sum %llu\n"
                       "reeld_log_group_commit_records_count %llu\n",
                    (unsigned long long)st.records, (unsigned long long)st.batches);
