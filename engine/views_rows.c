@@ -23,6 +23,11 @@
  * until commit, and commit flushes first. Cursors (scans, last ids, the
  * leaderboard) see LMDB only, so views.c flushes before a cursor on a
  * cached DBI or the leaderboard (reel__vcursor_open).
+ *
+ * Index keys. The index DBIs that apply only writes to (empty values) and
+ * only scans read (buffered_dbi) get their puts and deletes queued too
+ * (REEL_VIEWS_INDEX_OPS_MAX), and applied at flush in key order, the ops
+ * on one key in the order they came: a scan of one of them flushes first.
  */
 #include "engine/views_int.h"
 
