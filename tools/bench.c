@@ -70,10 +70,14 @@ static void usage(FILE *f)
         fprintf(f, "  %-8s %s\n", benches[i].name, benches[i].help);
 }
 
+/* Parses argv into out; on a bad argument names it on stderr. */
 static int parse_args(int argc, char **argv, bench_args_t *out)
 {
     *out = (bench_args_t){.dir = "/tmp"};
-    for (int i = 1; i < argc; i++) {
+    int i = 1;
+    int rc = 0;
+    const char *opt = NULL; /* the option whose value is bad */
+    for (; i < argc && rc == 0; i++) {
         const char *a = argv[i];
         bool has_value = i + 1 < argc;
         if (strcmp(a, "--quick") == 0) {
@@ -88,20 +92,26 @@ static int parse_args(int argc, char **argv, bench_args_t *out)
             char *end;
             out->minutes = strtod(argv[++i], &end);
             if (*end != '\0' || !(out->minutes > 0.0) || out->minutes > 10080.0)
-                return REEL_EUSAGE;
+                rc = REEL_EUSAGE, opt = a;
         } else if (strcmp(a, "--rounds") == 0 && has_value) {
             char *end;
             unsigned long n = strtoul(argv[++i], &end, 10);
             if (*end != '\0' || n == 0 || n > ROUNDS_MAX)
-                return REEL_EUSAGE;
+                rc = REEL_EUSAGE, opt = a;
             out->rounds = (uint32_t)n;
         } else if (a[0] != '-' && out->name == NULL) {
             out->name = a;
         } else {
-            return REEL_EUSAGE;
+            rc = REEL_EUSAGE;
         }
     }
-    return out->name == NULL ? REEL_EUSAGE : 0;
+    if (rc != 0 && opt != NULL)
+        fprintf(stderr, "reel bench: bad value '%s' for %s\n", argv[i - 1], opt);
+    else if (rc != 0)
+        fprintf(stderr, "reel bench: unknown or incomplete argument '%s'\n", argv[i - 1]);
+    else if (out->name == NULL)
+        fprintf(stderr, "reel bench: which benchmark? (a NAME, or all)\n");
+    return rc != 0 || out->name == NULL ? REEL_EUSAGE : 0;
 }
 
 /* Whether the CLI name matches a registry name: '-' in the CLI stands for

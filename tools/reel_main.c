@@ -19,7 +19,7 @@ static int cmd_io_probe(int argc, char **argv)
         return 0;
     }
     if (argc > 1) {
-        fprintf(stderr, "reel io-probe: takes no arguments (see --help)\n");
+        fprintf(stderr, "reel io-probe: takes no arguments, got '%s' (see --help)\n", argv[1]);
         return 2;
     }
     int rc = reel_io_uring_create(&io);

@@ -551,6 +551,8 @@ Test(cli, every_subcommand_has_help_and_refuses_unknown_arguments)
         r = run_reel(cmds[i], "--no-such-flag", NULL);
         cr_assert_eq(r.status, 2, "%s --no-such-flag", cmds[i]);
         cr_assert(strstr(r.err, cmds[i]) != NULL, "%s: %s", cmds[i], r.err);
+        cr_assert(strstr(r.err, "--no-such-flag") != NULL, "%s names the flag: %s", cmds[i],
+                  r.err);
         cr_assert_eq(r.out[0], '\0', "%s printed on stdout: %s", cmds[i], r.out);
         run_free(&r);
     }
