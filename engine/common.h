@@ -78,6 +78,22 @@ static inline void reel_store_u16(uint8_t *p, uint16_t v)
     p[1] = (uint8_t)(v >> 8);
 }
 
+/* Decimal digits of a u64 at most (UINT64_MAX has 20). */
+#define REEL_U64_DIGITS_MAX 20u
+
+/* Writes v's decimal digits, without printf (it runs for every integer of
+ * /v1/log, exports and answer heads), at the end of buf: they are
+ * buf[i .. REEL_U64_DIGITS_MAX) for the i returned. No NUL. */
+static inline size_t reel_u64_digits(char buf[REEL_U64_DIGITS_MAX], uint64_t v)
+{
+    size_t n = REEL_U64_DIGITS_MAX;
+    do {
+        buf[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return n;
+}
+
 static inline void reel_store_u32(uint8_t *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++)

@@ -508,17 +508,13 @@ static void j_raw(jbuf_t *j, const char *s, size_t n)
     j->p[j->len] = '\0';
 }
 
-/* Decimal digits of v, without printf: this runs for every integer of
- * every event that /v1/log, reel dump and exports write. */
+/* Decimal digits of v (every integer of every event that /v1/log, reel
+ * dump and exports write). */
 static void j_fmt_u64(jbuf_t *j, uint64_t v)
 {
-    char b[20];
-    size_t n = sizeof(b);
-    do {
-        b[--n] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    j_raw(j, b + n, sizeof(b) - n);
+    char b[REEL_U64_DIGITS_MAX];
+    size_t i = reel_u64_digits(b, v);
+    j_raw(j, b + i, sizeof(b) - i);
 }
 
 static void j_str(jbuf_t *j, const char *s, size_t n)

@@ -869,18 +869,14 @@ static void conn_resume(reel_http_conn_t *c)
 
 /* ---- answering ---- */
 
-/* Decimal digits of v into p (at least 20 bytes): their count. */
+/* Decimal digits of v into p (at least REEL_U64_DIGITS_MAX bytes): their
+ * count. */
 static size_t put_u64(char *p, uint64_t v)
 {
-    char tmp[20];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    for (size_t i = 0; i < n; i++)
-        p[i] = tmp[n - 1 - i];
-    return n;
+    char tmp[REEL_U64_DIGITS_MAX];
+    size_t i = reel_u64_digits(tmp, v);
+    memcpy(p, tmp + i, sizeof(tmp) - i);
+    return sizeof(tmp) - i;
 }
 
 #define PUT(p, s, n) (memcpy((p), (s), (n)), (p) += (n))

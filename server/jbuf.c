@@ -166,13 +166,9 @@ void reel_jbuf_str(reel_jbuf_t *b, const char *s, size_t n)
 
 void reel_jbuf_u64(reel_jbuf_t *b, uint64_t v)
 {
-    char tmp[20];
-    size_t n = sizeof(tmp);
-    do {
-        tmp[--n] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    reel_jbuf_add(b, tmp + n, sizeof(tmp) - n);
+    char tmp[REEL_U64_DIGITS_MAX];
+    size_t i = reel_u64_digits(tmp, v);
+    reel_jbuf_add(b, tmp + i, sizeof(tmp) - i);
 }
 
 void reel_jbuf_id_or_null(reel_jbuf_t *b, uint64_t v)
